@@ -1,0 +1,182 @@
+"""Complaints (RULES.md §5, SV-5, SV-6, SF-6a/b) and operator actions (SV-2, SV-3, SV-8, CL-4).
+
+Functions over the Correlator's state; they share its pure contract: `now` is the arrival of
+the complaint or action, which is also its event time (RULES.md T-1).
+"""
+
+from __future__ import annotations
+
+from correlator import records
+from correlator.engine import Correlator, Out
+from correlator.faults import Fault
+from shared.facts import ACK, CONFIRMED, ESCALATE, Notice
+from shared.model import Action, Complaint, Rejected, Select
+
+
+def on_complaint(c: Correlator, complaint: Complaint, now: float) -> list[Out] | Rejected:
+    cust = c.inventory.customers.get(complaint.customer_id)
+    if cust is None:
+        return Rejected(f"complaint {complaint.complaint_id}: customer {complaint.customer_id} "
+                        "is not in the inventory")
+    rb = c.rulebook
+    all_users = complaint.scope == "all_users"
+    sf6a = cust.important and all_users                      # CP-3, SF-6a
+    counts_6b = not cust.important and all_users              # CP-3, SF-6b
+    outs: list[Out] = []
+    key6b = (complaint.city, complaint.service_type)
+    target = _joinable_fault(c, complaint)
+    if target is not None:                                    # SV-5
+        target.customer_reported = True
+        target.complaints.append(complaint.complaint_id)
+        if sf6a and target.severity == "general" and not target.tm1_running:
+            target.sf_rule = "SF-6a"
+            c.start_tm1(target, now + rb.complaint_threshold_s)
+    elif not cust.important and key6b in c.sf6b_open:         # SV-6: joins the open SF-6b fault
+        target = c.sf6b_open[key6b]
+        target.complaints.append(complaint.complaint_id)
+        counts_6b = False
+    else:                                                      # CP-1
+        target = _open_complaint_fault(c, complaint, cust, now, outs)
+        if sf6a:
+            target.sf_rule = "SF-6a"
+            c.start_tm1(target, now + rb.complaint_threshold_s)
+    if counts_6b:
+        _count_towards_sf6b(c, complaint, target, now, outs)
+    return outs
+
+
+def _joinable_fault(c: Correlator, complaint: Complaint) -> Fault | None:
+    """SV-5: the earliest open fault of this customer's service in the complaint's city."""
+    city, st = complaint.city, complaint.service_type
+    found: list[Fault] = []
+    for circuit in c.inventory.circuits_of(complaint.customer_id):
+        if circuit.service_type != st or city not in (circuit.a_city, circuit.z_city):
+            continue
+        cs = c.circuits[circuit.circuit_id]
+        found.extend(f for f in (cs.outage_fault, cs.deg_fault, cs.flap_fault) if f is not None)
+    found.extend(c.complaint_faults.get((complaint.customer_id, st, city), ()))
+    if not found:
+        return None
+    return min(found, key=lambda f: (f.opened_at, f.seq))
+
+
+def _open_complaint_fault(c: Correlator, complaint: Complaint, cust, now: float,
+                          outs: list[Out]) -> Fault:
+    rb = c.rulebook
+    matches = [ci for ci in c.inventory.circuits_of(cust.customer_id)
+               if ci.service_type == complaint.service_type
+               and complaint.city in (ci.a_city, ci.z_city)]
+    circuit = matches[0] if len(matches) == 1 else None       # CP-1: only when exactly one
+    f = c.new_fault("complaint", circuit=circuit, customer=cust, city=complaint.city,
+                    service_type=complaint.service_type, important=cust.important,
+                    cause_side="unknown", root=None, probable_cause=None, opened_at=now)
+    f.complaints.append(complaint.complaint_id)
+    f.green = (complaint.channel in rb.green_channels
+               or (complaint.channel == "direct" and cust.grade in rb.green_direct_grades))
+    f.found_by_city = f.green                                  # ES-1: a complaint the city took
+    c.complaint_faults.setdefault((cust.customer_id, complaint.service_type, complaint.city), []).append(f)
+    if circuit is not None:
+        c.circuits[circuit.circuit_id].complaint_faults.append(f)
+    c.opened(f, now, outs)
+    return f
+
+
+def _count_towards_sf6b(c: Correlator, complaint: Complaint, fault: Fault, now: float,
+                        outs: list[Out]) -> None:
+    """SF-6b/SV-6: three distinct ordinary customers within 30 minutes open a city fault."""
+    rb = c.rulebook
+    key = (complaint.city, complaint.service_type)
+    window = c.sf6b_window.setdefault(key, [])
+    window.append((now, complaint.customer_id, fault))
+    while window and window[0][0] < now - rb.sf6b_window_s:
+        window.pop(0)
+    if key in c.sf6b_open or len({cid for _t, cid, _f in window}) < rb.sf6b_customers:
+        return
+    f = c.new_fault("complaint", circuit=None, customer=None, city=complaint.city,
+                    service_type=complaint.service_type, important=False, cause_side="unknown",
+                    root=None, probable_cause=None, opened_at=now)
+    for _t, _cid, child in window:
+        if child not in f.listed:
+            f.listed.append(child)
+            child.listed_in.append(f)
+    f.complaints.extend(child_id for child in f.listed for child_id in child.complaints)
+    f.sf_rule = "SF-6b"
+    c.sf6b_open[key] = f
+    window.clear()
+    c.opened(f, now, outs)
+    c.start_tm1(f, now + rb.sf6b_threshold_s)
+
+
+# ---------------------------------------------------------------------- operator actions
+
+def select_fault(c: Correlator, sel: Select) -> Fault | Rejected:
+    """CONTRACT §3 `select`: exactly one open fault, or a reason (CL-4)."""
+    if sel.fault_id is not None:
+        f = c.open_faults.get(sel.fault_id)
+        if f is not None:
+            return f
+        known = "has ended" if sel.fault_id in c.faults else "is unknown"
+        return Rejected(f"select {sel.describe()}: fault {sel.fault_id} {known}")
+    if sel.circuit_id is not None:
+        found = [f for f in c.open_faults.values() if f.circuit and f.circuit.circuit_id == sel.circuit_id]
+    elif sel.customer_id is not None:
+        found = [f for f in c.open_faults.values()
+                 if f.customer and f.customer.customer_id == sel.customer_id
+                 and (sel.service_type is None or f.service_type == sel.service_type)
+                 and (sel.city is None or f.city == sel.city
+                      or (f.circuit is not None and sel.city in (f.circuit.a_city, f.circuit.z_city)))]
+    else:
+        f = c.sf6b_open.get((sel.city, sel.service_type))
+        found = [f] if f is not None else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return Rejected(f"select {sel.describe()} matches no open fault")
+    ids = ", ".join(f.fault_id for f in found)
+    return Rejected(f"select {sel.describe()} matches {len(found)} open faults ({ids}); "
+                    "name one by fault_id")
+
+
+def on_action(c: Correlator, action: Action, now: float) -> list[Out] | Rejected:
+    f = select_fault(c, action.select)
+    if isinstance(f, Rejected):
+        return f
+    if action.kind == "confirm":
+        return _confirm(c, f, action.impact, now)
+    if action.kind == "attribution":
+        if f.attribution == action.attribution:
+            return []
+        f.attribution = action.attribution                    # SV-4, SV-8: routing unchanged
+        return [(records.fault_attributed(f, now), None)]
+    if action.kind == "resolve":
+        return _resolve(c, f, now)
+    if action.kind == "ack":
+        return [(None, Notice(ACK, f.facts(), action.queue))]
+    if action.kind == "escalate":
+        return [(None, Notice(ESCALATE, f.facts(), action.reason))]
+    return Rejected(f"unknown action {action.kind}")
+
+
+def _confirm(c: Correlator, f: Fault, impact: str | None, now: float) -> list[Out]:
+    outs: list[Out] = []
+    cust = f.customer
+    if impact == "full_block":
+        eligible = cust is not None and (cust.level == "provincial" or cust.grade == "diamond")
+        if eligible and f.severity == "general" and f.sf_rule is not None and not f.sf_long:
+            c.make_serious(f, f.sf_rule, "confirmed", now, outs)          # SV-2
+    elif f.severity == "general" and f.tm1_running:
+        c.cancel_tm1(f)                                                   # SV-3
+    outs.append((None, Notice(CONFIRMED, f.facts())))                     # TM-10: contact made
+    return outs
+
+
+def _resolve(c: Correlator, f: Fault, now: float) -> list[Out] | Rejected:
+    cs = f.circuit_state
+    if f.kind == "outage" or (cs is not None and (cs.interrupted or (not f.is_flapping and cs.deg_count))):
+        circuit = f.circuit.circuit_id if f.circuit else "?"
+        how = "interrupted" if cs is not None and cs.interrupted else "degraded"
+        return Rejected(f"resolve {f.fault_id}: circuit {circuit} is still {how}; "
+                        "the fault ends when its alarms clear")
+    outs: list[Out] = []
+    c.end_fault(f, now, now, outs)
+    return outs

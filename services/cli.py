@@ -1,0 +1,107 @@
+"""The `faultline` command: one composition root per subcommand, built when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from shared.clock import TimeFormatError, parse_time
+
+ENVIRONMENT = """\
+environment (each also a flag):
+  FAULTLINE_INVENTORY        path of the inventory JSON (CONTRACT §1)
+  FAULTLINE_RULEBOOK         rulebook YAML; unset: the built-in Guangdong V2.2
+  FAULTLINE_DATABASE_URL     SQLAlchemy URL; unset: a local SQLite file
+  FAULTLINE_KAFKA_BOOTSTRAP  Kafka bootstrap servers; unset: the in-process bus
+  FAULTLINE_HTTP_PORT        HTTP port of `run` (default 8080)
+  FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT
+                             raw listeners (off when unset)
+"""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faultline",
+        description="Alarm correlation and fault dispatch for group-customer private lines.",
+        epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rp = sub.add_parser("replay", help="run the rulebook on recorded events (CONTRACT §3)",
+                        epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.add_argument("--inventory", default=_env("FAULTLINE_INVENTORY"), help="inventory JSON file")
+    rp.add_argument("--events", required=True, help="events JSONL file ('-' for stdin)")
+    rp.add_argument("--until", help="advance the clock to this ISO-8601 time at the end")
+    rp.add_argument("--rulebook", default=_env("FAULTLINE_RULEBOOK"), help="rulebook YAML file")
+    rp.add_argument("--summary", action="store_true", help="print a digest to stderr at the end")
+
+    run = sub.add_parser("run", help="the live service on the embedded default",
+                         epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--inventory", default=_env("FAULTLINE_INVENTORY"), help="inventory JSON file")
+    run.add_argument("--rulebook", default=_env("FAULTLINE_RULEBOOK"), help="rulebook YAML file")
+    run.add_argument("--database-url", default=_env("FAULTLINE_DATABASE_URL"),
+                     help="SQLAlchemy URL (default: sqlite file under ./.faultline/)")
+    run.add_argument("--http-port", type=int, default=int(_env("FAULTLINE_HTTP_PORT", "8080")))
+    run.add_argument("--demo", action="store_true",
+                     help="feed the bundled Guangdong sample on an accelerated clock")
+    run.add_argument("--speed", type=float, default=None,
+                     help="demo clock speed-up (default 120: an hour in 30 seconds)")
+    return parser
+
+
+class UsageError(Exception):
+    """Unusable arguments or inputs refused at start-up; each line names a problem."""
+
+
+def load_config(inventory_path: str | None, rulebook_path: str | None):
+    from shared.inventory import InventoryError, load_inventory
+    from shared.rulebook import RulebookError, load_rulebook
+
+    problems: list[str] = []
+    rulebook = inventory = None
+    try:
+        rulebook = load_rulebook(rulebook_path)
+    except RulebookError as err:
+        problems.extend(f"rulebook: {p}" for p in err.problems)
+    if inventory_path is None:
+        problems.append("inventory: no file given (--inventory or FAULTLINE_INVENTORY)")
+    else:
+        try:
+            inventory = load_inventory(inventory_path)
+        except InventoryError as err:
+            problems.extend(f"inventory: {p}" for p in err.problems)
+    if problems:
+        raise UsageError("\n".join(problems))
+    return inventory, rulebook
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "replay":
+            until = None
+            if args.until is not None:
+                try:
+                    until = parse_time(args.until)
+                except TimeFormatError as err:
+                    raise UsageError(f"--until: {err}") from None
+            if args.events != "-" and not os.path.isfile(args.events):
+                raise UsageError(f"--events: no such file {args.events}")
+            inventory, rulebook = load_config(args.inventory, args.rulebook)
+            from services.replay import replay_main
+            return replay_main(inventory, rulebook, args.events, until, args.summary)
+        if args.command == "run":
+            from services.live import run_main
+            return run_main(args)
+    except UsageError as err:
+        sys.stderr.write(f"{err}\n")
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""What the correlator tells the dispatcher about a fault: a snapshot, never live state.
+
+The correlator owns faults; the dispatcher owns work orders. They meet only through these
+notices, so the two stages can run in different processes (the notice is plain data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.inventory import Circuit, Customer
+
+
+@dataclass(frozen=True, slots=True)
+class FaultFacts:
+    seq: int
+    fault_id: str
+    incident_id: str
+    kind: str                      # outage | degradation | complaint
+    circuit: Circuit | None
+    customer: Customer | None
+    city: str                      # the A-end city, or the complaint's city
+    service_type: str
+    important: bool
+    cause_side: str                # core | customer | unknown
+    root_resource: str | None
+    layer: str | None
+    root_maintainer: str | None    # province | city, of the root resource
+    probable_cause: str | None
+    opened_at: float
+    green: bool                    # came from a green-channel complaint (CP-2)
+    found_by_city: bool            # ES-1: a city took the complaint, or a city-owned source raised it
+    severity: str                  # general | serious
+    serious_at: float | None
+    ended_at: float | None
+    listed: int                    # SF-6b: how many customers' complaints it lists
+
+    @property
+    def provincial(self) -> bool:
+        return self.customer is not None and self.customer.level == "provincial"
+
+
+# Notice kinds, in the words of the rulebook.
+OPENED = "opened"
+SERIOUS = "serious"
+CLEARED = "cleared"
+CONFIRMED = "confirmed"
+ACK = "ack"
+ESCALATE = "escalate"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One thing the dispatcher must react to; `arg` is the queue (ack) or reason (escalate)."""
+
+    kind: str
+    facts: FaultFacts
+    arg: str | None = None

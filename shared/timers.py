@@ -1,0 +1,51 @@
+"""Timers as data (RULES.md §7, T-3, T-7).
+
+A timer is a due time and a payload. The queue orders timers that fall due at the same
+instant by the order their faults opened, then by the rank of the §7 table (TM-1 first),
+then by scheduling order, so firing is deterministic. Cancellation is lazy: the owner
+checks, when a timer comes back, whether it still applies (a generation number or the
+fault's state), which keeps cancel O(1) and makes a stale timer harmless.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+# Rank of each timer kind within one fault and instant (T-7: the order of the §7 table).
+RANK = {
+    "TM-1": 1, "TM-2": 2, "TM-3": 3, "TM-4": 4, "TM-5": 5, "TM-6": 6, "TM-7": 7,
+    "TM-8": 8, "TM-9": 9, "TM-10": 10, "AL-5": 11,
+}
+
+
+class TimerQueue:
+    """A min-heap of (due, fault_seq, rank, seq) keyed timers."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, int, int, str, Any]] = []
+        self._seq = 0
+
+    def schedule(self, due: float, fault_seq: int, kind: str, payload: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, fault_seq, RANK[kind], self._seq, kind, payload))
+
+    def peek_key(self) -> tuple[float, int, int, int] | None:
+        """The ordering key of the next timer, or None when there is none."""
+        if not self._heap:
+            return None
+        head = self._heap[0]
+        return head[0], head[1], head[2], head[3]
+
+    def pop(self) -> tuple[float, str, Any]:
+        due, _fs, _rank, _seq, kind, payload = heapq.heappop(self._heap)
+        return due, kind, payload
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def pending(self) -> list[tuple[float, int, str, Any]]:
+        """Every pending timer in due order (for persistence and inspection)."""
+        return [(t[0], t[1], t[4], t[5]) for t in sorted(self._heap)]
