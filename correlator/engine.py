@@ -33,6 +33,7 @@ class Correlator:
         self.circuits: dict[str, CircuitState] = {}
         self.resources: dict[str, ResourceState] = {}
         self.complaint_faults: dict[tuple[str, str, str], list[Fault]] = {}
+        self.complaint_ids: set[str] = set()
         self.sf6b_open: dict[tuple[str, str], Fault] = {}
         self.sf6b_window: dict[tuple[str, str], list[tuple[float, str, Fault]]] = {}
         self.fault_count = 0

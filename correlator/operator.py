@@ -18,6 +18,9 @@ def on_complaint(c: Correlator, complaint: Complaint, now: float) -> list[Out] |
     if cust is None:
         return Rejected(f"complaint {complaint.complaint_id}: customer {complaint.customer_id} "
                         "is not in the inventory")
+    if complaint.complaint_id in c.complaint_ids:
+        return []                                             # a repeated complaint changes nothing
+    c.complaint_ids.add(complaint.complaint_id)
     rb = c.rulebook
     all_users = complaint.scope == "all_users"
     sf6a = cust.important and all_users                      # CP-3, SF-6a
