@@ -1,0 +1,213 @@
+"""The input log and what it produced, in one SQL database (SQLAlchemy 2 async).
+
+Three tables:
+- `inputs`: every input the engine handed to its pipeline, in order, with its arrival
+  (the clock it was handled at), plus `advance` entries for timer ticks. Replaying this
+  log through a fresh pipeline rebuilds the engine's state exactly (the rules are pure).
+- `records`: the output records (CONTRACT §3) each entry produced, in emission order.
+- `rejected`: every refused input with its reason and body — kept, never dropped.
+
+An entry, its records and its refusal are written in one transaction (`append`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+DEFAULT_SQLITE_PATH = ".faultline/faultline.sqlite3"
+
+metadata = MetaData()
+
+inputs = Table(
+    "inputs", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("arrival", Float, nullable=False),
+    Column("kind", String(32), nullable=False),       # a CONTRACT §3 kind, or "advance"
+    Column("source", String(32), nullable=False),     # http | bus | demo | timer
+    Column("body", Text, nullable=True),              # the §3 input object; null for advance
+    Column("refused", Text, nullable=True),           # the pipeline's reason when it refused it
+)
+
+records = Table(
+    "records", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("input_seq", Integer, nullable=False, index=True),
+    Column("type", String(40), nullable=False, index=True),
+    Column("at", String(40), nullable=False),
+    Column("fault_id", String(40), nullable=True, index=True),
+    Column("work_order_id", String(40), nullable=True, index=True),
+    Column("queue", String(120), nullable=True),
+    Column("body", Text, nullable=False),
+)
+
+rejected = Table(
+    "rejected", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("arrival", Float, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+
+def dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One line of the input log: an input (body set) or a timer advance (body None)."""
+
+    seq: int
+    arrival: float
+    kind: str
+    source: str
+    body: dict | None = None
+    refused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    seq: int
+    type: str
+    at: str
+    fault_id: str | None
+    work_order_id: str | None
+    queue: str | None
+    body: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    arrival: float
+    source: str
+    reason: str
+    body: object          # the input as received (a JSON value, or the raw text)
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one engine step wrote: at most one log entry, its records, at most one refusal."""
+
+    entry: LogEntry | None = None
+    records: list[StoredRecord] = field(default_factory=list)
+    refusal: Refusal | None = None
+
+
+def resolve_database_url(url: str | None) -> str:
+    """The SQLAlchemy async URL to use; unset means the local SQLite file (directory created)."""
+    if not url:
+        url = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
+    for plain, driver in (("postgresql://", "postgresql+asyncpg://"),
+                          ("postgres://", "postgresql+asyncpg://"),
+                          ("sqlite://", "sqlite+aiosqlite://")):
+        if url.startswith(plain):
+            url = driver + url[len(plain):]
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parent = os.path.dirname(parsed.database)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+class Store:
+    """The engine's durable side. Build with `await Store.open(url)`; close with `close()`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str | None) -> Store:
+        resolved = resolve_database_url(url)
+        engine = create_async_engine(resolved)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        async with engine.begin() as conn:
+            # Schema by create_all until the migrations land (PostgreSQL issue).
+            await conn.run_sync(metadata.create_all)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def append(self, batch: Batch) -> None:
+        """Write one engine step atomically: the entry, its records, its refusal."""
+        async with self.engine.begin() as conn:
+            if batch.entry is not None:
+                e = batch.entry
+                await conn.execute(insert(inputs).values(
+                    seq=e.seq, arrival=e.arrival, kind=e.kind, source=e.source,
+                    body=None if e.body is None else dumps(e.body), refused=e.refused))
+            if batch.records:
+                input_seq = batch.entry.seq if batch.entry is not None else 0
+                await conn.execute(insert(records), [
+                    {"seq": r.seq, "input_seq": input_seq, "type": r.type, "at": r.at,
+                     "fault_id": r.fault_id, "work_order_id": r.work_order_id, "queue": r.queue,
+                     "body": dumps(r.body)} for r in batch.records])
+            if batch.refusal is not None:
+                f = batch.refusal
+                body = f.body if isinstance(f.body, str) else dumps(f.body)
+                await conn.execute(insert(rejected).values(
+                    arrival=f.arrival, source=f.source, reason=f.reason, body=body))
+
+    async def log(self) -> list[LogEntry]:
+        """The whole input log in order (start-up replay)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(inputs).order_by(inputs.c.seq))
+            return [LogEntry(r.seq, r.arrival, r.kind, r.source,
+                             None if r.body is None else orjson.loads(r.body), r.refused)
+                    for r in rows]
+
+    async def counts(self) -> tuple[int, int, int]:
+        """(last input seq, last record seq, number of records)."""
+        async with self.engine.connect() as conn:
+            last_in = (await conn.execute(select(func.max(inputs.c.seq)))).scalar() or 0
+            row = (await conn.execute(select(func.max(records.c.seq), func.count()))).one()
+            return last_in, row[0] or 0, row[1]
+
+    async def records_after(self, after_seq: int, limit: int = 500,
+                            types: Sequence[str] | None = None) -> list[StoredRecord]:
+        q = select(records).where(records.c.seq > after_seq)
+        if types:
+            q = q.where(records.c.type.in_(list(types)))
+        q = q.order_by(records.c.seq).limit(limit)
+        async with self.engine.connect() as conn:
+            return [StoredRecord(r.seq, r.type, r.at, r.fault_id, r.work_order_id, r.queue,
+                                 orjson.loads(r.body)) for r in await conn.execute(q)]
+
+    async def refusals(self, limit: int = 500) -> list[Refusal]:
+        q = select(rejected).order_by(rejected.c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            return [Refusal(r.arrival, r.source, r.reason, r.body) for r in await conn.execute(q)]
