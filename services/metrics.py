@@ -1,0 +1,58 @@
+"""The live service's Prometheus metrics, on an injected CollectorRegistry.
+
+Label values come from enums and codes (record type, queue, rule, city, severity, source),
+never from ids or exception text, so every series stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+
+class EngineMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.alarms = Counter("faultline_alarms", "Alarms handed to the correlator",
+                              registry=registry)
+        self.rejected = Counter("faultline_inputs_rejected", "Inputs refused, by where they came from",
+                                ["source"], registry=registry)
+        self.records = Counter("faultline_records", "Output records emitted, by type",
+                               ["type"], registry=registry)
+        self.work_orders = Counter("faultline_work_orders", "Work orders created, by queue",
+                                   ["queue"], registry=registry)
+        self.deadlines_missed = Counter("faultline_deadlines_missed", "Deadlines missed, by rule",
+                                        ["rule"], registry=registry)
+        self.engine_seconds = Histogram(
+            "faultline_engine_seconds", "Time to handle one input or timer tick, commit included",
+            ["step"], registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+
+    def observe_records(self, records: Iterable[dict]) -> None:
+        for rec in records:
+            kind = rec["type"]
+            self.records.labels(kind).inc()
+            if kind == "work_order.created":
+                self.work_orders.labels(rec["queue"]).inc()
+            elif kind == "deadline.missed":
+                self.deadlines_missed.labels(rec["rule"]).inc()
+
+
+class OpenFaultsCollector:
+    """faultline_faults_open{city,severity}, read from the engine's state at scrape time."""
+
+    def __init__(self, open_faults: Callable[[], Iterable[object]]) -> None:
+        self._open_faults = open_faults
+
+    def collect(self):
+        gauge = GaugeMetricFamily("faultline_faults_open", "Open faults by city and severity",
+                                  labels=["city", "severity"])
+        tally = Tally((f.city, f.severity) for f in self._open_faults())
+        for (city, severity), n in sorted(tally.items()):
+            gauge.add_metric([city, severity], n)
+        yield gauge
+
+    def describe(self):
+        return []
