@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="feed the bundled Guangdong sample on an accelerated clock")
     run.add_argument("--speed", type=float, default=None,
                      help="demo clock speed-up (default 120: an hour in 30 seconds)")
+    run.add_argument("--exit-after-demo", action="store_true",
+                     help="with --demo: exit 0 once the last demo input and the timers of the "
+                          "following two simulated hours are handled")
     return parser
 
 

@@ -1,0 +1,158 @@
+"""`faultline run`: the composition root of the live service on the embedded default.
+
+Everything is built here when the command runs (never at import): the store, the bus,
+the metrics registry, the engine and the HTTP app, in `create_app`'s lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+
+import orjson
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from services.cli import UsageError, load_config
+from services.engine import Engine
+from services.http_api import ROUTERS
+from services.metrics import EngineMetrics, OpenFaultsCollector
+from services.pipeline import Pipeline
+from services.runtime import LiveSettings, Runtime
+from shared.bus import ACTIONS, ALARMS, Bus, InMemoryBus
+from shared.liveclock import Clock, ScaledClock, WallClock
+from shared.store import Store
+
+log = logging.getLogger("faultline")
+
+Background = Callable[[Runtime], Awaitable[None]]
+
+
+def _warn_once() -> Callable[[str], None]:
+    seen: set[str] = set()
+
+    def warn(message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            logging.getLogger("faultline.rules").warning("%s", message)
+    return warn
+
+
+async def open_runtime(settings: LiveSettings, clock: Clock, registry: CollectorRegistry,
+                       bus: Bus) -> Runtime:
+    """Open the store, rebuild the engine from its log, and start the engine task."""
+    store = await Store.open(settings.database_url)
+    warn = _warn_once()
+    factory = partial(Pipeline, settings.inventory, settings.rulebook, warn)
+    engine = Engine(factory, store, bus, clock, EngineMetrics(registry))
+    registry.register(OpenFaultsCollector(lambda: engine.pipeline.correlator.open_faults.values()))
+    try:
+        await engine.start()
+    except BaseException:
+        await store.close()
+        raise
+    return Runtime(settings, store, bus, clock, registry, engine)
+
+
+async def consume_inputs(rt: Runtime) -> None:
+    """Other in-process producers publish on faultline.alarms / faultline.actions (CONTRACT §4)."""
+    alarms, actions = rt.bus.subscribe(ALARMS), rt.bus.subscribe(ACTIONS)
+
+    async def pump(sub, wrap: Callable[[object], object]) -> None:
+        async for msg in sub:
+            try:
+                body = orjson.loads(msg.value)
+            except orjson.JSONDecodeError as err:
+                await rt.engine.submit(msg.value.decode("utf-8", "replace"), "bus",
+                                       refuse=f"message is not valid JSON: {err}")
+                continue
+            await rt.engine.submit(wrap(body), "bus")
+
+    try:
+        await asyncio.gather(pump(alarms, lambda a: {"kind": "alarm", "alarm": a}),
+                             pump(actions, lambda a: a))
+    finally:
+        alarms.close()
+        actions.close()
+
+
+def create_app(settings: LiveSettings, *, clock: Clock | None = None,
+               registry: CollectorRegistry | None = None, bus: Bus | None = None,
+               background: Sequence[Background] = ()) -> FastAPI:
+    """The HTTP app; its lifespan builds the runtime and runs `background` tasks beside it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = await open_runtime(settings, clock or WallClock(), registry or CollectorRegistry(),
+                                bus or InMemoryBus())
+        app.state.runtime = rt
+        tasks = [asyncio.create_task(make(rt)) for make in (consume_inputs, *background)]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await rt.engine.stop()
+            await rt.store.close()
+
+    app = FastAPI(title="faultline", version="0.1.0", lifespan=lifespan,
+                  description="Alarm correlation and fault dispatch for group-customer private lines")
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+# ---------------------------------------------------------------------- the command
+
+def run_main(args) -> int:
+    """Entry of `faultline run` (services/cli.py); returns the exit status."""
+    from services import demo
+
+    exit_after = getattr(args, "exit_after_demo", False)
+    if exit_after and not args.demo:
+        raise UsageError("--exit-after-demo: only with --demo")
+    if args.speed is not None and args.speed <= 0:
+        raise UsageError("--speed: must be positive")
+    inventory_path = args.inventory or (str(demo.DEMO_INVENTORY) if args.demo else None)
+    inventory, rulebook = load_config(inventory_path, args.rulebook)
+    logging.basicConfig(level=logging.WARNING if args.demo else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.demo:
+        settings = LiveSettings(inventory, rulebook, args.database_url, http_port=args.http_port)
+        return asyncio.run(_serve(settings, WallClock(), ()))
+    with tempfile.TemporaryDirectory(prefix="faultline-demo-") as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{tmp}/demo.sqlite3"
+        settings = LiveSettings(inventory, rulebook, url, http_port=args.http_port)
+        speed = args.speed or 120.0
+        clock = ScaledClock(time.time(), speed)
+        print(f"faultline demo: clock ×{speed:g}, database {url}, "
+              f"http://{settings.http_host}:{settings.http_port}/faults", flush=True)
+        steps = demo.load_scenario()
+
+        def feed(rt: Runtime, stop: Callable[[], None]) -> Awaitable[None]:
+            return demo.run_demo(rt, steps, exit_after=exit_after, on_done=stop)
+        return asyncio.run(_serve(settings, clock, (feed,)))
+
+
+async def _serve(settings: LiveSettings, clock: Clock,
+                 background: Sequence[Callable[[Runtime, Callable[[], None]], Awaitable[None]]]) -> int:
+    """Run uvicorn until Ctrl-C / SIGTERM, or until a background task calls its `stop`."""
+    server: uvicorn.Server | None = None
+
+    def stop() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(settings, clock=clock, background=[partial(make, stop=stop) for make in background])
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                                           log_level="warning", lifespan="on"))
+    await server.serve()
+    return 0 if server.started else 1
