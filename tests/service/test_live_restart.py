@@ -1,0 +1,80 @@
+"""Restart: the input log rebuilds the engine; nothing is re-emitted; overdue timers fire once."""
+
+from __future__ import annotations
+
+import orjson
+
+from service.support import FIBRE_CUT, MINUTE, T0, FakeClock, all_decisions, live_service
+from shared.bus import DECISIONS, InMemoryBus
+
+
+async def _state(svc) -> tuple[list, list]:
+    faults = (await svc.client.get("/faults")).json()
+    orders = (await svc.client.get("/workorders")).json()
+    return faults, orders
+
+
+async def test_restart_continues_from_the_store_and_fires_an_overdue_timer_exactly_once(settings):
+    clock = FakeClock(T0 + 5)
+    async with live_service(settings, clock) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT)
+        before_faults, before_orders = await _state(svc)
+        before = await all_decisions(svc.client)
+    assert all(f["severity"] == "general" for f in before_faults)
+
+    # Down for 40 minutes: the TM-1 of China Southern's lines (SF-3, 30 min) falls due meanwhile.
+    clock.jump(40 * MINUTE)
+    bus = InMemoryBus()
+    published = bus.subscribe(DECISIONS)
+    async with live_service(settings, clock, bus) as svc:
+        after_faults, after_orders = await _state(svc)
+        after = await all_decisions(svc.client)
+    assert after[:len(before)] == before                      # the stored history is untouched
+    new = [d["record"] for d in after[len(before):]]
+    assert [orjson.loads(m.value) for m in published.pending()] == new   # only the new ones went out
+    serious = [r for r in new if r["type"] == "fault.serious"]
+    assert [(r["fault_id"], r["rule"]) for r in serious] == [
+        ("F-000001", "SF-3"), ("F-000002", "SF-3"), ("F-000003", "SF-3")]
+    assert {r["at"] for r in serious} == {"2026-11-25T10:30:00+08:00"}     # at the due time
+    assert [f["fault_id"] for f in after_faults] == [f["fault_id"] for f in before_faults]
+    assert {f["fault_id"]: f["severity"] for f in after_faults}["F-000001"] == "serious"
+    assert [o["work_order_id"] for o in after_orders][:len(before_orders)] == \
+        [o["work_order_id"] for o in before_orders]
+
+    # A second restart a minute later: same state, nothing published, nothing stored.
+    clock.jump(MINUTE)
+    bus = InMemoryBus()
+    published = bus.subscribe(DECISIONS)
+    async with live_service(settings, clock, bus) as svc:
+        again_faults, again_orders = await _state(svc)
+        again = await all_decisions(svc.client)
+    assert published.pending() == []
+    assert again == after
+    assert (again_faults, again_orders) == (after_faults, after_orders)
+
+
+async def test_timer_fires_once_while_running(settings):
+    clock = FakeClock(T0 + 5)
+    async with live_service(settings, clock) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT)
+        clock.jump(31 * MINUTE)
+        await svc.runtime.engine.tick()
+        await svc.runtime.engine.tick()
+        serious = (await svc.client.get("/decisions", params={"type": "fault.serious"})).json()
+        records = [d["record"] for d in serious["decisions"]]
+    assert [r["fault_id"] for r in records] == ["F-000001", "F-000002", "F-000003"]   # SF-3, once each
+
+
+async def test_restart_keeps_refused_inputs_and_clock_monotonic(settings):
+    clock = FakeClock(T0 + 5)
+    async with live_service(settings, clock) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT)
+        await svc.client.post("/actions", json={"kind": "resolve", "select": {"circuit_id": "GZ-INT-0001"}})
+    clock.t = T0 - 3600                                   # the wall clock went back an hour
+    async with live_service(settings, clock) as svc:
+        assert len(await svc.runtime.store.refusals()) == 1
+        assert svc.runtime.engine.pipeline.clock >= T0 + 5
+        resp = await svc.client.post("/alarms", json=[FIBRE_CUT[0]])     # a repeat: still handled
+        assert resp.json()["accepted"] == 1
+        log = await svc.runtime.store.log()
+    assert [e.arrival for e in log] == sorted(e.arrival for e in log)
