@@ -300,6 +300,10 @@ class Correlator:
             if cf.open and cf.severity == "general":
                 f.customer_reported = True
                 f.complaints.extend(cf.complaints)
+                if cf.sf_rule == "SF-6a" and cf.tm1_running and not f.tm1_running:
+                    # The complaint joins the new fault (SV-5): SF-6a's TM-1 comes with it.
+                    f.sf_rule = "SF-6a"
+                    self.start_tm1(f, cf.opened_at + self.rulebook.complaint_threshold_s)
                 self.end_fault(cf, f.opened_at, now, outs)
 
     def opened(self, f: Fault, now: float, outs: list[Out]) -> None:
