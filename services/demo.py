@@ -18,7 +18,7 @@ from typing import IO
 import orjson
 
 from services.runtime import Runtime
-from shared.bus import DECISIONS
+from shared.bus import DECISIONS, Subscription
 from shared.clock import fmt_time, local, parse_time
 from shared.inventory import Inventory
 from shared.rulebook import Rulebook
@@ -158,8 +158,7 @@ def describe_record(rec: dict, inv: Inventory, rb: Rulebook) -> str | None:  # n
 
 # ---------------------------------------------------------------------- running it
 
-async def print_decisions(rt: Runtime, live: LiveLog) -> None:
-    sub = rt.bus.subscribe(DECISIONS)
+async def print_decisions(sub: Subscription, live: LiveLog) -> None:
     try:
         async for msg in sub:
             live.record(orjson.loads(msg.value))
@@ -171,7 +170,7 @@ async def run_demo(rt: Runtime, steps: list[Step], *, exit_after: bool,
                    on_done: Callable[[], None], out: IO[str] = sys.stdout) -> None:
     """Feed the scenario on the runtime's clock; with exit_after, stop 2 h after the last input."""
     live = LiveLog(rt.settings.inventory, rt.settings.rulebook, out)
-    printer = asyncio.create_task(print_decisions(rt, live))
+    printer = asyncio.create_task(print_decisions(rt.bus.subscribe(DECISIONS), live))
     clock, engine = rt.clock, rt.engine
     try:
         if engine.logged_inputs:

@@ -7,7 +7,9 @@ the metrics registry, the engine and the HTTP app, in `create_app`'s lifespan.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -61,8 +63,11 @@ async def open_runtime(settings: LiveSettings, clock: Clock, registry: Collector
     return Runtime(settings, store, bus, clock, registry, engine)
 
 
-async def consume_inputs(rt: Runtime) -> None:
-    """Other in-process producers publish on faultline.alarms / faultline.actions (CONTRACT §4)."""
+def consume_inputs(rt: Runtime) -> Awaitable[None]:
+    """Other in-process producers publish on faultline.alarms / faultline.actions (CONTRACT §4).
+
+    Subscribes at once (an in-memory bus keeps nothing for late subscribers), then pumps.
+    """
     alarms, actions = rt.bus.subscribe(ALARMS), rt.bus.subscribe(ACTIONS)
 
     async def pump(sub, wrap: Callable[[object], object]) -> None:
@@ -75,12 +80,14 @@ async def consume_inputs(rt: Runtime) -> None:
                 continue
             await rt.engine.submit(wrap(body), "bus")
 
-    try:
-        await asyncio.gather(pump(alarms, lambda a: {"kind": "alarm", "alarm": a}),
-                             pump(actions, lambda a: a))
-    finally:
-        alarms.close()
-        actions.close()
+    async def run() -> None:
+        try:
+            await asyncio.gather(pump(alarms, lambda a: {"kind": "alarm", "alarm": a}),
+                                 pump(actions, lambda a: a))
+        finally:
+            alarms.close()
+            actions.close()
+    return run()
 
 
 def create_app(settings: LiveSettings, *, clock: Clock | None = None,
@@ -142,6 +149,22 @@ def run_main(args) -> int:
         return asyncio.run(_serve(settings, clock, (feed,)))
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, but Ctrl-C / SIGTERM end in a clean exit 0 instead of re-raising the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+
 async def _serve(settings: LiveSettings, clock: Clock,
                  background: Sequence[Callable[[Runtime, Callable[[], None]], Awaitable[None]]]) -> int:
     """Run uvicorn until Ctrl-C / SIGTERM, or until a background task calls its `stop`."""
@@ -152,7 +175,7 @@ async def _serve(settings: LiveSettings, clock: Clock,
             server.should_exit = True
 
     app = create_app(settings, clock=clock, background=[partial(make, stop=stop) for make in background])
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+    server = _Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                                            log_level="warning", lifespan="on"))
     await server.serve()
     return 0 if server.started else 1

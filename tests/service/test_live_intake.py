@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, all_decisions, live_service
-from shared.bus import DEADLETTER, DECISIONS, InMemoryBus, workorders_topic
+from shared.bus import ACTIONS, ALARMS, DEADLETTER, DECISIONS, InMemoryBus, workorders_topic
 
 
 async def test_alarm_intake_stores_and_publishes_decisions(settings):
@@ -100,3 +102,17 @@ async def test_complaint_and_operator_actions(settings):
         assert len(await svc.runtime.store.refusals()) == 2
         faults = (await svc.client.get("/faults", params={"city": "FS"})).json()
     assert faults[0]["kind"] == "complaint" and faults[0]["complaints"] == ["CSP-1"]
+
+
+async def test_bus_producers_feed_the_engine_and_bad_messages_are_dead_lettered(settings):
+    bus = InMemoryBus()
+    decisions, deadletter = bus.subscribe(DECISIONS), bus.subscribe(DEADLETTER)
+    async with live_service(settings, FakeClock(T0 + 5), bus) as svc:
+        await bus.publish(ALARMS, "GZ", orjson.dumps(FIBRE_CUT[2]))
+        first = orjson.loads((await asyncio.wait_for(decisions.get(), 5)).value)
+        await bus.publish(ACTIONS, "GZ", b"not json")
+        letter = orjson.loads((await asyncio.wait_for(deadletter.get(), 5)).value)
+        log = await svc.runtime.store.log()
+    assert first["type"] == "fault.opened" and first["root_resource"] == "GZ-OTN-A:1-3-1"
+    assert letter["source"] == "bus" and "not valid JSON" in letter["reason"]
+    assert [(e.kind, e.source) for e in log] == [("alarm", "bus")]
