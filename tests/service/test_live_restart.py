@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from service.support import FIBRE_CUT, MINUTE, T0, FakeClock, all_decisions, live_service
 from shared.bus import DECISIONS, InMemoryBus
+from shared.store import records
 
 
 async def _state(svc) -> tuple[list, list]:
@@ -78,3 +81,15 @@ async def test_restart_keeps_refused_inputs_and_clock_monotonic(settings):
         assert resp.json()["accepted"] == 1
         log = await svc.runtime.store.log()
     assert [e.arrival for e in log] == sorted(e.arrival for e in log)
+
+
+async def test_recovery_warns_when_the_log_no_longer_reproduces_the_stored_records(settings, caplog):
+    clock = FakeClock(T0 + 5)
+    async with live_service(settings, clock) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT)
+        async with svc.runtime.store.engine.begin() as conn:
+            await conn.execute(records.delete().where(records.c.seq == 1))
+    with caplog.at_level(logging.WARNING, logger="faultline.engine"):
+        async with live_service(settings, clock):
+            pass
+    assert "recovery re-made" in caplog.text
