@@ -58,6 +58,10 @@ class _Job:
 _STOP = object()
 
 
+class EngineStopped(RuntimeError):
+    """The engine task is not running; inputs cannot be handled (HTTP answers 503)."""
+
+
 class Engine:
     def __init__(self, pipeline_factory: Callable[[], Pipeline], store: Store, bus: Bus,
                  clock: Clock, metrics: EngineMetrics) -> None:
@@ -126,15 +130,21 @@ class Engine:
 
         With `refuse`, the body is only kept as refused for that reason (an unreadable body).
         """
+        self._check_alive()
         job = _Job(body, source, asyncio.get_running_loop().create_future(), refuse)
         await self._jobs.put(job)
         return await job.done
 
     async def tick(self) -> None:
         """Fire whatever timers are due now (the loop does this by itself; tests call it)."""
+        self._check_alive()
         job = _Job(None, "timer", asyncio.get_running_loop().create_future())
         await self._jobs.put(job)
         await job.done
+
+    def _check_alive(self) -> None:
+        if not self.alive:
+            raise EngineStopped("the engine is not running")
 
     # ------------------------------------------------------------------ the loop
 
@@ -174,7 +184,7 @@ class Engine:
         while not self._jobs.empty():
             job = self._jobs.get_nowait()
             if isinstance(job, _Job) and not job.done.done():
-                job.done.set_exception(RuntimeError(f"engine stopped: {err!r}"))
+                job.done.set_exception(EngineStopped(f"engine stopped: {err!r}"))
 
     def _now(self) -> float:
         now = self.clock.now()

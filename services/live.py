@@ -20,10 +20,11 @@ from functools import partial
 import orjson
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from services.cli import UsageError, load_config
-from services.engine import Engine
+from services.engine import Engine, EngineStopped
 from services.http_api import ROUTERS
 from services.metrics import EngineMetrics, OpenFaultsCollector
 from services.pipeline import Pipeline
@@ -114,6 +115,10 @@ def create_app(settings: LiveSettings, *, clock: Clock | None = None,
                   description="Alarm correlation and fault dispatch for group-customer private lines")
     for router in ROUTERS:
         app.include_router(router)
+
+    @app.exception_handler(EngineStopped)
+    async def engine_stopped(_request, err: EngineStopped) -> JSONResponse:
+        return JSONResponse({"status": "down", "detail": str(err)}, status_code=503)
     return app
 
 

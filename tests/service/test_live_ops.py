@@ -35,6 +35,7 @@ async def test_health_and_readiness(settings):
         assert {"/alarms", "/complaints", "/actions", "/faults", "/workorders", "/decisions"} <= set(paths)
         await svc.runtime.engine.stop()
         assert (await svc.client.get("/healthz")).status_code == 503
+        assert (await svc.client.post("/alarms", json=FIBRE_CUT)).status_code == 503
 
 
 def test_database_urls(tmp_path: Path, monkeypatch):
