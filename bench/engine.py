@@ -389,6 +389,7 @@ class Pass:
 def run_full(inv, rulebook, lines: list[bytes], prof: cProfile.Profile | None = None) -> Pass:
     t0 = time.perf_counter()
     pipe = Pipeline(inv, rulebook, lambda _m: None)
+    pipe.settle()                      # as `faultline replay` does after start-up
     t1 = time.perf_counter()
     out = io.BytesIO()
     replay = Replay(pipe, out)
@@ -420,6 +421,7 @@ def decode_all(lines: list[bytes]) -> list[tuple[float, object]]:
 def run_engine(inv, rulebook, events: list[tuple[float, object]]) -> Pass:
     t0 = time.perf_counter()
     pipe = Pipeline(inv, rulebook, lambda _m: None)
+    pipe.settle()
     t1 = time.perf_counter()
     submit = pipe.submit
     records = 0

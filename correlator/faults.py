@@ -70,8 +70,12 @@ class Fault:
             root_resource=self.root_resource, layer=self.layer, root_maintainer=self.root_maintainer,
             probable_cause=self.probable_cause, opened_at=self.opened_at, green=self.green,
             found_by_city=self.found_by_city, severity=self.severity, serious_at=self.serious_at,
-            ended_at=self.ended_at, listed=len({f.customer.customer_id for f in self.listed if f.customer}),
+            ended_at=self.ended_at, listed=self._listed_customers() if self.listed else 0,
         )
+
+
+    def _listed_customers(self) -> int:
+        return len({f.customer.customer_id for f in self.listed if f.customer})
 
 
 class CircuitState:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from services.config import UsageError, load_config
 from shared.clock import TimeFormatError, parse_time
 
 ENVIRONMENT = """\
@@ -54,32 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --demo: exit 0 once the last demo input and the timers of the "
                           "following two simulated hours are handled")
     return parser
-
-
-class UsageError(Exception):
-    """Unusable arguments or inputs refused at start-up; each line names a problem."""
-
-
-def load_config(inventory_path: str | None, rulebook_path: str | None):
-    from shared.inventory import InventoryError, load_inventory
-    from shared.rulebook import RulebookError, load_rulebook
-
-    problems: list[str] = []
-    rulebook = inventory = None
-    try:
-        rulebook = load_rulebook(rulebook_path)
-    except RulebookError as err:
-        problems.extend(f"rulebook: {p}" for p in err.problems)
-    if inventory_path is None:
-        problems.append("inventory: no file given (--inventory or FAULTLINE_INVENTORY)")
-    else:
-        try:
-            inventory = load_inventory(inventory_path)
-        except InventoryError as err:
-            problems.extend(f"inventory: {p}" for p in err.problems)
-    if problems:
-        raise UsageError("\n".join(problems))
-    return inventory, rulebook
 
 
 def main(argv: list[str] | None = None) -> int:

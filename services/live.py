@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
-from services.cli import UsageError, load_config
+from services.config import UsageError, load_config
 from services.engine import Engine, EngineStopped
 from services.http_api import ROUTERS
 from services.metrics import EngineMetrics, OpenFaultsCollector

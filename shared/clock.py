@@ -40,6 +40,18 @@ def parse_time(text: object) -> float:
     return ts
 
 
+def parse_time_cached(text: object) -> float | None:
+    """parse_time for the hot path: None instead of an exception for a bad value."""
+    try:
+        return _parse_cache[text]
+    except (KeyError, TypeError):
+        pass
+    try:
+        return parse_time(text)
+    except TimeFormatError:
+        return None
+
+
 def fmt_time(ts: float) -> str:
     """Format an instant as ISO-8601 in +08:00 (seconds; microseconds only when present)."""
     text = _fmt_cache.get(ts)

@@ -19,33 +19,42 @@ RANK = {
 }
 
 
+_INF = float("inf")
+
+
 class TimerQueue:
     """A min-heap of (due, fault_seq, rank, seq) keyed timers."""
 
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("heap", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, int, int, str, Any]] = []
+        # The hot path reads heap[0][0] (the next due time) directly; only this class writes it.
+        self.heap: list[tuple[float, int, int, int, str, Any]] = []
         self._seq = 0
 
     def schedule(self, due: float, fault_seq: int, kind: str, payload: Any) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (due, fault_seq, RANK[kind], self._seq, kind, payload))
+        heapq.heappush(self.heap, (due, fault_seq, RANK[kind], self._seq, kind, payload))
+
+    def next_due(self) -> float:
+        """The due time of the next timer, or +inf: one comparison on the hot path."""
+        heap = self.heap
+        return heap[0][0] if heap else _INF
 
     def peek_key(self) -> tuple[float, int, int, int] | None:
         """The ordering key of the next timer, or None when there is none."""
-        if not self._heap:
+        if not self.heap:
             return None
-        head = self._heap[0]
+        head = self.heap[0]
         return head[0], head[1], head[2], head[3]
 
     def pop(self) -> tuple[float, str, Any]:
-        due, _fs, _rank, _seq, kind, payload = heapq.heappop(self._heap)
+        due, _fs, _rank, _seq, kind, payload = heapq.heappop(self.heap)
         return due, kind, payload
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
     def pending(self) -> list[tuple[float, int, str, Any]]:
         """Every pending timer in due order (for persistence and inspection)."""
-        return [(t[0], t[1], t[4], t[5]) for t in sorted(self._heap)]
+        return [(t[0], t[1], t[4], t[5]) for t in sorted(self.heap)]

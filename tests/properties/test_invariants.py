@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenario import Inv, alarm, complaint, run, t
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 CIRCUITS = 6
 
@@ -88,7 +88,11 @@ def test_raise_order_within_an_arrival_gives_the_same_faults_for_one_alarm_per_p
     """Circuits whose paths each carry one alarm: any arrival order of the raises (and of the
     clears of single-routed circuits) yields the same faults, boundaries from event times."""
     raises, clears = storm
-    clears = [c for c in clears if not _dual(c["alarm"]["resource_id"])]
+    # A degradation fault's root is its first degradation alarm *to arrive* (AL-6), so two
+    # degradation alarms on one circuit are order-dependent by the rule itself: leave them out.
+    raises = [r for r in raises if r["alarm"]["probable_cause"] != "PACKET_LOSS"]
+    kept = {r["alarm"]["alarm_id"] for r in raises}
+    clears = [c for c in clears if not _dual(c["alarm"]["resource_id"]) and c["alarm"]["alarm_id"] in kept]
     base = faults_of(run(inventory(), raises + clears, until=t(3)))
     shuffled_r, shuffled_c = raises[:], clears[:]
     rnd.shuffle(shuffled_r)
