@@ -338,16 +338,20 @@ class _Storm:
 
 
 def gen_storm(topo: Topology, n_alarms: int, rng: random.Random,
-              hours: float = 4.0) -> tuple[list[bytes], int]:
-    """The storm as §3 input lines (bytes, in non-decreasing `at`) and how many are deliberately bad."""
+              hours: float = 4.0, faults: bool = True) -> tuple[list[bytes], int]:
+    """The storm as §3 input lines (bytes, in non-decreasing `at`) and how many are deliberately bad.
+
+    With faults=False only noise, unmapped alarms and their repeats: no alarm opens a fault, so
+    the per-alarm cost is the look-up path alone (the scale check compares it across sizes)."""
     span = int(hours * 3600)
     s = _Storm(topo, rng, span)
     scale = n_alarms / 300_000
-    for _ in range(max(2, round(6 * scale))):
+    for _ in range(max(2, round(6 * scale)) if faults else 0):
         s.fibre_cut(rng.randint(0, span * 3 // 4))
-    for _ in range(max(3, round(40 * scale))):
+    for _ in range(max(3, round(40 * scale)) if faults else 0):
         s.flapping("olt" if rng.random() < 0.1 else "cpe", rng.randint(0, span - 1800))
-    for fn, count in ((s.background, 3000), (s.degradation, 500), (s.noise, 45000), (s.unmapped, 4000)):
+    kinds = ((s.background, 3000), (s.degradation, 500)) if faults else ()
+    for fn, count in kinds + ((s.noise, 45000), (s.unmapped, 4000)):
         for _ in range(max(5, round(count * scale))):
             fn(rng.randint(0, span - 1))
     n_bad = max(1, n_alarms // 50_000)
@@ -443,11 +447,11 @@ class Scenario:
     topo: Topology
 
 
-def build(n_circuits: int, n_alarms: int, seed: int) -> Scenario:
+def build(n_circuits: int, n_alarms: int, seed: int, faults: bool = True) -> Scenario:
     t0 = time.perf_counter()
     rng = random.Random(seed)
     topo = gen_inventory(n_circuits, rng)
-    lines, n_bad = gen_storm(topo, n_alarms, rng)
+    lines, n_bad = gen_storm(topo, n_alarms, rng, faults=faults)
     t1 = time.perf_counter()
     inv = parse_inventory(topo.doc)
     t2 = time.perf_counter()
@@ -477,6 +481,14 @@ def _describe(sc: Scenario) -> str:
             f"{loads[2]} paths (median {statistics.median(loads):.0f})\n"
             f"storm: {len(sc.lines):,} alarm lines over 4 h ({sc.n_bad} deliberately bad); "
             f"generated in {sc.gen_s:.1f} s (not measured)")
+
+
+def report_quiet(quiet: list[tuple[Scenario, dict]]) -> None:
+    """The look-up path alone (no alarm opens a fault) at each inventory size."""
+    costs = [(sc.circuits, 1e6 / _median_min(r["full"], r["n"])[0]) for sc, r in quiet]
+    parts = "; ".join(f"{c:,} circuits → {us:.2f} µs/alarm" for c, us in costs)
+    print(f"scale, no fault work (noise, unmapped, repeats): {parts}; cost ratio "
+          f"{costs[-1][1] / costs[0][1]:.2f}")
 
 
 def report(big: Scenario, rb_s: float, res: dict, small: Scenario | None, small_res: dict | None) -> None:
@@ -540,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
         small = build(args.small, args.alarms, args.seed)
         small_res = measure(small, rulebook, args.repeat, engine_too=False)
     report(big, rb_s, res, small, small_res)
+    if args.small:
+        quiet = []
+        for n in (args.small, args.circuits):
+            sc = build(n, args.alarms, args.seed, faults=False)
+            quiet.append((sc, measure(sc, rulebook, args.repeat, engine_too=False)))
+        report_quiet(quiet)
     if args.profile:
         profile(big, rulebook)
     return 0
