@@ -8,10 +8,12 @@ the live service run the same code. Each call returns a list of outputs, each a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from correlator import records
 from correlator.faults import AlarmState, CircuitState, Fault, ResourceState
 from shared.facts import CLEARED, OPENED, SERIOUS, Notice
-from shared.inventory import Inventory, Resource
+from shared.inventory import Circuit, Inventory, Resource
 from shared.model import CORE_LAYERS, Alarm
 from shared.rulebook import Rulebook
 from shared.timers import TimerQueue
@@ -22,9 +24,14 @@ Out = tuple  # (record | None, Notice | None)
 class Correlator:
     """State and rules of the correlator. Complaints and operator actions: correlator.operator."""
 
-    def __init__(self, inventory: Inventory, rulebook: Rulebook) -> None:
+    def __init__(self, inventory: Inventory, rulebook: Rulebook, *,
+                 owns: Callable[[Circuit], bool] | None = None, id_prefix: str = "") -> None:
+        """`owns` limits the circuits whose state this instance keeps (one city's shard in the
+        production pipeline; all of them in replay); `id_prefix` keeps shards' ids apart."""
         self.inventory = inventory
         self.rulebook = rulebook
+        self.owns = owns
+        self.id_prefix = id_prefix
         self.timers = TimerQueue()
         self.alarms: dict[tuple[str, str], AlarmState] = {}
         self.unmapped: dict[tuple[str, str], str] = {}   # AL-7: kept, counted, never dropped
@@ -47,6 +54,8 @@ class Correlator:
         for rid, res in inv.resources.items():
             self.resources[rid] = ResourceState(res)
         for cid, circuit in inv.circuits.items():
+            if self.owns is not None and not self.owns(circuit):
+                continue
             cs = CircuitState(circuit, inv.customers[circuit.customer_id])
             self.circuits[cid] = cs
             seen: set[str] = set()
@@ -215,14 +224,14 @@ class Correlator:
         incident_id = fields.pop("incident_id", None)
         if incident_id is None:
             incident_id = self.new_incident()
-        f = Fault(seq, f"F-{seq:06d}", incident_id, kind, **fields)
+        f = Fault(seq, f"F-{self.id_prefix}{seq:06d}", incident_id, kind, **fields)
         self.open_faults[f.fault_id] = f
         self.faults[f.fault_id] = f
         return f
 
     def new_incident(self) -> str:
         self.incident_count += 1
-        return f"I-{self.incident_count:06d}"
+        return f"I-{self.id_prefix}{self.incident_count:06d}"
 
     def _incident_for(self, rs: ResourceState, opened_at: float) -> str:
         """AL-6: same root within 5 minutes of the incident's first fault (not chained)."""
@@ -347,8 +356,8 @@ class Correlator:
         group = self.complaint_faults.get(key)
         if group and f in group:
             group.remove(f)
-        if f.circuit is not None:
-            cs = self.circuits[f.circuit.circuit_id]
+        cs = self.circuits.get(f.circuit.circuit_id) if f.circuit is not None else None
+        if cs is not None:
             if f in cs.complaint_faults:
                 cs.complaint_faults.remove(f)
 

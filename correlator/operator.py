@@ -55,7 +55,9 @@ def _joinable_fault(c: Correlator, complaint: Complaint) -> Fault | None:
     for circuit in c.inventory.circuits_of(complaint.customer_id):
         if circuit.service_type != st or city not in (circuit.a_city, circuit.z_city):
             continue
-        cs = c.circuits[circuit.circuit_id]
+        cs = c.circuits.get(circuit.circuit_id)
+        if cs is None:                                        # kept by another city's shard
+            continue
         found.extend(f for f in (cs.outage_fault, cs.deg_fault, cs.flap_fault) if f is not None)
     found.extend(c.complaint_faults.get((complaint.customer_id, st, city), ()))
     if not found:
@@ -78,8 +80,9 @@ def _open_complaint_fault(c: Correlator, complaint: Complaint, cust, now: float,
                or (complaint.channel == "direct" and cust.grade in rb.green_direct_grades))
     f.found_by_city = f.green                                  # ES-1: a complaint the city took
     c.complaint_faults.setdefault((cust.customer_id, complaint.service_type, complaint.city), []).append(f)
-    if circuit is not None:
-        c.circuits[circuit.circuit_id].complaint_faults.append(f)
+    cs = c.circuits.get(circuit.circuit_id) if circuit is not None else None
+    if cs is not None:
+        cs.complaint_faults.append(f)
     c.opened(f, now, outs)
     return f
 

@@ -15,8 +15,10 @@ from shared.timers import TimerQueue
 
 
 class Dispatcher:
-    def __init__(self, rulebook: Rulebook, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, rulebook: Rulebook, warn: Callable[[str], None] | None = None, *,
+                 id_prefix: str = "") -> None:
         self.rulebook = rulebook
+        self.id_prefix = id_prefix
         self.warn = warn
         self.timers = TimerQueue()
         self.faults: dict[str, DispatchFault] = {}
@@ -99,7 +101,7 @@ class Dispatcher:
                     out.append(shared.upgraded(now, False))
                 return
         self.order_count += 1
-        wo = WorkOrder(f"W-{self.order_count:06d}", queue, f.fault_id,
+        wo = WorkOrder(f"W-{self.id_prefix}{self.order_count:06d}", queue, f.fault_id,
                        f.incident_id if specialist else None, cc,
                        "urgent" if df.serious else "normal",
                        texts.title(f, self.rulebook, df.serious), rule, now)

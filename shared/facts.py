@@ -56,3 +56,33 @@ class Notice:
     kind: str
     facts: FaultFacts
     arg: str | None = None
+
+
+# ---------------------------------------------------------------------- on the wire
+
+_FACT_FIELDS = ("seq", "fault_id", "incident_id", "kind", "city", "service_type", "important",
+                "cause_side", "root_resource", "layer", "root_maintainer", "probable_cause",
+                "opened_at", "green", "found_by_city", "severity", "serious_at", "ended_at", "listed")
+
+
+def facts_to_dict(f: FaultFacts) -> dict:
+    d = {name: getattr(f, name) for name in _FACT_FIELDS}
+    d["circuit_id"] = f.circuit.circuit_id if f.circuit else None
+    d["customer_id"] = f.customer.customer_id if f.customer else None
+    return d
+
+
+def facts_from_dict(d: dict, inventory) -> FaultFacts:
+    """The snapshot back, with circuit and customer looked up in the receiver's inventory."""
+    fields = {name: d[name] for name in _FACT_FIELDS}
+    circuit = inventory.circuits[d["circuit_id"]] if d.get("circuit_id") else None
+    customer = inventory.customers[d["customer_id"]] if d.get("customer_id") else None
+    return FaultFacts(circuit=circuit, customer=customer, **fields)
+
+
+def notice_to_dict(n: Notice) -> dict:
+    return {"kind": n.kind, "arg": n.arg, "facts": facts_to_dict(n.facts)}
+
+
+def notice_from_dict(d: dict, inventory) -> Notice:
+    return Notice(d["kind"], facts_from_dict(d["facts"], inventory), d.get("arg"))

@@ -1,0 +1,106 @@
+"""The split pipeline in one process: city shards of the correlator and the dispatcher,
+connected by notices that cross a JSON boundary exactly as they cross Kafka.
+
+It has Pipeline's surface (`clock`, `submit`, `advance`, `alarms_in`), so Replay can drive
+it; the equivalence tests run the same inputs through both and compare the decisions.
+The Kafka runners (services/kafka_stages.py) use the same shards and the same codec.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import orjson
+
+from services.sharding import action_shard, alarm_shards, complaint_shard
+from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
+from shared.facts import notice_from_dict, notice_to_dict
+from shared.inventory import Inventory
+from shared.model import Action, Alarm, Complaint, Rejected
+from shared.rulebook import Rulebook
+
+
+def encode_notice(notice, key, now: float) -> bytes:
+    """JSON has no infinity: the ordering key's ±inf travel as the strings "inf"/"-inf"."""
+    wire_key = [x if math.isfinite(x) else str(x) for x in key]
+    return orjson.dumps({"notice": notice_to_dict(notice), "key": wire_key, "now": now})
+
+
+def decode_notice(raw: bytes, inventory: Inventory):
+    d = orjson.loads(raw)
+    return notice_from_dict(d["notice"], inventory), tuple(float(x) for x in d["key"]), d["now"]
+
+
+def shards_for(inventory: Inventory, event) -> list[str] | Rejected:
+    if type(event) is Alarm:
+        return alarm_shards(inventory, event.resource_id)
+    if type(event) is Complaint:
+        return [complaint_shard(inventory, event.customer_id, event.city, event.service_type)]
+    assert isinstance(event, Action)
+    sel = event.select
+    shard = action_shard(inventory, {k: getattr(sel, k) for k in
+                                     ("fault_id", "circuit_id", "customer_id", "service_type", "city")})
+    if shard is None:
+        return Rejected(f"select {sel.describe()}: cannot tell which city's faults it means; "
+                        "give fault_id, circuit_id, or a city")
+    return [shard]
+
+
+class SplitPipeline:
+    def __init__(self, inventory: Inventory, rulebook: Rulebook,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.inventory = inventory
+        self.rulebook = rulebook
+        self.warn = warn
+        self.correlators: dict[str, CorrelatorShard] = {}
+        self.dispatchers: dict[str, DispatcherShard] = {}
+        self.clock: float | None = None
+        self.alarms_in = 0
+
+    def shard(self, city: str) -> tuple[CorrelatorShard, DispatcherShard]:
+        corr = self.correlators.get(city)
+        if corr is None:
+            corr = self.correlators[city] = CorrelatorShard(city, self.inventory, self.rulebook)
+            self.dispatchers[city] = DispatcherShard(city, self.rulebook, self.warn)
+        return corr, self.dispatchers[city]
+
+    def _deliver(self, city: str, outs: list, records: list[dict]) -> Rejected | None:
+        disp = self.dispatchers[city]
+        for item in outs:
+            if item[0] == RECORD:
+                records.append(item[1])
+            elif item[0] == NOTICE:
+                notice, key, now = decode_notice(encode_notice(item[1], item[2], item[3]), self.inventory)
+                made, refused = disp.handle(notice, key, now)
+                records.extend(made)
+                if refused is not None:
+                    return refused
+            elif item[0] == TICK:
+                records.extend(disp.tick(item[1]))
+        return None
+
+    def submit(self, event, now: float) -> tuple[list[dict], Rejected | None]:
+        if self.clock is None or now > self.clock:
+            self.clock = now
+        if type(event) is Alarm:
+            self.alarms_in += 1
+        cities = shards_for(self.inventory, event)
+        if isinstance(cities, Rejected):
+            return [], cities
+        records: list[dict] = []
+        refused = None
+        for city in cities:
+            corr, _disp = self.shard(city)
+            outs, rejected = corr.handle(event, now)
+            refused = self._deliver(city, outs, records) or rejected or refused
+        return records, refused
+
+    def advance(self, to: float) -> list[dict]:
+        """Every shard's clock to `to` (a broadcast tick)."""
+        if self.clock is None or to > self.clock:
+            self.clock = to
+        records: list[dict] = []
+        for city in sorted(self.correlators):
+            self._deliver(city, self.correlators[city].tick(to), records)
+        return records

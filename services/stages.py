@@ -1,0 +1,133 @@
+"""One city's correlator and dispatcher as separate stages, connected only by notices.
+
+In replay one Pipeline fires every timer in (due, fault, §7 rank) order across both stages
+(RULES.md T-3, T-7). Split across processes, the correlator shard stamps every notice with
+an ordering key: a timer's (due, fault seq, rank), or (clock, ∞, ∞) for a notice caused by
+an input or a tick. Before the dispatcher shard handles a notice it fires its own timers
+whose keys sort before it. The same decisions come out, in the same order per city, as
+from one Pipeline — the equivalence tests hold the two to that. Both shards are pure: the
+runners around them do the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from correlator.engine import Correlator
+from correlator.operator import on_action, on_complaint
+from dispatcher.engine import Dispatcher
+from services.sharding import UNMAPPED
+from shared.facts import Notice
+from shared.inventory import Inventory
+from shared.model import Alarm, Complaint, Rejected
+from shared.rulebook import Rulebook
+
+INF = float("inf")
+Key = tuple[float, float, float]
+NO_FIRE: Key = (-INF, -INF, -INF)
+
+RECORD, NOTICE, TICK = "record", "notice", "tick"
+
+
+class CorrelatorShard:
+    """The correlator for the circuits of one city. Outputs are tagged tuples:
+    (RECORD, record) for faultline.decisions, (NOTICE, notice, key, now) and (TICK, t) for
+    the dispatcher of the same city."""
+
+    def __init__(self, shard: str, inventory: Inventory, rulebook: Rulebook) -> None:
+        self.shard = shard
+        owns = (lambda c: False) if shard == UNMAPPED else (lambda c: c.a_city == shard)
+        self.correlator = Correlator(inventory, rulebook, owns=owns, id_prefix=f"{shard}-")
+        self.clock: float | None = None
+
+    def _fire_until(self, t: float, out: list) -> None:
+        corr = self.correlator
+        while True:
+            key = corr.next_timer_key()
+            if key is None or key[0] > t:
+                return
+            at = key[0] if self.clock is None or key[0] > self.clock else self.clock
+            self.clock = at
+            self._emit(corr.fire_next(at), (key[0], key[1], key[2]), at, out)
+
+    @staticmethod
+    def _emit(outs: list, key: Key, now: float, out: list) -> None:
+        for record, notice in outs:
+            if record is not None:
+                out.append((RECORD, record))
+            if notice is not None:
+                out.append((NOTICE, notice, key, now))
+
+    def handle(self, event: Alarm | Complaint | object, t: float) -> tuple[list, Rejected | None]:
+        """An input arriving at clock t (never before the shard's clock: T-5)."""
+        if self.clock is not None and t < self.clock:
+            t = self.clock
+        out: list = []
+        self._fire_until(t, out)
+        self.clock = t
+        if type(event) is Alarm:
+            result = self.correlator.on_alarm(event, t)
+        elif type(event) is Complaint:
+            result = on_complaint(self.correlator, event, t)
+        else:
+            result = on_action(self.correlator, event, t)
+        if isinstance(result, Rejected):
+            return out, result
+        # The first notice of an input lets the dispatcher fire its timers due by t (replay
+        # fires every timer due by t before an input); the input's later notices fire
+        # nothing, so timers they create wait for the correlator's own (T-7 order).
+        first = len(out)
+        self._emit(result, NO_FIRE, t, out)
+        for i in range(first, len(out)):
+            if out[i][0] == NOTICE:
+                out[i] = (NOTICE, out[i][1], (t, INF, INF), t)
+                break
+        self._fire_until(t, out)              # what the input made overdue (T-3)
+        return out, None
+
+    def tick(self, t: float) -> list:
+        """Advance the clock to t: fire due timers, then tell the dispatcher the time."""
+        out: list = []
+        if self.clock is not None and t < self.clock:
+            t = self.clock
+        self._fire_until(t, out)
+        self.clock = t
+        out.append((TICK, t))
+        return out
+
+
+class DispatcherShard:
+    """The dispatcher for one city's faults, driven by its correlator shard's notices."""
+
+    def __init__(self, shard: str, rulebook: Rulebook, warn: Callable[[str], None] | None = None) -> None:
+        self.shard = shard
+        self.dispatcher = Dispatcher(rulebook, warn, id_prefix=f"{shard}-")
+        self.clock: float | None = None
+
+    def _fire_before(self, key: Key, out: list[dict]) -> None:
+        disp = self.dispatcher
+        while True:
+            k = disp.next_timer_key()
+            if k is None or (k[0], k[1], k[2]) >= key:
+                return
+            at = k[0] if self.clock is None or k[0] > self.clock else self.clock
+            self.clock = at
+            out.extend(disp.fire_next(at))
+
+    def handle(self, notice: Notice, key: Key, now: float) -> tuple[list[dict], Rejected | None]:
+        out: list[dict] = []
+        self._fire_before(key, out)
+        if self.clock is None or now > self.clock:
+            self.clock = now
+        made = self.dispatcher.handle(notice, now)
+        if isinstance(made, Rejected):
+            return out, made
+        out.extend(made)
+        return out, None
+
+    def tick(self, t: float) -> list[dict]:
+        out: list[dict] = []
+        self._fire_before((t, INF, INF), out)
+        if self.clock is None or t > self.clock:
+            self.clock = t
+        return out
