@@ -1,0 +1,283 @@
+"""The durable store of the production path: SQLAlchemy 2 Core tables (CONTRACT §4).
+
+Portable to SQLite and PostgreSQL: JSON values are kept as Text (UTF-8 JSON written by
+the code), booleans as Boolean, ids as strings. The schema itself is created by the
+Alembic migrations in `shared/db/migrations` (`faultline db upgrade`); this metadata is
+what they were written from and what the code queries with.
+
+Times, three kinds, each stored one way:
+- Times of the domain, the ones CONTRACT §3 records carry (`at`, `opened_at`, `deadline`,
+  an alarm's `event_time`...): TEXT, the ISO-8601 string exactly as the record has it.
+  Output times are all `+08:00` with whole seconds (microseconds only when present), so
+  for them the text order is the time order. Alarm `event_time`s are the sender's and may
+  carry another offset.
+- Times the engine computes with (`input_log.clock`, `timers.due`): FLOAT, Unix seconds,
+  the engine's own representation (shared/clock.py).
+- Bookkeeping stamps (`created_at`, `updated_at` of the log and ownership tables): the
+  database server's clock, `DateTime(timezone=True)` filled by the server.
+
+Tables:
+- `input_log`: every input and timer tick a stage handled, per (stage, shard), in order.
+- `outbox`: what each input produced for the bus, published later by a relay.
+- `shard_owner`: which process owns a shard and its epoch (fencing zombie writers).
+- the read model, filled by `shared.db.projection`: `alarms`, `faults`, `incidents`,
+  `complaints`, `work_orders`, `notifications`, `escalations`, `audit`, `rejected`;
+  plus `timers` (the engine's pending timers, written by the stage that owns them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
+
+# Constraint names are explicit (and stable across SQLite and PostgreSQL) so migrations
+# can refer to them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# BIGINT on PostgreSQL; INTEGER on SQLite, where only an INTEGER PRIMARY KEY autoincrements.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ID = String(64)          # fault, incident, work-order, complaint, alarm ids
+STAGE = String(32)       # "correlate" | "dispatch"
+SHARD = String(32)       # a city code or "-"
+QUEUE = String(128)      # RULES.md §4 queue names
+RULE = String(16)        # SF-3, RT-2, TM-4...
+TIME = String(40)        # ISO-8601 text (see the module docstring)
+NAME = String(255)       # resource ids, sources, keys
+
+
+def _stamp(name: str) -> Column:
+    return Column(name, DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+# ---------------------------------------------------------------------------------------
+# The production path: input log, outbox, shard ownership.
+
+input_log = Table(
+    "input_log", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("seq", Integer, nullable=False),                  # per (stage, shard), from 1
+    Column("kind", String(16), nullable=False),              # "input" | "tick"
+    Column("clock", Float, nullable=False),                  # the stage clock, Unix seconds
+    Column("body", Text, nullable=True),                     # JSON; null for a tick
+    Column("source_key", NAME, nullable=True),               # "topic:partition:offset", ...
+    _stamp("created_at"),
+    UniqueConstraint("stage", "shard", "seq"),
+    # NULLs are distinct in a UNIQUE constraint (both databases): ticks carry no key.
+    UniqueConstraint("stage", "shard", "source_key"),
+    Index(None, "stage", "shard"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("seq", Integer, nullable=False),                  # the input_log seq it came from
+    Column("topic", NAME, nullable=False),
+    Column("key", NAME, nullable=True),
+    Column("value", Text, nullable=False),
+    Column("published", Boolean, nullable=False, server_default=false(), default=False),
+    UniqueConstraint("stage", "shard", "seq", "topic"),
+    Index(None, "published", "id"),
+)
+
+shard_owner = Table(
+    "shard_owner", metadata,
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("owner", NAME, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    _stamp("updated_at"),
+    PrimaryKeyConstraint("stage", "shard"),
+)
+
+# ---------------------------------------------------------------------------------------
+# The read model (shared.db.projection).
+
+alarms = Table(
+    "alarms", metadata,
+    Column("source", NAME, nullable=False),
+    Column("alarm_id", NAME, nullable=False),
+    Column("resource_id", NAME, nullable=True),
+    Column("probable_cause", String(64), nullable=True),
+    Column("severity", String(16), nullable=True),
+    Column("state", String(16), nullable=True),              # raised | cleared
+    Column("event_time", TIME, nullable=True),
+    Column("text", Text, nullable=True),
+    Column("first_seen_at", TIME, nullable=True),
+    Column("last_seen_at", TIME, nullable=True),
+    Column("count", Integer, nullable=False, server_default="0", default=0),
+    Column("unmapped", Boolean, nullable=False, server_default=false(), default=False),
+    PrimaryKeyConstraint("source", "alarm_id"),
+    Index(None, "resource_id"),
+)
+
+faults = Table(
+    "faults", metadata,
+    Column("fault_id", ID, primary_key=True),
+    Column("incident_id", ID, nullable=True),
+    Column("kind", String(16), nullable=True),               # outage | degradation | complaint
+    Column("circuit_id", NAME, nullable=True),
+    Column("customer_id", ID, nullable=True),
+    Column("city", SHARD, nullable=True),
+    Column("service_type", String(32), nullable=True),
+    Column("important", Boolean, nullable=True),
+    Column("cause_side", String(16), nullable=True),
+    Column("root_resource", NAME, nullable=True),
+    Column("layer", String(16), nullable=True),
+    Column("probable_cause", String(64), nullable=True),
+    Column("opened_at", TIME, nullable=True),
+    Column("severity", String(16), nullable=True),           # general | serious
+    Column("serious_at", TIME, nullable=True),
+    Column("rule", RULE, nullable=True),                     # the SF- rule that made it serious
+    Column("trigger", String(16), nullable=True),            # duration | confirmed
+    Column("ended_at", TIME, nullable=True),
+    Column("duration_s", Integer, nullable=True),
+    Column("attribution", String(16), nullable=True),        # ours | not_ours
+    Column("updated_at", TIME, nullable=True),               # `at` of the latest record
+    Index(None, "incident_id"),
+    Index(None, "city", "severity"),
+    Index(None, "customer_id", "service_type"),
+)
+
+incidents = Table(
+    "incidents", metadata,
+    Column("incident_id", ID, primary_key=True),
+    Column("root_resource", NAME, nullable=True),
+    Column("first_opened_at", TIME, nullable=True),
+    Column("fault_count", Integer, nullable=False, server_default="0", default=0),
+)
+
+complaints = Table(
+    "complaints", metadata,
+    Column("complaint_id", ID, primary_key=True),
+    Column("customer_id", ID, nullable=True),
+    Column("city", SHARD, nullable=True),
+    Column("service_type", String(32), nullable=True),
+    Column("channel", String(32), nullable=True),
+    Column("scope", String(16), nullable=True),
+    Column("text", Text, nullable=True),
+    Column("received_at", TIME, nullable=True),
+    Column("fault_id", ID, nullable=True),
+    Index(None, "fault_id"),
+)
+
+work_orders = Table(
+    "work_orders", metadata,
+    Column("work_order_id", ID, primary_key=True),
+    Column("queue", QUEUE, nullable=True),
+    Column("fault_ids", Text, nullable=False, server_default="[]", default="[]"),   # JSON list
+    Column("cc", Text, nullable=False, server_default="[]", default="[]"),          # JSON list
+    Column("priority", String(16), nullable=True),           # normal | urgent
+    Column("title", Text, nullable=True),
+    Column("rule", RULE, nullable=True),
+    # TMF621: acknowledged | inProgress | resolved | closed | held | pending | cancelled
+    Column("status", String(16), nullable=False, server_default="acknowledged",
+           default="acknowledged"),
+    Column("contact_by", TIME, nullable=True),
+    Column("arrive_by", TIME, nullable=True),
+    Column("created_at", TIME, nullable=True),
+    Column("updated_at", TIME, nullable=True),
+    Column("resolved_at", TIME, nullable=True),
+    Index(None, "queue", "status"),
+)
+
+timers = Table(
+    "timers", metadata,
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("fault_id", ID, nullable=False),
+    Column("kind", String(16), nullable=False),              # TM-1 ... TM-10, AL-5
+    Column("due", Float, nullable=False),                    # Unix seconds
+    PrimaryKeyConstraint("stage", "shard", "fault_id", "kind", "due"),
+    Index(None, "stage", "shard", "due"),
+)
+
+# The key columns of a notification are NOT NULL ('' when a type has no such field), so the
+# UNIQUE key also holds on PostgreSQL, where NULLs would all be distinct.
+notifications = Table(
+    "notifications", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("fault_id", ID, nullable=False),
+    # sms | phone.notify | onsite.required | report.due | deadline.missed
+    Column("type", String(32), nullable=False),
+    Column("stage_or_rule", String(32), nullable=False, server_default="", default=""),
+    Column("queue_or_target", QUEUE, nullable=False, server_default="", default=""),
+    Column("recipients", Text, nullable=False, server_default="[]", default="[]"),  # JSON list
+    Column("text", Text, nullable=True),
+    Column("deadline", TIME, nullable=True),                 # deadline, or report.due's `due`
+    Column("at", TIME, nullable=False),
+    UniqueConstraint("fault_id", "type", "stage_or_rule", "queue_or_target", "at",
+                     name="uq_notifications_key"),
+)
+
+escalations = Table(
+    "escalations", metadata,
+    Column("fault_id", ID, nullable=False),
+    Column("reason", RULE, nullable=False),                  # ES-...
+    Column("to_queue", QUEUE, nullable=True),
+    Column("at", TIME, nullable=True),
+    PrimaryKeyConstraint("fault_id", "reason"),
+)
+
+# Every projected record, once: `digest` is the SHA-256 of (stage, shard, canonical JSON of
+# the record), so projecting the same record again adds no row.
+audit = Table(
+    "audit", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", TIME, nullable=False),
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("fault_id", ID, nullable=True),
+    Column("work_order_id", ID, nullable=True),
+    Column("body", Text, nullable=False),                    # the record, JSON
+    Column("digest", String(64), nullable=False),
+    UniqueConstraint("digest"),
+    Index(None, "fault_id"),
+    Index(None, "work_order_id"),
+)
+
+# Every refused input (input.rejected), kept with its reason; deduplicated like `audit`.
+rejected = Table(
+    "rejected", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", TIME, nullable=False),
+    Column("stage", STAGE, nullable=False),
+    Column("source_key", NAME, nullable=True),               # the line / message it came from
+    Column("reason", Text, nullable=False),
+    Column("body", Text, nullable=True),
+    Column("digest", String(64), nullable=False),
+    UniqueConstraint("digest"),
+)
+
+TABLES = (
+    input_log, outbox, shard_owner, alarms, faults, incidents, complaints, work_orders,
+    timers, notifications, escalations, audit, rejected,
+)
