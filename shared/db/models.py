@@ -247,7 +247,8 @@ escalations = Table(
 )
 
 # Every projected record, once: `digest` is the SHA-256 of (stage, shard, canonical JSON of
-# the record), so projecting the same record again adds no row.
+# the record), so projecting the same record again adds no row. A row written by other code
+# may leave it NULL (never a conflict: NULLs are distinct in a UNIQUE constraint).
 audit = Table(
     "audit", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -258,13 +259,14 @@ audit = Table(
     Column("fault_id", ID, nullable=True),
     Column("work_order_id", ID, nullable=True),
     Column("body", Text, nullable=False),                    # the record, JSON
-    Column("digest", String(64), nullable=False),
+    Column("digest", String(64), nullable=True),
     UniqueConstraint("digest"),
     Index(None, "fault_id"),
     Index(None, "work_order_id"),
 )
 
-# Every refused input (input.rejected), kept with its reason; deduplicated like `audit`.
+# Every refused input, kept with its reason: the input.rejected records (projection, which
+# fills `digest` and so deduplicates like `audit`) and whatever a stage refuses itself.
 rejected = Table(
     "rejected", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -273,7 +275,7 @@ rejected = Table(
     Column("source_key", NAME, nullable=True),               # the line / message it came from
     Column("reason", Text, nullable=False),
     Column("body", Text, nullable=True),
-    Column("digest", String(64), nullable=False),
+    Column("digest", String(64), nullable=True),
     UniqueConstraint("digest"),
 )
 

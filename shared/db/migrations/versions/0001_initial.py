@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column('fault_id', sa.String(length=64), nullable=True),
         sa.Column('work_order_id', sa.String(length=64), nullable=True),
         sa.Column('body', sa.Text(), nullable=False),
-        sa.Column('digest', sa.String(length=64), nullable=False),
+        sa.Column('digest', sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint('id', name='pk_audit'),
         sa.UniqueConstraint('digest', name='uq_audit_digest'),
     )
@@ -159,7 +159,7 @@ def upgrade() -> None:
         sa.Column('source_key', sa.String(length=255), nullable=True),
         sa.Column('reason', sa.Text(), nullable=False),
         sa.Column('body', sa.Text(), nullable=True),
-        sa.Column('digest', sa.String(length=64), nullable=False),
+        sa.Column('digest', sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint('id', name='pk_rejected'),
         sa.UniqueConstraint('digest', name='uq_rejected_digest'),
     )
