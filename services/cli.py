@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--exit-after-demo", action="store_true",
                      help="with --demo: exit 0 once the last demo input and the timers of the "
                           "following two simulated hours are handled")
+
+    db = sub.add_parser("db", help="database schema (migrations)",
+                        epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="bring the schema up to date (a no-op when it is)")
+    up.add_argument("--database-url", default=_env("FAULTLINE_DATABASE_URL"),
+                    help="SQLAlchemy URL (default: sqlite file under ./.faultline/)")
     return parser
 
 
@@ -75,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from services.live import run_main
             return run_main(args)
+        if args.command == "db" and args.db_command == "upgrade":
+            from shared.db.migrate import upgrade
+            upgrade(args.database_url)
+            return 0
     except UsageError as err:
         sys.stderr.write(f"{err}\n")
         return 2
