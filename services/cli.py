@@ -15,6 +15,10 @@ environment (each also a flag):
   FAULTLINE_RULEBOOK         rulebook YAML; unset: the built-in Guangdong V2.2
   FAULTLINE_DATABASE_URL     SQLAlchemy URL; unset: a local SQLite file
   FAULTLINE_KAFKA_BOOTSTRAP  Kafka bootstrap servers; unset: the in-process bus
+  FAULTLINE_KAFKA_IDEMPOTENCE  true on Apache Kafka (idempotent producer); false for Tansu
+  FAULTLINE_TOPIC_PARTITIONS   partitions of the topics a process creates (default 6)
+  FAULTLINE_TOPIC_REPLICATION  replication factor of those topics (default 1)
+  FAULTLINE_CLOCK            wall (timers on the wall clock) or stream (message time only)
   FAULTLINE_HTTP_PORT        HTTP port of `run` (default 8080)
   FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT
                              raw listeners (off when unset)
@@ -55,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --demo: exit 0 once the last demo input and the timers of the "
                           "following two simulated hours are handled")
 
+    for name, what in (("ingest", "raw feeds → normalized alarms on faultline.alarms"),
+                       ("correlate", "alarms and actions → faults (city shards)"),
+                       ("dispatch", "faults → work orders, escalations, notices (city shards)"),
+                       ("api", "the HTTP API over Kafka and PostgreSQL")):
+        proc = sub.add_parser(name, help=what, epilog=ENVIRONMENT,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        proc.add_argument("--kafka-bootstrap", default=_env("FAULTLINE_KAFKA_BOOTSTRAP"))
+        proc.add_argument("--database-url", default=_env("FAULTLINE_DATABASE_URL"))
+        proc.add_argument("--inventory", default=_env("FAULTLINE_INVENTORY"), help="inventory JSON file")
+        proc.add_argument("--rulebook", default=_env("FAULTLINE_RULEBOOK"), help="rulebook YAML file")
+        proc.add_argument("--http-port", type=int, default=int(_env("FAULTLINE_HTTP_PORT", "8080")))
+        proc.add_argument("--clock", default=_env("FAULTLINE_CLOCK", "wall"), choices=("wall", "stream"))
+
     db = sub.add_parser("db", help="database schema (migrations)",
                         epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
     dbsub = db.add_subparsers(dest="db_command", required=True)
@@ -79,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             inventory, rulebook = load_config(args.inventory, args.rulebook)
             from services.replay import replay_main
             return replay_main(inventory, rulebook, args.events, until, args.summary)
+        if args.command in ("ingest", "correlate", "dispatch", "api"):
+            from services.processes import run_process
+            return run_process(args.command, args)
         if args.command == "run":
             from services.live import run_main
             return run_main(args)

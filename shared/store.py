@@ -5,7 +5,7 @@ Three tables:
   (the clock it was handled at), plus `advance` entries for timer ticks. Replaying this
   log through a fresh pipeline rebuilds the engine's state exactly (the rules are pure).
 - `records`: the output records (CONTRACT §3) each entry produced, in emission order.
-- `rejected`: every refused input with its reason and body — kept, never dropped.
+- `refused_inputs`: every refused input with its reason and body — kept, never dropped.
 
 An entry, its records and its refusal are written in one transaction (`append`).
 """
@@ -61,7 +61,7 @@ records = Table(
 )
 
 rejected = Table(
-    "rejected", metadata,
+    "refused_inputs", metadata,   # not `rejected`: the production schema has its own
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("arrival", Float, nullable=False),
     Column("source", String(32), nullable=False),

@@ -1,0 +1,91 @@
+"""`faultline ingest`: raw feeds → normalized alarms on faultline.alarms (CONTRACT §2, §4).
+
+Consumes faultline.alarms.raw.<format>; each message is normalized by alarm_ingest and
+published to faultline.alarms keyed by its resource, keeping the message's own time as the
+arrival. A message that cannot be normalized goes to faultline.deadletter with the reason
+and its topic, partition and offset. Offsets are committed after the broker acknowledged
+what they became (at least once; the correlator's dedup makes a repeat harmless, AL-1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter
+
+from alarm_ingest.raw import FORMATS, normalize
+from services.processes import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
+from services.router import dead
+from shared.bus import ALARMS, DEADLETTER
+from shared.kafka import Consumer, Msg, Producer, raw_alarms_topic
+
+log = logging.getLogger("faultline.ingest")
+
+RAW_TOPICS = {raw_alarms_topic(f): f for f in FORMATS}
+
+
+def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
+    """(topic, value, key, timestamp_ms) of what one raw message becomes."""
+    fmt = RAW_TOPICS[msg.topic]
+    payload: object = msg.value.decode("utf-8", errors="replace")
+    if fmt in ("normalized", "tmf642"):
+        try:
+            payload = orjson.loads(msg.value)
+        except orjson.JSONDecodeError as err:
+            topic, value, key = dead(msg, f"not valid JSON: {err}", None)
+            return topic, value, key, None
+    alarm = normalize(fmt, payload, f"{fmt} message")
+    if not hasattr(alarm, "resource_id"):
+        topic, value, key = dead(msg, alarm.reason, payload)
+        return topic, value, key, None
+    body = {"source": alarm.source, "alarm_id": alarm.alarm_id, "resource_id": alarm.resource_id,
+            "probable_cause": alarm.probable_cause, "severity": alarm.severity, "state": alarm.state,
+            "event_time": payload["event_time"] if fmt == "normalized" else _iso(alarm.event_time),
+            "text": alarm.text}
+    return ALARMS, orjson.dumps(body), alarm.resource_id, msg.timestamp_ms
+
+
+def _iso(ts: float) -> str:
+    from shared.clock import fmt_time
+    return fmt_time(ts)
+
+
+async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
+    n = settings.kafka.partitions
+    engine = await prepare(settings, {t: n for t in [*RAW_TOPICS, ALARMS, DEADLETTER]})
+    producer = Producer(settings.kafka)
+    await producer.start(deadline_s=None)
+    registry = CollectorRegistry()
+    normalized = Counter("faultline_ingest_messages", "Raw messages handled, by outcome", ["outcome"],
+                         registry=registry)
+    state = {"healthy": False}
+    app = ops_app(lambda: state["healthy"], lambda: readiness(engine, settings.kafka), registry)
+
+    async def loop() -> None:
+        consumer = Consumer(settings.kafka, list(RAW_TOPICS), "faultline-ingest")
+        await consumer.start(deadline_s=None)
+        state["healthy"] = True
+        try:
+            while not stop.is_set():
+                msgs = await consumer.fetch(timeout_ms=200, max_records=1000)
+                if not msgs:
+                    continue
+                outs = [normalize_message(m) for m in msgs]
+                await producer.send_many([(t, v, k, None, ts) for t, v, k, ts in outs])
+                for t, *_rest in outs:
+                    normalized.labels("alarm" if t == ALARMS else "refused").inc()
+                offsets: dict[tuple[str, int], int] = {}
+                for m in msgs:
+                    tp = (m.topic, m.partition)
+                    offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
+                await consumer.commit(offsets)
+        finally:
+            await consumer.stop()
+
+    try:
+        await asyncio.gather(loop(), serve_until_stopped(app, settings.http_port, stop))
+    finally:
+        await producer.stop()
+        await engine.dispose()

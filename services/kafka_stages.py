@@ -1,0 +1,148 @@
+"""The correlate and dispatch stages of the Kafka pipeline: what each message means to a
+city shard. The runner (services/shard_runner.py) does the I/O around them.
+
+faultline.correlator.inputs (key: city), from the router:
+    {"at": <Unix s>, "source": "<topic>:<partition>:<offset>", "input": <CONTRACT §3 object>}
+    {"tick": <Unix s>}                                   (stream clock only)
+faultline.faults (key: city), correlator → dispatcher:
+    {"id": "<city>:<seq>:<n>", "notice": …, "key": [due, fault, rank], "now": <Unix s>}
+    {"tick": <Unix s>}
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from services.replay import decode_event
+from services.shard_runner import Step
+from services.shardlog import Entry
+from services.split import decode_notice, encode_notice
+from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
+from shared.bus import DECISIONS, workorders_topic
+from shared.inventory import Inventory
+from shared.model import Rejected
+from shared.rulebook import Rulebook
+
+CORRELATOR_INPUTS = "faultline.correlator.inputs"
+FAULTS = "faultline.faults"
+
+
+def tick_message(t: float) -> bytes:
+    return orjson.dumps({"tick": t})
+
+
+class CorrelateLogic:
+    stage = "correlate"
+    input_topic = CORRELATOR_INPUTS
+
+    def __init__(self, inventory: Inventory, rulebook: Rulebook) -> None:
+        self.inventory = inventory
+        self.rulebook = rulebook
+
+    def new_shard(self, shard: str) -> CorrelatorShard:
+        return CorrelatorShard(shard, self.inventory, self.rulebook)
+
+    def rerun(self, core: CorrelatorShard, entry: Entry) -> None:
+        if entry.kind == "tick":
+            core.tick(entry.clock)
+        elif entry.kind == "input":
+            event = decode_event(entry.body["input"])
+            if not isinstance(event, Rejected):
+                core.handle(event, entry.clock)
+
+    def source_key(self, msg, body: dict) -> str | None:
+        return body.get("source")
+
+    def step(self, core: CorrelatorShard, body: dict, seq: int) -> tuple[Step, float]:
+        if "tick" in body:
+            t = float(body["tick"])
+            return self.tick(core, t, seq), t
+        at = float(body["at"])
+        event = decode_event(body["input"])
+        if isinstance(event, Rejected):                  # the router checks; belt and braces
+            return Step(log=False, refused=event.reason), at
+        clock_before = core.clock
+        outs, refused = core.handle(event, at)
+        step = self._step(core.shard, outs, seq)
+        step.log = True                                  # every input is logged (its clock matters)
+        step.refused = refused.reason if refused else None
+        return step, core.clock if core.clock is not None else (clock_before or at)
+
+    def tick(self, core: CorrelatorShard, now: float, seq: int) -> Step:
+        outs = core.tick(now)
+        step = self._step(core.shard, outs, seq)
+        step.log = any(item[0] != TICK for item in outs)  # a tick that fired nothing changes nothing
+        return step
+
+    @staticmethod
+    def _step(shard: str, outs: list, seq: int) -> Step:
+        step = Step(log=False)
+        decisions, notices = [], []
+        for n, item in enumerate(outs):
+            if item[0] == RECORD:
+                step.records.append(item[1])
+                decisions.append(orjson.dumps(item[1]))
+            elif item[0] == NOTICE:
+                wire = orjson.loads(encode_notice(item[1], item[2], item[3]))
+                wire["id"] = f"{shard}:{seq}:{n}"
+                notices.append(orjson.dumps(wire))
+            elif item[0] == TICK:
+                notices.append(tick_message(item[1]))
+        if decisions:
+            step.outgoing[DECISIONS] = decisions
+        if notices:
+            step.outgoing[FAULTS] = notices
+        return step
+
+
+class DispatchLogic:
+    stage = "dispatch"
+    input_topic = FAULTS
+
+    def __init__(self, inventory: Inventory, rulebook: Rulebook, warn=None) -> None:
+        self.inventory = inventory
+        self.rulebook = rulebook
+        self.warn = warn
+
+    def new_shard(self, shard: str) -> DispatcherShard:
+        return DispatcherShard(shard, self.rulebook, self.warn)
+
+    def rerun(self, core: DispatcherShard, entry: Entry) -> None:
+        if entry.kind == "tick":
+            core.tick(entry.clock)
+        elif entry.kind == "input":
+            notice, key, now = decode_notice(orjson.dumps(entry.body), self.inventory)
+            core.handle(notice, key, now)
+
+    def source_key(self, msg, body: dict) -> str | None:
+        return body.get("id")
+
+    def step(self, core: DispatcherShard, body: dict, seq: int) -> tuple[Step, float]:
+        if "tick" in body:
+            t = float(body["tick"])
+            step = self.tick(core, t, seq)
+            return step, t
+        notice, key, now = decode_notice(orjson.dumps(body), self.inventory)
+        records, refused = core.handle(notice, key, now)
+        step = self._step(core, records)
+        step.log = True
+        step.refused = refused.reason if refused else None
+        return step, now
+
+    def tick(self, core: DispatcherShard, now: float, seq: int) -> Step:
+        step = self._step(core, core.tick(now))
+        step.log = bool(step.records)
+        return step
+
+    @staticmethod
+    def _step(core: DispatcherShard, records: list[dict]) -> Step:
+        """Every record to faultline.decisions; work_order.* also to its queue's topic."""
+        step = Step(log=False, records=records)
+        if records:
+            step.outgoing[DECISIONS] = [orjson.dumps(r) for r in records]
+        orders = core.dispatcher.orders
+        for r in records:
+            if r["type"].startswith("work_order."):
+                queue = r.get("queue") or orders[r["work_order_id"]].queue
+                step.outgoing.setdefault(workorders_topic(queue), []).append(orjson.dumps(r))
+        return step

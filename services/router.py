@@ -1,0 +1,130 @@
+"""The correlate stage's router: faultline.alarms and faultline.actions → city shards.
+
+Producers may key those topics however they like (or not at all). The router reads them
+as one stream in arrival order — it merges the partitions by message time, holding a
+message back while a partition that is not caught up could still deliver an earlier one
+— validates each message, stamps its arrival (`at`: the message's own time, or the `at`
+of a CONTRACT §3 action), and republishes it to faultline.correlator.inputs keyed by the
+owning city (services/sharding.py). Refused messages go to faultline.deadletter with the
+reason and their topic, partition and offset. Offsets are committed only after the
+broker acknowledged what they became; a crash in between re-sends them, and the shard's
+log skips the duplicate by its source key.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Callable
+
+import orjson
+
+from alarm_ingest.normalized import alarm_from_dict
+from services.kafka_stages import CORRELATOR_INPUTS
+from services.sharding import UNMAPPED, action_shard, alarm_shards, complaint_shard
+from shared.bus import ACTIONS, ALARMS, DEADLETTER
+from shared.clock import TimeFormatError, parse_time
+from shared.inventory import Inventory
+from shared.kafka import Msg
+from shared.model import Rejected
+from shared.wire import ACTION_KINDS, action_from_dict, complaint_from_dict
+
+log = logging.getLogger("faultline.router")
+
+Out = tuple[str, bytes, str | None]          # topic, value, key
+
+
+def all_shards(inventory: Inventory) -> list[str]:
+    cities = {c.a_city for c in inventory.circuits.values()} | {r.city for r in inventory.resources.values()}
+    return sorted(cities) + [UNMAPPED]
+
+
+def route(inventory: Inventory, msg: Msg) -> list[Out]:
+    """What one message of faultline.alarms or faultline.actions becomes."""
+    source = f"{msg.topic}:{msg.partition}:{msg.offset}"
+    try:
+        obj = orjson.loads(msg.value)
+    except orjson.JSONDecodeError as err:
+        return [dead(msg, f"not valid JSON: {err}", None)]
+    if msg.topic == ALARMS:
+        alarm = alarm_from_dict(obj)
+        if isinstance(alarm, Rejected):
+            return [dead(msg, alarm.reason, obj)]
+        body = {"kind": "alarm", "alarm": obj}
+        return [_to(city, msg.timestamp_ms / 1000, source, body)
+                for city in alarm_shards(inventory, alarm.resource_id)]
+    if type(obj) is not dict:
+        return [dead(msg, "expected a JSON object with kind", obj)]
+    at = msg.timestamp_ms / 1000
+    if obj.get("at") is not None:
+        try:
+            at = parse_time(obj["at"])
+        except TimeFormatError as err:
+            return [dead(msg, f"at: {err}", obj)]
+    kind = obj.get("kind")
+    if kind == "tick":
+        return [(CORRELATOR_INPUTS, orjson.dumps({"tick": at}), city) for city in all_shards(inventory)]
+    if kind == "complaint":
+        complaint = complaint_from_dict(obj.get("complaint"))
+        if isinstance(complaint, Rejected):
+            return [dead(msg, complaint.reason, obj)]
+        city = complaint_shard(inventory, complaint.customer_id, complaint.city, complaint.service_type)
+        return [_to(city, at, source, obj)]
+    if kind in ACTION_KINDS:
+        action = action_from_dict(kind, obj)
+        if isinstance(action, Rejected):
+            return [dead(msg, action.reason, obj)]
+        city = action_shard(inventory, obj["select"])
+        if city is None:
+            return [dead(msg, f"select {action.select.describe()}: cannot tell which city's faults it "
+                              "means; give fault_id, circuit_id, or a city", obj)]
+        return [_to(city, at, source, obj)]
+    return [dead(msg, f"kind: {kind!r} is not one of complaint, {', '.join(ACTION_KINDS)}", obj)]
+
+
+def _to(city: str, at: float, source: str, body: dict) -> Out:
+    return (CORRELATOR_INPUTS, orjson.dumps({"at": at, "source": source, "input": body}), city)
+
+
+def dead(msg: Msg, reason: str, value: object) -> Out:
+    letter = {"reason": reason, "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+              "value": value if value is not None else msg.value.decode(errors="replace")}
+    return (DEADLETTER, orjson.dumps(letter), msg.key)
+
+
+class ArrivalOrder:
+    """Merges partitions into one stream by message time (then topic, partition, offset).
+
+    A message is released once every partition that could still deliver an earlier one has
+    shown a message at least as late, or is caught up (`caught_up(tp)`)."""
+
+    def __init__(self, caught_up: Callable[[tuple[str, int]], bool]) -> None:
+        self.caught_up = caught_up
+        self.heap: list[tuple[int, str, int, int, Msg]] = []
+        self.latest: dict[tuple[str, int], int] = {}
+
+    def add(self, msgs: list[Msg]) -> None:
+        for m in msgs:
+            heapq.heappush(self.heap, (m.timestamp_ms, m.topic, m.partition, m.offset, m))
+            tp = (m.topic, m.partition)
+            self.latest[tp] = max(self.latest.get(tp, 0), m.timestamp_ms)
+
+    def forget(self, tps: set[tuple[str, int]]) -> None:
+        self.heap = [h for h in self.heap if (h[1], h[2]) not in tps]
+        heapq.heapify(self.heap)
+        for tp in tps:
+            self.latest.pop(tp, None)
+
+    def release(self, owned: set[tuple[str, int]]) -> list[Msg]:
+        waiting = [self.latest.get(tp, -1) for tp in owned if not self.caught_up(tp)]
+        mark = min(waiting) if waiting else None
+        out = []
+        while self.heap and (mark is None or self.heap[0][0] <= mark):
+            out.append(heapq.heappop(self.heap)[4])
+        return out
+
+    def pending(self) -> int:
+        return len(self.heap)
+
+
+ROUTED_TOPICS = (ALARMS, ACTIONS)

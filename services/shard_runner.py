@@ -1,0 +1,260 @@
+"""The shell around a city shard in the Kafka pipeline: consume, decide, log, publish, commit.
+
+For every batch of messages the runner hands each one to its shard (the pure core), then
+in ONE database transaction appends the inputs to the shard's log, the messages they
+produced to the outbox and the records to the read model. Only then does it publish the
+outbox and commit the consumer offsets (STYLE.md 11). A crash anywhere re-delivers
+messages whose source keys the log already holds — skipped — or whose results were never
+stored — redone. A shard is rebuilt, on assignment or after any failure, by re-running its
+log through a fresh shard; timers come back with it and overdue ones fire once, at the
+first tick. Ticks that change nothing are not logged: each logged input carries the clock
+it was handled at, so a rebuild never depends on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from services.shardlog import Batch, Entry, Outgoing, ShardLog
+from shared.bus import DEADLETTER
+from shared.clock import fmt_time
+from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, partition_for
+
+log = logging.getLogger("faultline.shards")
+
+
+@dataclass(slots=True)
+class Step:
+    """What one input or tick did to a shard, for the log and the outbox."""
+
+    log: bool                                            # store it in the shard's log
+    outgoing: dict[str, list[bytes]] = field(default_factory=dict)   # topic → message values
+    records: list[dict] = field(default_factory=list)    # decision records (read model)
+    refused: str | None = None
+
+
+class StageLogic(Protocol):
+    stage: str
+    input_topic: str
+
+    def new_shard(self, shard: str) -> Any: ...
+
+    def rerun(self, state: Any, entry: Entry) -> None: ...
+
+    def source_key(self, msg: Msg, body: dict) -> str | None: ...
+
+    def step(self, state: Any, body: dict, seq: int) -> tuple[Step, float]: ...
+
+    def tick(self, state: Any, now: float, seq: int) -> Step: ...
+
+
+@dataclass(slots=True)
+class ShardState:
+    shard: str
+    core: Any
+    seq: int = 0
+    seen: set[str] = field(default_factory=set)
+
+
+class ShardRunner:
+    def __init__(self, logic: StageLogic, shard_log: ShardLog, kafka: KafkaConfig, producer: Producer, *,
+                 group_id: str, input_partitions: int, wall_clock: Callable[[], float] | None = time.time,
+                 tick_every_s: float = 1.0, batch_size: int = 500) -> None:
+        self.logic = logic
+        self.log = shard_log
+        self.kafka = kafka
+        self.producer = producer
+        self.group_id = group_id
+        self.input_partitions = input_partitions
+        self.wall_clock = wall_clock          # None: stream time only (ticks come as inputs)
+        self.tick_every_s = tick_every_s
+        self.batch_size = batch_size
+        self.shards: dict[str, ShardState] = {}
+        self.owned: set[int] = set()
+        self.known_topics: set[str] = set()
+        self.consumer: Consumer | None = None
+        self.processed = 0
+        self.healthy = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop`; any failure drops every shard and starts a fresh session."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.healthy = False
+                log.exception("%s: session failed; rebuilding from the log in %.1fs",
+                              self.logic.stage, backoff)
+                self.shards.clear()
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        consumer = Consumer(self.kafka, [self.logic.input_topic], self.group_id,
+                            on_assigned=self._assigned, on_revoked=self._revoked)
+        self.consumer = consumer
+        await consumer.start(deadline_s=None)
+        try:
+            await self.flush_outbox()
+            self.healthy = True
+            next_tick = 0.0
+            while not stop.is_set():
+                msgs = await consumer.fetch(timeout_ms=200, max_records=self.batch_size)
+                if msgs:
+                    await self.process(msgs)
+                    await consumer.commit(_next_offsets(msgs))
+                if self.wall_clock is not None and time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self.tick_every_s
+                    await self.tick_all(self.wall_clock())
+        finally:
+            self.consumer = None
+            await consumer.stop()
+
+    async def _assigned(self, tps: set[tuple[str, int]]) -> None:
+        self.owned = {p for _t, p in tps}
+        for shard in await self.log.shards():
+            if self._mine(shard) and shard not in self.shards:
+                await self.open_shard(shard)
+        log.info("%s: assigned partitions %s, shards %s", self.logic.stage, sorted(self.owned),
+                 sorted(self.shards))
+
+    async def _revoked(self, tps: set[tuple[str, int]]) -> None:
+        gone = {p for _t, p in tps}
+        for shard in [s for s in self.shards if partition_for(s, self.input_partitions) in gone]:
+            del self.shards[shard]
+        self.owned -= gone
+
+    def _mine(self, shard: str) -> bool:
+        return partition_for(shard, self.input_partitions) in self.owned
+
+    async def open_shard(self, shard: str) -> ShardState:
+        """Rebuild a shard from its log (the pure core re-run; nothing is re-emitted)."""
+        state = ShardState(shard, self.logic.new_shard(shard))
+        for entry in await self.log.entries(shard):
+            self.logic.rerun(state.core, entry)
+            state.seq = entry.seq
+            if entry.source_key is not None:
+                state.seen.add(entry.source_key)
+        self.shards[shard] = state
+        return state
+
+    # ------------------------------------------------------------------ processing
+
+    async def process(self, msgs: list[Msg]) -> None:
+        batch = Batch()
+        last_clock = 0.0
+        for msg in msgs:
+            shard = msg.key or "-"
+            state = self.shards.get(shard) or await self.open_shard(shard)
+            try:
+                body = orjson.loads(msg.value)
+            except orjson.JSONDecodeError as err:
+                self._refuse(batch, state, f"{msg.topic}:{msg.partition}:{msg.offset}",
+                             f"not valid JSON: {err}", {"raw": msg.value.decode(errors="replace")})
+                continue
+            source_key = self.logic.source_key(msg, body)
+            if source_key is not None and source_key in state.seen:
+                continue                                          # a redelivery: already done
+            step, clock = self.logic.step(state.core, body, state.seq + 1)
+            last_clock = max(last_clock, clock)
+            self._collect(batch, state, step, "input", clock, body, source_key)
+            self.processed += 1
+        await self._store(batch, last_clock)
+
+    async def tick_all(self, now: float) -> None:
+        """Advance every owned shard to `now`; what fires is logged and published."""
+        batch = Batch()
+        quiet: list[tuple[str, Outgoing]] = []
+        for state in list(self.shards.values()):
+            step = self.logic.tick(state.core, now, state.seq + 1)
+            if step.log:
+                self._collect(batch, state, step, "tick", now, None, None)
+            else:
+                quiet.extend((state.shard, Outgoing(0, t, state.shard, v)) for t, v in step.outgoing.items())
+        await self._store(batch, now)
+        if quiet and not await self.log.unpublished(set(self.shards), limit=1):
+            await self._send([(shard, o) for shard, o in quiet])   # ticks only follow a flushed outbox
+
+    def _collect(self, batch: Batch, state: ShardState, step: Step, kind: str, clock: float,
+                 body: dict | None, source_key: str | None) -> None:
+        if step.log:
+            state.seq += 1
+            batch.shard_entries.append((state.shard, Entry(state.seq, kind, clock, body, source_key)))
+            if source_key is not None:
+                state.seen.add(source_key)
+            for topic, values in step.outgoing.items():
+                batch.outgoing.append((state.shard, Outgoing(state.seq, topic, state.shard, values)))
+            batch.records.extend((state.shard, r) for r in step.records)
+        if step.refused is not None:
+            self._refuse(batch, state, source_key, step.refused, body, logged=step.log)
+
+    def _refuse(self, batch: Batch, state: ShardState, source_key: str | None, reason: str,
+                body: dict | None, *, logged: bool = False) -> None:
+        """Keep a refused input (the rejected table and the dead-letter topic), never drop it.
+
+        A `refused` log entry carries the dead letter's outbox row and, unless the input
+        itself was logged, its source key, so a redelivery is not refused twice."""
+        log.info("%s %s refused %s: %s", self.logic.stage, state.shard, source_key, reason)
+        batch.refusals.append((state.shard, source_key, reason, body))
+        letter = orjson.dumps({"reason": reason, "stage": self.logic.stage, "source": source_key,
+                               "value": body})
+        state.seq += 1
+        key = None if logged else source_key
+        if key is not None:
+            state.seen.add(key)
+        batch.shard_entries.append((state.shard, Entry(state.seq, "refused", 0.0, None, key)))
+        batch.outgoing.append((state.shard, Outgoing(state.seq, DEADLETTER, state.shard, [letter])))
+
+    async def _store(self, batch: Batch, clock: float) -> None:
+        if not batch:
+            return
+        await self.log.append(batch, fmt_time(clock) if clock else "")
+        await self.flush_outbox()
+
+    # ------------------------------------------------------------------ outbox
+
+    async def flush_outbox(self) -> None:
+        """Publish what is stored and not yet published, in log order, then mark it."""
+        while True:
+            rows = await self.log.unpublished(set(self.shards) if self.shards else None)
+            if not rows:
+                return
+            await self._send([(r.shard, Outgoing(r.seq, r.topic, r.key, r.values)) for r in rows])
+            await self.log.mark_published([r.id for r in rows])
+
+    async def _send(self, outgoing: list[tuple[str, Outgoing]]) -> None:
+        new = {o.topic for _s, o in outgoing} - self.known_topics
+        if new:
+            await ensure_topics(self.kafka, {t: self.kafka.partitions for t in new})
+            self.known_topics |= new
+        await self.producer.send_many([(o.topic, v, o.key, None, None)
+                                       for _s, o in outgoing for v in o.values])
+
+
+def _next_offsets(msgs: list[Msg]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for m in msgs:
+        tp = (m.topic, m.partition)
+        if m.offset + 1 > offsets.get(tp, -1):
+            offsets[tp] = m.offset + 1
+    return offsets
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
