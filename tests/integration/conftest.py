@@ -1,0 +1,26 @@
+"""Integration tests: a real Kafka-protocol broker (Tansu) and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from .kafka_fixtures import *  # noqa: F401,F403
+from .kafka_fixtures import live_brokers
+from .pg_fixtures import *  # noqa: F401,F403
+
+HERE = __file__.rsplit("/", 1)[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if str(item.path).startswith(HERE):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed and str(item.path).startswith(HERE):
+        for broker in live_brokers():
+            report.sections.append((f"tansu {broker.bootstrap} log ({broker.log_path})", broker.log_tail()))
+    return report
