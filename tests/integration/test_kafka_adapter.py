@@ -11,9 +11,18 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, partition_for
+from shared.kafka import (
+    Consumer,
+    KafkaConfig,
+    KafkaConfigError,
+    Msg,
+    Producer,
+    ensure_topics,
+    is_transient,
+    partition_for,
+)
 
-from .kafka_fixtures import Tansu
+from .kafka_fixtures import Tansu, free_port
 
 # Tansu answers a new group's JoinGroup after half the session timeout: keep it short.
 FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 200}
@@ -66,6 +75,34 @@ def test_partition_for_is_crc32_and_stable() -> None:
     cities = ("GZ", "SZ", "FS", "广州")
     assert [partition_for(c, 6) for c in cities] == [zlib.crc32(c.encode()) % 6 for c in cities]
     assert partition_for("GZ", 6) == 5  # the same in every process and Python run (no hash seed)
+
+
+def test_config_from_env_reads_the_contract_variables() -> None:
+    env = {
+        "FAULTLINE_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
+        "FAULTLINE_KAFKA_IDEMPOTENCE": "true",
+        "FAULTLINE_KAFKA_TRANSACTIONAL_ID": "correlate-0",
+        "FAULTLINE_TOPIC_PARTITIONS": "12",
+        "FAULTLINE_TOPIC_REPLICATION": "3",
+    }
+    assert KafkaConfig.from_env(env) == KafkaConfig(
+        "k1:9092,k2:9092", enable_idempotence=True, transactional_id="correlate-0", partitions=12,
+        replication_factor=3,
+    )
+    assert KafkaConfig.from_env({"FAULTLINE_KAFKA_BOOTSTRAP": "k:9092"}) == KafkaConfig("k:9092")
+    for bad in ({}, {"FAULTLINE_KAFKA_BOOTSTRAP": "k", "FAULTLINE_KAFKA_IDEMPOTENCE": "maybe"},
+                {"FAULTLINE_KAFKA_BOOTSTRAP": "k", "FAULTLINE_TOPIC_PARTITIONS": "0"}):
+        with pytest.raises(KafkaConfigError):
+            KafkaConfig.from_env(bad)
+
+
+async def test_ensure_topics_gives_up_at_its_deadline_when_no_broker_answers() -> None:
+    config = fast_config(f"127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with pytest.raises(Exception) as caught:
+        await ensure_topics(config, {"faultline.test.nobody": 1}, deadline_s=1.0)
+    assert is_transient(caught.value)
+    assert 1.0 <= time.monotonic() - started < 5.0
 
 
 async def test_ensure_topics_creates_missing_topics_and_is_idempotent(config: KafkaConfig) -> None:
