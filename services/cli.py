@@ -19,7 +19,8 @@ environment (each also a flag):
   FAULTLINE_TOPIC_PARTITIONS   partitions of the topics a process creates (default 6)
   FAULTLINE_TOPIC_REPLICATION  replication factor of those topics (default 1)
   FAULTLINE_CLOCK            wall (timers on the wall clock) or stream (message time only)
-  FAULTLINE_HTTP_PORT        HTTP port of `run` (default 8080)
+  FAULTLINE_HTTP_PORT        HTTP port: the API, /healthz, /readyz, /metrics (default 8080)
+  FAULTLINE_HTTP_HOST        address the processes listen on (default 0.0.0.0; `run`: 127.0.0.1)
   FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT
                              raw listeners (off when unset)
 """

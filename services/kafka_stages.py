@@ -43,7 +43,7 @@ class CorrelateLogic:
         return CorrelatorShard(shard, self.inventory, self.rulebook)
 
     def rerun(self, core: CorrelatorShard, entry: Entry) -> None:
-        if entry.kind == "tick":
+        if entry.kind == "tick" or (entry.body is not None and "tick" in entry.body):
             core.tick(entry.clock)
         elif entry.kind == "input":
             event = decode_event(entry.body["input"])
@@ -54,9 +54,11 @@ class CorrelateLogic:
         return body.get("source")
 
     def step(self, core: CorrelatorShard, body: dict, seq: int) -> tuple[Step, float]:
-        if "tick" in body:
+        if "tick" in body:                                # a stream-clock tick is an input: logged
             t = float(body["tick"])
-            return self.tick(core, t, seq), t
+            step = self.tick(core, t, seq)
+            step.log = True
+            return step, t
         at = float(body["at"])
         event = decode_event(body["input"])
         if isinstance(event, Rejected):                  # the router checks; belt and braces
@@ -108,7 +110,7 @@ class DispatchLogic:
         return DispatcherShard(shard, self.rulebook, self.warn)
 
     def rerun(self, core: DispatcherShard, entry: Entry) -> None:
-        if entry.kind == "tick":
+        if entry.kind == "tick" or (entry.body is not None and "tick" in entry.body):
             core.tick(entry.clock)
         elif entry.kind == "input":
             notice, key, now = decode_notice(orjson.dumps(entry.body), self.inventory)

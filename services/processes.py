@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.config import UsageError, load_config
+from services.metrics import EngineMetrics, OpenFaultsCollector
 from shared.db import database_url
 from shared.db.migrate import upgrade_async
 from shared.kafka import KafkaConfig, Producer, ensure_topics
@@ -94,7 +95,8 @@ async def readiness(engine: AsyncEngine, kafka: KafkaConfig) -> list[str]:
 
 
 async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event) -> None:
-    config = uvicorn.Config(app, host=os.environ.get("FAULTLINE_HTTP_HOST", "127.0.0.1"), port=port,
+    # Production processes run in containers, where the scraper and probes come from outside.
+    config = uvicorn.Config(app, host=os.environ.get("FAULTLINE_HTTP_HOST", "0.0.0.0"), port=port,
                             log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None       # SIGTERM is ours: drain, then stop
@@ -141,7 +143,10 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
     router = RouterRunner(inventory, settings.kafka, producer)
     shards = ShardRunner(CorrelateLogic(inventory, rulebook), ShardLog(engine, "correlate"), settings.kafka,
                          producer, group_id="faultline-correlate", input_partitions=n,
-                         wall_clock=time.time if settings.clock == "wall" else None)
+                         wall_clock=time.time if settings.clock == "wall" else None,
+                         metrics=EngineMetrics(registry))
+    registry.register(OpenFaultsCollector(
+        lambda: [f for st in list(shards.shards.values()) for f in st.core.correlator.open_faults.values()]))
     app = ops_app(lambda: router.healthy and shards.healthy,
                   lambda: readiness(engine, settings.kafka), registry)
 
@@ -176,7 +181,7 @@ async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
     warn = lambda message: log.warning("%s", message)  # noqa: E731
     shards = ShardRunner(DispatchLogic(inventory, rulebook, warn), ShardLog(engine, "dispatch"),
                          settings.kafka, producer, group_id="faultline-dispatch", input_partitions=n,
-                         wall_clock=None)
+                         wall_clock=None, metrics=EngineMetrics(registry))
     app = ops_app(lambda: shards.healthy, lambda: readiness(engine, settings.kafka), registry)
     try:
         await asyncio.gather(shards.run(stop), serve_until_stopped(app, settings.http_port, stop))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections.abc import Callable
 
 import orjson
@@ -41,7 +42,9 @@ def all_shards(inventory: Inventory) -> list[str]:
 
 def route(inventory: Inventory, msg: Msg) -> list[Out]:
     """What one message of faultline.alarms or faultline.actions becomes."""
-    source = f"{msg.topic}:{msg.partition}:{msg.offset}"
+    # The message's coordinates name it for the shard's dedup; its time makes the name survive a
+    # topic that was recreated (offsets start again at 0: a broker that lost its data).
+    source = f"{msg.topic}:{msg.partition}:{msg.offset}@{msg.timestamp_ms}"
     try:
         obj = orjson.loads(msg.value)
     except orjson.JSONDecodeError as err:
@@ -96,16 +99,22 @@ class ArrivalOrder:
     """Merges partitions into one stream by message time (then topic, partition, offset).
 
     A message is released once every partition that could still deliver an earlier one has
-    shown a message at least as late, or is caught up (`caught_up(tp)`)."""
+    shown a message at least as late, or is caught up (`caught_up(tp)`), and once it has
+    waited `hold_s` since it was fetched: a producer's concurrent sends can reach two
+    partitions out of order, and the hold lets the earlier one land first."""
 
-    def __init__(self, caught_up: Callable[[tuple[str, int]], bool]) -> None:
+    def __init__(self, caught_up: Callable[[tuple[str, int]], bool], hold_s: float = 0.3,
+                 now: Callable[[], float] = time.monotonic) -> None:
         self.caught_up = caught_up
-        self.heap: list[tuple[int, str, int, int, Msg]] = []
+        self.hold_s = hold_s
+        self.now = now
+        self.heap: list[tuple[int, str, int, int, float, Msg]] = []
         self.latest: dict[tuple[str, int], int] = {}
 
     def add(self, msgs: list[Msg]) -> None:
+        fetched = self.now()
         for m in msgs:
-            heapq.heappush(self.heap, (m.timestamp_ms, m.topic, m.partition, m.offset, m))
+            heapq.heappush(self.heap, (m.timestamp_ms, m.topic, m.partition, m.offset, fetched, m))
             tp = (m.topic, m.partition)
             self.latest[tp] = max(self.latest.get(tp, 0), m.timestamp_ms)
 
@@ -118,9 +127,10 @@ class ArrivalOrder:
     def release(self, owned: set[tuple[str, int]]) -> list[Msg]:
         waiting = [self.latest.get(tp, -1) for tp in owned if not self.caught_up(tp)]
         mark = min(waiting) if waiting else None
+        ripe = self.now() - self.hold_s
         out = []
-        while self.heap and (mark is None or self.heap[0][0] <= mark):
-            out.append(heapq.heappop(self.heap)[4])
+        while self.heap and (mark is None or self.heap[0][0] <= mark) and self.heap[0][4] <= ripe:
+            out.append(heapq.heappop(self.heap)[5])
         return out
 
     def pending(self) -> int:

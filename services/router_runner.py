@@ -8,6 +8,7 @@ import logging
 from services.router import ROUTED_TOPICS, ArrivalOrder, route
 from shared.inventory import Inventory
 from shared.kafka import Consumer, KafkaConfig, Producer
+from shared.kafka_assign import SingleActiveAssignor
 
 log = logging.getLogger("faultline.router")
 
@@ -45,7 +46,8 @@ class RouterRunner:
         async def revoked(tps):
             order.forget(tps)
 
-        consumer = Consumer(self.kafka, list(ROUTED_TOPICS), self.group_id, on_revoked=revoked)
+        consumer = Consumer(self.kafka, list(ROUTED_TOPICS), self.group_id, on_revoked=revoked,
+                            assignors=(SingleActiveAssignor,))
         await consumer.start(deadline_s=None)
         self.healthy = True
         try:
@@ -69,7 +71,7 @@ def _commit_points(released, order: ArrivalOrder) -> dict[tuple[str, int], int]:
     for m in released:
         tp = (m.topic, m.partition)
         points[tp] = max(points.get(tp, 0), m.offset + 1)
-    for _ts, topic, partition, offset, _m in order.heap:
+    for _ts, topic, partition, offset, _fetched, _m in order.heap:
         tp = (topic, partition)
         if tp in points and offset < points[tp]:
             points[tp] = offset

@@ -66,7 +66,7 @@ class ShardState:
 class ShardRunner:
     def __init__(self, logic: StageLogic, shard_log: ShardLog, kafka: KafkaConfig, producer: Producer, *,
                  group_id: str, input_partitions: int, wall_clock: Callable[[], float] | None = time.time,
-                 tick_every_s: float = 1.0, batch_size: int = 500) -> None:
+                 tick_every_s: float = 1.0, batch_size: int = 500, metrics=None) -> None:
         self.logic = logic
         self.log = shard_log
         self.kafka = kafka
@@ -82,6 +82,7 @@ class ShardRunner:
         self.consumer: Consumer | None = None
         self.processed = 0
         self.healthy = False
+        self.metrics = metrics                # services.metrics.EngineMetrics, or None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -169,6 +170,8 @@ class ShardRunner:
             if source_key is not None and source_key in state.seen:
                 continue                                          # a redelivery: already done
             step, clock = self.logic.step(state.core, body, state.seq + 1)
+            if self.metrics is not None and (body.get("input") or {}).get("kind") == "alarm":
+                self.metrics.alarms.inc()
             last_clock = max(last_clock, clock)
             self._collect(batch, state, step, "input", clock, body, source_key)
             self.processed += 1
@@ -221,8 +224,18 @@ class ShardRunner:
     async def _store(self, batch: Batch, clock: float) -> None:
         if not batch:
             return
+        for shard in {s for s, _e in batch.shard_entries}:
+            state = self.shards.get(shard)
+            if state is not None:
+                batch.timers[shard] = state.core.pending_timers()
+        started = time.perf_counter()
         await self.log.append(batch, fmt_time(clock) if clock else "")
         await self.flush_outbox()
+        if self.metrics is not None:
+            self.metrics.observe_records(r for _shard, r in batch.records)
+            self.metrics.engine_seconds.labels(self.logic.stage).observe(time.perf_counter() - started)
+            if batch.refusals:
+                self.metrics.rejected.labels(self.logic.stage).inc(len(batch.refusals))
 
     # ------------------------------------------------------------------ outbox
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.models import input_log, outbox, rejected
+from shared.db.models import input_log, outbox, rejected, timers
 from shared.db.projection import project
 
 
@@ -45,6 +45,7 @@ class Batch:
     outgoing: list[tuple[str, Outgoing]] = field(default_factory=list)
     records: list[tuple[str, dict]] = field(default_factory=list)        # to project
     refusals: list[tuple[str, str | None, str, dict | None]] = field(default_factory=list)
+    timers: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)   # shard → pending
 
     def __bool__(self) -> bool:
         return bool(self.shard_entries or self.outgoing or self.records or self.refusals)
@@ -100,6 +101,12 @@ class ShardLog:
                     {"at": at, "stage": stage, "source_key": source_key, "reason": reason,
                      "body": orjson.dumps(body).decode()}
                     for _shard, source_key, reason, body in batch.refusals])
+            for shard, pending in batch.timers.items():       # the due times, for operators
+                await conn.execute(delete(timers).where(timers.c.stage == stage, timers.c.shard == shard))
+                rows = {(f, k, d): None for f, k, d in pending}
+                if rows:
+                    await conn.execute(timers.insert(), [{"stage": stage, "shard": shard, "fault_id": f,
+                                                          "kind": k, "due": d} for f, k, d in rows])
             if batch.records:
                 records = batch.records
                 await conn.run_sync(lambda sync: [project(sync, r, stage=stage, shard=s) for s, r in records])

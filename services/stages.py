@@ -85,6 +85,20 @@ class CorrelatorShard:
         self._fire_until(t, out)              # what the input made overdue (T-3)
         return out, None
 
+    def pending_timers(self) -> list[tuple[str, str, float]]:
+        """(fault_id, TM-…, due) of the timers that will still fire: the `timers` table."""
+        out = []
+        for due, _seq, kind, payload in self.correlator.timers.pending():
+            if kind == "TM-1":
+                fault, gen = payload
+                if fault.open and fault.tm1_gen == gen:
+                    out.append((fault.fault_id, kind, due))
+            elif kind == "AL-5":
+                cs, gen = payload
+                if cs.flap_fault is not None and cs.quiet_gen == gen:
+                    out.append((cs.flap_fault.fault_id, kind, due))
+        return out
+
     def tick(self, t: float) -> list:
         """Advance the clock to t: fire due timers, then tell the dispatcher the time."""
         out: list = []
@@ -124,6 +138,15 @@ class DispatcherShard:
             return out, made
         out.extend(made)
         return out, None
+
+    def pending_timers(self) -> list[tuple[str, str, float]]:
+        """(fault_id, TM-…, due) of the dispatcher's timers whose fault is still open."""
+        out = []
+        for due, _seq, kind, payload in self.dispatcher.timers.pending():
+            df = payload[0] if kind == "TM-6" else payload
+            if df.open:
+                out.append((df.facts.fault_id, kind, due))
+        return out
 
     def tick(self, t: float) -> list[dict]:
         out: list[dict] = []

@@ -1,0 +1,206 @@
+"""Drive the production pipeline in tests: feed §3 lines to Kafka, read the decisions back,
+and compare them with `faultline replay` on the same lines (ids aside)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from services.pipeline import Pipeline
+from services.replay import Replay
+from shared.bus import ACTIONS, ALARMS, DECISIONS
+from shared.clock import parse_time
+from shared.kafka import Consumer, KafkaConfig, Producer
+
+from .kafka_fixtures import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def replay_records(inventory, rulebook, lines: list[bytes], until: str | None) -> list[dict]:
+    out = io.BytesIO()
+    replay = Replay(Pipeline(inventory, rulebook), out)
+    replay.run(io.BytesIO(b"\n".join(lines) + b"\n"), parse_time(until) if until else None)
+    return [orjson.loads(x) for x in out.getvalue().splitlines()]
+
+
+def canonical(records: list[dict]) -> Counter:
+    """Decisions with ids replaced by what they name (see tests/properties/test_split_equivalence)."""
+    faults, orders = {}, {}
+    for r in records:
+        if r["type"] == "fault.opened":
+            faults[r["fault_id"]] = "|".join(str(r[k]) for k in ("kind", "circuit_id", "customer_id", "city",
+                                                                 "service_type", "opened_at", "at"))
+    for r in records:
+        if r["type"] == "work_order.created":
+            orders[r["work_order_id"]] = r["queue"] + "@" + faults[r["fault_ids"][0]]
+    out: Counter = Counter()
+    for r in records:
+        if r["type"] == "input.rejected":
+            continue
+        c = dict(r)
+        c.pop("incident_id", None)
+        if "fault_id" in c:
+            c["fault_id"] = faults.get(c["fault_id"], c["fault_id"])
+        if "fault_ids" in c:
+            c["fault_ids"] = sorted(faults[f] for f in c["fault_ids"])
+        if "work_order_id" in c:
+            c["work_order_id"] = orders[c["work_order_id"]]
+        out[orjson.dumps(c, option=orjson.OPT_SORT_KEYS)] += 1
+    return out
+
+
+async def feed(bootstrap: str, lines: list[bytes], until: str | None = None) -> None:
+    """Send each §3 line where the live service takes it: alarms to faultline.alarms, the rest
+    to faultline.actions, with the line's `at` as the message time; then a tick to `until`."""
+    producer = Producer(KafkaConfig(bootstrap))
+    await producer.start()
+    try:
+        batch = []
+        for raw in lines:
+            obj = orjson.loads(raw)
+            ts = int(parse_time(obj["at"]) * 1000)
+            if obj["kind"] == "alarm":
+                batch.append((ALARMS, orjson.dumps(obj["alarm"]), obj["alarm"]["resource_id"], None, ts))
+            else:
+                batch.append((ACTIONS, raw, None, None, ts))
+        if until:
+            ts = int(parse_time(until) * 1000)
+            batch.append((ACTIONS, orjson.dumps({"kind": "tick", "at": until}), None, None, ts))
+        for i in range(0, len(batch), 2000):
+            await producer.send_many(batch[i:i + 2000])
+    finally:
+        await producer.stop()
+
+
+async def read_decisions(bootstrap: str, *, expect: int, quiet_s: float = 2.0, timeout_s: float = 120.0,
+                         group: str | None = None) -> list[bytes]:
+    """Every message of faultline.decisions, once at least `expect` arrived and none for `quiet_s`."""
+    consumer = Consumer(KafkaConfig(bootstrap), [DECISIONS], group or f"test-reader-{time.time_ns()}")
+    await consumer.start()
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            msgs = await consumer.fetch(timeout_ms=500, max_records=5000)
+            if msgs:
+                values.extend(m.value for m in msgs)
+                last = time.monotonic()
+            elif len(set(values)) >= expect and time.monotonic() - last >= quiet_s:
+                break
+    finally:
+        await consumer.stop()
+    return values
+
+
+class Proc:
+    """One `faultline <stage>` process (a real OS process, so it can be SIGKILLed)."""
+
+    def __init__(self, stage: str, env: dict[str, str], log_dir: Path) -> None:
+        self.stage = stage
+        self.env = env
+        self.port = free_port()
+        self.log_path = log_dir / f"{stage}-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Proc:
+        env = {**os.environ, **self.env, "FAULTLINE_HTTP_PORT": str(self.port)}
+        with open(self.log_path, "ab") as log:
+            command = [str(Path(sys.executable).with_name("faultline")), self.stage]
+            self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout)
+        return self.proc.returncode if self.proc else None
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def stage_env(bootstrap: str, db_url: str, inventory: Path) -> dict[str, str]:
+    return {"FAULTLINE_KAFKA_BOOTSTRAP": bootstrap, "FAULTLINE_DATABASE_URL": db_url,
+            "FAULTLINE_INVENTORY": str(inventory), "FAULTLINE_CLOCK": "stream",
+            "FAULTLINE_TOPIC_PARTITIONS": "4", "FAULTLINE_LOG_LEVEL": "INFO",
+            "FAULTLINE_KAFKA_METADATA_MAX_AGE_MS": "2000"}
+
+
+async def wait_http(port: int, path: str = "/healthz", timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+            await w.drain()
+            head = await r.read(64)
+            w.close()
+            if b" 200 " in head:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.3)
+    raise TimeoutError(f"no 200 from :{port}{path}")
+
+
+def storm(n_circuits: int, n_alarms: int, seed: int, tmp: Path) -> tuple[Path, list[bytes], str]:
+    """A seeded alarm storm (bench/engine.py's generator) and its inventory file; bad lines
+    left out (their refusal is tested elsewhere). Returns (inventory path, lines, until)."""
+    import random
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import engine as bench  # bench/engine.py
+
+    rng = random.Random(seed)
+    topo = bench.gen_inventory(n_circuits, rng)
+    lines, _bad = bench.gen_storm(topo, n_alarms, rng, hours=4.0)
+    good = []
+    for raw in lines:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj.get("kind") == "alarm" and isinstance(obj.get("alarm"), dict):
+            good.append(raw)
+    path = tmp / "inventory.json"
+    path.write_bytes(orjson.dumps(topo.doc))
+    last = orjson.loads(good[-1])["at"]
+    until = (parse_time(last) + 9 * 3600)
+    from shared.clock import fmt_time
+    return path, good, fmt_time(until)
+
+
+async def outbox_decisions(db_url: str) -> list[dict]:
+    """Every decision the stages stored for publishing (the durable truth), in store order."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.db.models import outbox
+
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(outbox.c.value).where(outbox.c.topic == DECISIONS)
+                                      .order_by(outbox.c.id))
+            return [orjson.loads(v) for row in rows for v in orjson.loads(row.value)]
+    finally:
+        await engine.dispose()

@@ -1,0 +1,99 @@
+"""`faultline api` and `faultline ingest` as processes on Tansu and PostgreSQL: intake reaches
+faultline.alarms / faultline.actions, a refused body is answered 422 and dead-lettered, and
+ingest normalizes raw feeds (refusing what it cannot read, with the reason and the source)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from shared.bus import ACTIONS, ALARMS, DEADLETTER
+from shared.kafka import Consumer, KafkaConfig, Producer, raw_alarms_topic
+
+from .kafka_fixtures import Tansu
+from .pipeline_support import Proc, stage_env, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+ALARM = {"source": "gd-otn-nms-1", "alarm_id": "884213", "resource_id": "GZ-OTN-A:1-3-1",
+         "probable_cause": "LOS", "severity": "critical", "state": "raised",
+         "event_time": "2026-11-25T10:00:00+08:00", "text": "R_LOS"}
+
+
+@pytest.fixture
+def broker():
+    b = Tansu().start()
+    yield b
+    b.close()
+
+
+async def read(bootstrap: str, topics: list[str], n: int, timeout: float = 30) -> list:
+    consumer = Consumer(KafkaConfig(bootstrap), topics, f"test-{time.time_ns()}")
+    await consumer.start()
+    got = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(got) < n and time.monotonic() < deadline:
+            got.extend(await consumer.fetch(timeout_ms=500))
+    finally:
+        await consumer.stop()
+    return got
+
+
+async def test_api_intake_publishes_and_refuses_with_reasons(broker, pg_url, tmp_path):
+    env = stage_env(broker.bootstrap, pg_url, ROOT / "samples" / "inventory.json")
+    api = Proc("api", env, tmp_path).start()
+    try:
+        await wait_http(api.port)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}") as http:
+            ok = await http.post("/alarms", json=ALARM)
+            bad = await http.post("/alarms", json={**ALARM, "severity": "loud"})
+            complaint = await http.post("/complaints", json={
+                "complaint_id": "CSP-1", "channel": "400", "customer_id": "C-NH", "city": "GZ",
+                "service_type": "internet", "scope": "all_users", "text": "全部无法上网"})
+            confirm = {"kind": "confirm", "select": {"circuit_id": "GZ-INT-0001"}, "impact": "full_block"}
+            action = await http.post("/actions", json=confirm)
+            ready = await http.get("/readyz")
+            faults = await http.get("/faults")
+        assert (ok.status_code, complaint.status_code, action.status_code) == (202, 202, 202)
+        assert bad.status_code == 422 and "severity" in bad.json()["detail"]
+        assert ready.status_code == 200 and faults.status_code == 200
+        msgs = await read(broker.bootstrap, [ALARMS, ACTIONS, DEADLETTER], 4)
+        by_topic = {}
+        for m in msgs:
+            by_topic.setdefault(m.topic, []).append(orjson.loads(m.value))
+        assert by_topic[ALARMS] == [ALARM]
+        assert [a["kind"] for a in by_topic[ACTIONS]] == ["complaint", "confirm"]
+        assert "severity" in by_topic[DEADLETTER][0]["reason"]
+    finally:
+        assert api.terminate() == 0
+
+
+async def test_ingest_normalizes_raw_feeds_and_dead_letters_the_unreadable(broker, pg_url, tmp_path):
+    env = stage_env(broker.bootstrap, pg_url, ROOT / "samples" / "inventory.json")
+    ingest = Proc("ingest", env, tmp_path).start()
+    try:
+        await wait_http(ingest.port)
+        producer = Producer(KafkaConfig(broker.bootstrap))
+        await producer.start()
+        tmf = {"id": "T-1", "alarmedObject": {"id": "GZ-OTN-A:1-3-1"}, "probableCause": "LOS",
+               "perceivedSeverity": "critical", "state": "raised", "eventTime": "2026-11-25T10:00:00+08:00",
+               "sourceSystemId": "gd-otn-nms-1"}
+        await producer.send(raw_alarms_topic("normalized"), orjson.dumps(ALARM))
+        await producer.send(raw_alarms_topic("tmf642"), orjson.dumps(tmf))
+        await producer.send(raw_alarms_topic("normalized"), b"{not json")
+        await producer.stop()
+        msgs = await read(broker.bootstrap, [ALARMS, DEADLETTER], 3)
+        alarms = [orjson.loads(m.value) for m in msgs if m.topic == ALARMS]
+        letters = [orjson.loads(m.value) for m in msgs if m.topic == DEADLETTER]
+        assert ALARM in alarms
+        assert any(a["alarm_id"] == "T-1" and a["resource_id"] == "GZ-OTN-A:1-3-1" for a in alarms)
+        assert len(letters) == 1 and "not valid JSON" in letters[0]["reason"]
+        assert letters[0]["topic"] == raw_alarms_topic("normalized") and "offset" in letters[0]
+    finally:
+        assert ingest.terminate() == 0
+    await asyncio.sleep(0)

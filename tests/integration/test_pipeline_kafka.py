@@ -1,0 +1,178 @@
+"""The production pipeline on a real Kafka-protocol broker (Tansu) and real PostgreSQL:
+`faultline correlate` and `faultline dispatch` as OS processes (issue 3 §8)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+from scenario import RULEBOOK
+
+from services.kafka_stages import CORRELATOR_INPUTS, FAULTS
+from shared.bus import ACTIONS, ALARMS, DEADLETTER, DECISIONS
+from shared.inventory import load_inventory
+from shared.kafka import KafkaConfig, ensure_topics
+
+from .kafka_fixtures import Tansu
+from .pipeline_support import (
+    Proc,
+    canonical,
+    feed,
+    outbox_decisions,
+    read_decisions,
+    replay_records,
+    stage_env,
+    storm,
+    wait_http,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+INVENTORY = load_inventory(SAMPLES / "inventory.json")
+PIPELINE_TOPICS = (ALARMS, ACTIONS, CORRELATOR_INPUTS, FAULTS, DECISIONS, DEADLETTER)
+
+
+@pytest.fixture
+def broker():
+    b = Tansu().start()
+    yield b
+    b.close()
+
+
+async def wait_stored(db_url: str, n: int, timeout_s: float = 240) -> list[dict]:
+    """The stored decisions, once at least `n` are there (or the timeout passed)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        stored = await outbox_decisions(db_url)
+        if len(stored) >= n or asyncio.get_running_loop().time() > deadline:
+            return stored
+        await asyncio.sleep(1)
+
+
+def decoded(values: list[bytes]) -> list[dict]:
+    import orjson
+    return [orjson.loads(v) for v in dict.fromkeys(values)]      # a re-published record once
+
+
+async def run_stages(env: dict, tmp_path: Path, stages=("correlate", "dispatch")) -> list[Proc]:
+    procs = [Proc(s, env, tmp_path).start() for s in stages]
+    try:
+        await asyncio.gather(*(wait_http(p.port) for p in procs))
+    except TimeoutError:
+        raise AssertionError("\n\n".join(f"{p.stage}:\n{p.tail()}" for p in procs)) from None
+    return procs
+
+
+async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_path):
+    lines = (SAMPLES / "replay_events.jsonl").read_bytes().splitlines()
+    until = "2026-11-25T19:00:00+08:00"
+    expected = replay_records(INVENTORY, RULEBOOK, lines, until)
+    env = stage_env(broker.bootstrap, pg_url, SAMPLES / "inventory.json")
+    procs = await run_stages(env, tmp_path)
+    try:
+        await feed(broker.bootstrap, lines, until)
+        got = decoded(await read_decisions(broker.bootstrap, expect=published(expected)))
+    finally:
+        codes = [p.terminate() for p in procs]
+    want = canonical(expected)
+    have = canonical(got)
+    assert have == want, ("\n\n".join(f"{p.stage}:\n{p.tail()}" for p in procs),
+                          list((want - have).elements())[:3], list((have - want).elements())[:3])
+    assert codes == [0, 0], "SIGTERM drains and exits 0"
+
+
+def published(expected: list[dict]) -> int:
+    """How many records the pipeline publishes for what replay printed (refusals go to the
+    dead-letter topic instead of faultline.decisions)."""
+    return sum(1 for r in expected if r["type"] != "input.rejected")
+
+
+def diff(want, have) -> tuple:
+    return list((want - have).elements())[:3], list((have - want).elements())[:3]
+
+
+async def test_crash_sigkill_correlate_and_dispatch_mid_storm_loses_and_duplicates_nothing(
+        broker, pg_url, tmp_path):
+    inventory_path, lines, until = storm(300, 20_000, 11, tmp_path)
+    expected = replay_records(load_inventory(inventory_path), RULEBOOK, lines, until)
+    env = stage_env(broker.bootstrap, pg_url, inventory_path)
+    procs = await run_stages(env, tmp_path)
+    half = len(lines) // 2
+    await feed(broker.bootstrap, lines[:half])
+    await asyncio.sleep(1.5)                        # mid-processing of the first half
+    for p in procs:
+        p.kill()                                    # SIGKILL: no drain, no goodbye
+    before = len(await outbox_decisions(pg_url))
+    assert 0 < before < len(expected), "the kill lands in the middle of the storm"
+    procs = await run_stages(env, tmp_path)
+    try:
+        await feed(broker.bootstrap, lines[half:], until)
+        got = decoded(await read_decisions(broker.bootstrap, expect=published(expected), timeout_s=240))
+        stored = await outbox_decisions(pg_url)
+    finally:
+        for p in procs:
+            p.terminate()
+    want = canonical(expected)
+    # The store holds every decision exactly once: no work order, SMS or timer firing twice.
+    assert canonical(stored) == want, diff(want, canonical(stored))
+    # What reached faultline.decisions is all of it (a re-published record counted once).
+    assert canonical(got) == want, diff(want, canonical(got))
+    assert sum(1 for r in expected if r["type"] == "work_order.created") > 100
+
+
+async def test_scale_out_survivor_takes_over_the_cities_of_a_killed_correlator(broker, pg_url, tmp_path):
+    inventory_path, lines, until = storm(300, 6_000, 5, tmp_path)
+    expected = replay_records(load_inventory(inventory_path), RULEBOOK, lines, until)
+    env = stage_env(broker.bootstrap, pg_url, inventory_path)
+    procs = await run_stages(env, tmp_path, ("correlate", "correlate", "dispatch"))
+    try:
+        third = len(lines) // 3
+        await feed(broker.bootstrap, lines[:third])
+        await asyncio.sleep(1.5)                     # the city shards still at work
+        procs[0].kill()                              # one correlator dies mid-stream; its cities move
+        await feed(broker.bootstrap, lines[third:], until)
+        got = decoded(await read_decisions(broker.bootstrap, expect=published(expected), timeout_s=240))
+        stored = await outbox_decisions(pg_url)
+    finally:
+        for p in procs:
+            p.terminate()
+    want = canonical(expected)
+    assert canonical(stored) == want, diff(want, canonical(stored))
+    assert canonical(got) == want, diff(want, canonical(got))
+
+
+async def test_outage_postgres_connections_killed_and_broker_restarted_lose_nothing(broker, pg_url, tmp_path):
+    from .pg_fixtures import pg_terminate
+
+    inventory_path, lines, until = storm(200, 6_000, 3, tmp_path)
+    expected = replay_records(load_inventory(inventory_path), RULEBOOK, lines, until)
+    env = stage_env(broker.bootstrap, pg_url, inventory_path)
+    procs = await run_stages(env, tmp_path)
+    try:
+        half = len(lines) // 2
+        half_until = orjson.loads(lines[half - 1])["at"]          # a tick closes the first half
+        feeding = asyncio.create_task(feed(broker.bootstrap, lines[:half], half_until))
+        for _ in range(3):                          # the database drops every connection, mid-stream
+            await asyncio.sleep(0.7)
+            await pg_terminate(pg_url)
+        await feeding
+        first = await wait_stored(pg_url, published(replay_records(load_inventory(inventory_path), RULEBOOK,
+                                                                   lines[:half], half_until)), timeout_s=90)
+        # Tansu keeps topics in memory: a restart empties them (records, groups, offsets), so
+        # it is restarted once the first half is consumed. Its topics come back empty, and
+        # the clients' metadata must catch up before anything is sent (Tansu acknowledges and
+        # drops records for a topic it lost: FAULTLINE_KAFKA_METADATA_MAX_AGE_MS=2000 here).
+        broker.restart()
+        await ensure_topics(KafkaConfig(broker.bootstrap, partitions=4), {t: 4 for t in PIPELINE_TOPICS})
+        await asyncio.sleep(5)
+        await feed(broker.bootstrap, lines[half:], until)
+        stored = await wait_stored(pg_url, published(expected), timeout_s=90)
+    finally:
+        for p in procs:
+            p.terminate()
+    first_want = canonical(replay_records(load_inventory(inventory_path), RULEBOOK, lines[:half], half_until))
+    assert canonical(first) == first_want, ("first half", diff(first_want, canonical(first)))
+    want = canonical(expected)
+    assert canonical(stored) == want, diff(want, canonical(stored))
