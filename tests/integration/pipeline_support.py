@@ -10,10 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import orjson
+from equivalence import canonical  # noqa: E402,F401  (re-exported for the tests)
 
 from services.pipeline import Pipeline
 from services.replay import Replay
@@ -31,32 +31,6 @@ def replay_records(inventory, rulebook, lines: list[bytes], until: str | None) -
     replay = Replay(Pipeline(inventory, rulebook), out)
     replay.run(io.BytesIO(b"\n".join(lines) + b"\n"), parse_time(until) if until else None)
     return [orjson.loads(x) for x in out.getvalue().splitlines()]
-
-
-def canonical(records: list[dict]) -> Counter:
-    """Decisions with ids replaced by what they name (see tests/properties/test_split_equivalence)."""
-    faults, orders = {}, {}
-    for r in records:
-        if r["type"] == "fault.opened":
-            faults[r["fault_id"]] = "|".join(str(r[k]) for k in ("kind", "circuit_id", "customer_id", "city",
-                                                                 "service_type", "opened_at", "at"))
-    for r in records:
-        if r["type"] == "work_order.created":
-            orders[r["work_order_id"]] = r["queue"] + "@" + faults[r["fault_ids"][0]]
-    out: Counter = Counter()
-    for r in records:
-        if r["type"] == "input.rejected":
-            continue
-        c = dict(r)
-        c.pop("incident_id", None)
-        if "fault_id" in c:
-            c["fault_id"] = faults.get(c["fault_id"], c["fault_id"])
-        if "fault_ids" in c:
-            c["fault_ids"] = sorted(faults[f] for f in c["fault_ids"])
-        if "work_order_id" in c:
-            c["work_order_id"] = orders[c["work_order_id"]]
-        out[orjson.dumps(c, option=orjson.OPT_SORT_KEYS)] += 1
-    return out
 
 
 async def feed(bootstrap: str, lines: list[bytes], until: str | None = None) -> None:

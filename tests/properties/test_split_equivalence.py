@@ -4,10 +4,10 @@ the same decisions as the one-process Pipeline of `faultline replay`, ids aside 
 from __future__ import annotations
 
 import io
-from collections import Counter
 from pathlib import Path
 
 import orjson
+from equivalence import canonical
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenario import RULEBOOK, action, alarm, complaint, t
@@ -28,35 +28,6 @@ def replay_with(pipeline_cls, lines: list[bytes], until: str | None) -> list[dic
     replay = Replay(pipeline_cls(INVENTORY, RULEBOOK), out)
     replay.run(io.BytesIO(b"\n".join(lines) + b"\n"), parse_time(until) if until else None)
     return [orjson.loads(x) for x in out.getvalue().splitlines()]
-
-
-def canonical(records: list[dict]) -> Counter:
-    """Records with ids replaced by what they name: a fault by its circuit or customer, kind
-    and opening; a work order by its queue and first fault; incidents left out."""
-    faults = {}
-    for r in records:
-        if r["type"] == "fault.opened":
-            faults[r["fault_id"]] = "|".join(str(r[k]) for k in
-                                             ("kind", "circuit_id", "customer_id", "city", "service_type",
-                                              "opened_at", "at"))
-    orders = {}
-    for r in records:
-        if r["type"] == "work_order.created":
-            orders[r["work_order_id"]] = r["queue"] + "@" + faults[r["fault_ids"][0]]
-    out = Counter()
-    for r in records:
-        if r["type"] == "input.rejected":
-            continue
-        c = dict(r)
-        c.pop("incident_id", None)
-        if "fault_id" in c:
-            c["fault_id"] = faults.get(c["fault_id"], c["fault_id"])
-        if "fault_ids" in c:
-            c["fault_ids"] = sorted(faults[f] for f in c["fault_ids"])
-        if "work_order_id" in c:
-            c["work_order_id"] = orders[c["work_order_id"]]
-        out[orjson.dumps(c, option=orjson.OPT_SORT_KEYS)] += 1
-    return out
 
 
 def assert_equivalent(lines: list[bytes], until: str | None = None) -> None:
