@@ -10,12 +10,15 @@ what they became (at least once; the correlator's dedup makes a repeat harmless,
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from alarm_ingest.raw import FORMATS, normalize
+from services.listeners import now_ms, start_listeners
 from services.processes import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
 from services.router import dead
 from shared.bus import ALARMS, DEADLETTER
@@ -29,7 +32,10 @@ RAW_TOPICS = {raw_alarms_topic(f): f for f in FORMATS}
 def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
     """(topic, value, key, timestamp_ms) of what one raw message becomes."""
     fmt = RAW_TOPICS[msg.topic]
-    payload: object = msg.value.decode("utf-8", errors="replace")
+    if fmt == "snmp":                                   # binary BER: kept whole, as base64
+        payload: object = base64.b64encode(msg.value).decode()
+    else:
+        payload = msg.value.decode("utf-8", errors="replace")
     if fmt in ("normalized", "tmf642"):
         try:
             payload = orjson.loads(msg.value)
@@ -84,8 +90,18 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
         finally:
             await consumer.stop()
 
+    async def publish_raw(fmt: str, data: bytes) -> None:
+        await producer.send(raw_alarms_topic(fmt), data, timestamp_ms=now_ms())
+
+    ports = {name: int(os.environ[f"FAULTLINE_{name.upper()}_PORT"])
+             for name in ("syslog_udp", "syslog_tcp", "snmp_trap")
+             if os.environ.get(f"FAULTLINE_{name.upper()}_PORT")}
+    handles = await start_listeners(publish_raw, syslog_udp=ports.get("syslog_udp"),
+                                    syslog_tcp=ports.get("syslog_tcp"), snmp_udp=ports.get("snmp_trap"))
     try:
         await asyncio.gather(loop(), serve_until_stopped(app, settings.http_port, stop))
     finally:
+        for h in handles:
+            h.close()
         await producer.stop()
         await engine.dispose()

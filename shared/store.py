@@ -34,6 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from shared.db.migrate import upgrade_async
+from shared.db.projection import project
+
 DEFAULT_SQLITE_PATH = ".faultline/faultline.sqlite3"
 
 metadata = MetaData()
@@ -150,8 +153,10 @@ class Store:
         engine = create_async_engine(resolved)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # The read model (faults, work orders, notifications, escalations, audit…) is the
+        # production schema, by its migrations; the embedded engine's own log tables beside it.
+        await upgrade_async(resolved)
         async with engine.begin() as conn:
-            # Schema by create_all until the migrations land (PostgreSQL issue).
             await conn.run_sync(metadata.create_all)
         return cls(engine)
 
@@ -176,6 +181,9 @@ class Store:
                     {"seq": r.seq, "input_seq": input_seq, "type": r.type, "at": r.at,
                      "fault_id": r.fault_id, "work_order_id": r.work_order_id, "queue": r.queue,
                      "body": dumps(r.body)} for r in batch.records])
+            if batch.records:
+                bodies = [r.body for r in batch.records]
+                await conn.run_sync(lambda sync: [project(sync, b, stage="run", shard="-") for b in bodies])
             if batch.refusal is not None:
                 f = batch.refusal
                 body = f.body if isinstance(f.body, str) else dumps(f.body)

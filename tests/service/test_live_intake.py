@@ -116,3 +116,29 @@ async def test_bus_producers_feed_the_engine_and_bad_messages_are_dead_lettered(
     assert first["type"] == "fault.opened" and first["root_resource"] == "GZ-OTN-A:1-3-1"
     assert letter["source"] == "bus" and "not valid JSON" in letter["reason"]
     assert [(e.kind, e.source) for e in log] == [("alarm", "bus")]
+
+
+async def test_embedded_store_keeps_the_production_read_model(settings):
+    """The SQLite default holds the same read-model tables as PostgreSQL (shared/db, by its
+    migrations): faults, work orders and the audit trail follow the decisions."""
+    from sqlalchemy import func, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.db import database_url
+    from shared.db.models import audit, faults, work_orders
+
+    async with live_service(settings, FakeClock(T0 + 5)) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT)
+        stored = await all_decisions(svc.client)
+    engine = create_async_engine(database_url(settings.database_url))
+    try:
+        async with engine.connect() as conn:
+            n_faults = (await conn.execute(select(func.count()).select_from(faults))).scalar()
+            n_orders = (await conn.execute(select(func.count()).select_from(work_orders))).scalar()
+            n_audit = (await conn.execute(select(func.count()).select_from(audit))).scalar()
+    finally:
+        await engine.dispose()
+    types = [d["record"]["type"] for d in stored]
+    assert n_faults == types.count("fault.opened") == 4
+    assert n_orders == types.count("work_order.created")
+    assert n_audit == len(stored)
