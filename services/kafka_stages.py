@@ -68,6 +68,11 @@ class CorrelateLogic:
         step = self._step(core.shard, outs, seq)
         step.log = True                                  # every input is logged (its clock matters)
         step.refused = refused.reason if refused else None
+        # Every alarm is kept in the city's input log (with its arrival and source); the
+        # complaints table is filled here. An upsert per alarm into the alarms table would
+        # halve a storm's throughput, so that table stays the embedded service's.
+        if body["input"].get("kind") == "complaint":
+            step.inputs.append(("complaint", body["input"]["complaint"], at))
         return step, core.clock if core.clock is not None else (clock_before or at)
 
     def tick(self, core: CorrelatorShard, now: float, seq: int) -> Step:

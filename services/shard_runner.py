@@ -38,6 +38,7 @@ class Step:
     outgoing: dict[str, list[bytes]] = field(default_factory=dict)   # topic → message values
     records: list[dict] = field(default_factory=list)    # decision records (read model)
     refused: str | None = None
+    inputs: list[tuple[str, dict, float]] = field(default_factory=list)   # (kind, body, at) kept
 
 
 class StageLogic(Protocol):
@@ -201,6 +202,7 @@ class ShardRunner:
             for topic, values in step.outgoing.items():
                 batch.outgoing.append((state.shard, Outgoing(state.seq, topic, state.shard, values)))
             batch.records.extend((state.shard, r) for r in step.records)
+            batch.inputs.extend(step.inputs)
         if step.refused is not None:
             self._refuse(batch, state, source_key, step.refused, body, logged=step.log)
 

@@ -16,8 +16,9 @@ import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.clock import fmt_time
 from shared.db.models import input_log, outbox, rejected, timers
-from shared.db.projection import project
+from shared.db.projection import project, project_alarm, project_complaint
 
 
 @dataclass(slots=True)
@@ -46,6 +47,7 @@ class Batch:
     records: list[tuple[str, dict]] = field(default_factory=list)        # to project
     refusals: list[tuple[str, str | None, str, dict | None]] = field(default_factory=list)
     timers: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)   # shard → pending
+    inputs: list[tuple[str, dict, float]] = field(default_factory=list)  # alarms, complaints to keep
 
     def __bool__(self) -> bool:
         return bool(self.shard_entries or self.outgoing or self.records or self.refusals)
@@ -59,6 +61,17 @@ class Unpublished:
     topic: str
     key: str | None
     values: list[bytes]
+
+
+def _project(sync, batch: Batch, stage: str) -> None:
+    """The read model, in the batch's transaction: the inputs kept, then the decisions."""
+    for kind, body, at in batch.inputs:
+        if kind == "alarm":
+            project_alarm(sync, body, fmt_time(at))
+        elif kind == "complaint":
+            project_complaint(sync, body, fmt_time(at))
+    for shard, record in batch.records:
+        project(sync, record, stage=stage, shard=shard)
 
 
 class ShardLog:
@@ -107,9 +120,8 @@ class ShardLog:
                 if rows:
                     await conn.execute(timers.insert(), [{"stage": stage, "shard": shard, "fault_id": f,
                                                           "kind": k, "due": d} for f, k, d in rows])
-            if batch.records:
-                records = batch.records
-                await conn.run_sync(lambda sync: [project(sync, r, stage=stage, shard=s) for s, r in records])
+            if batch.records or batch.inputs:
+                await conn.run_sync(_project, batch, stage)
 
     async def unpublished(self, shards: set[str] | None = None, limit: int = 1000) -> list[Unpublished]:
         query = (select(outbox.c.id, outbox.c.shard, outbox.c.seq, outbox.c.topic, outbox.c.key,

@@ -101,7 +101,7 @@ async def test_crash_sigkill_correlate_and_dispatch_mid_storm_loses_and_duplicat
     procs = await run_stages(env, tmp_path)
     half = len(lines) // 2
     await feed(broker.bootstrap, lines[:half])
-    await asyncio.sleep(1.5)                        # mid-processing of the first half
+    await wait_stored(pg_url, 200, timeout_s=60)    # the stages are at work on the first half
     for p in procs:
         p.kill()                                    # SIGKILL: no drain, no goodbye
     before = len(await outbox_decisions(pg_url))
