@@ -10,7 +10,16 @@ from correlator import records
 from correlator.engine import Correlator, Out
 from correlator.faults import Fault
 from shared.facts import ACK, CONFIRMED, ESCALATE, Notice
-from shared.model import Action, Complaint, Rejected, Select
+from shared.model import Action, Alarm, Complaint, Rejected, Select
+
+
+def on_input(c: Correlator, event: Alarm | Complaint | Action, now: float) -> list[Out] | Rejected:
+    """Any input of the correlator: an alarm, a complaint or an operator action."""
+    if type(event) is Alarm:
+        return c.on_alarm(event, now)
+    if type(event) is Complaint:
+        return on_complaint(c, event, now)
+    return on_action(c, event, now)
 
 
 def on_complaint(c: Correlator, complaint: Complaint, now: float) -> list[Out] | Rejected:

@@ -11,7 +11,7 @@ import gc
 from collections.abc import Callable
 
 from correlator.engine import Correlator
-from correlator.operator import on_action, on_complaint
+from correlator.operator import on_input
 from dispatcher.engine import Dispatcher
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
@@ -81,13 +81,11 @@ class Pipeline:
                 self.clock = now
         if type(event) is Alarm:
             self.alarms_in += 1
-            result = self.correlator.on_alarm(event, now)
+            result = self.correlator.on_alarm(event, now)    # the hot path, without a hop
             if not result:                   # a repeat, a clear that changes nothing, noise
                 return out, None
-        elif type(event) is Complaint:
-            result = on_complaint(self.correlator, event, now)
         else:
-            result = on_action(self.correlator, event, now)
+            result = on_input(self.correlator, event, now)
         if isinstance(result, Rejected):
             return out, result
         rejected = self._route(result, now, out)

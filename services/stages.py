@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from correlator.engine import Correlator
-from correlator.operator import on_action, on_complaint
+from correlator.operator import on_input
 from dispatcher.engine import Dispatcher
 from services.sharding import UNMAPPED
 from shared.facts import Notice
@@ -65,12 +65,7 @@ class CorrelatorShard:
         out: list = []
         self._fire_until(t, out)
         self.clock = t
-        if type(event) is Alarm:
-            result = self.correlator.on_alarm(event, t)
-        elif type(event) is Complaint:
-            result = on_complaint(self.correlator, event, t)
-        else:
-            result = on_action(self.correlator, event, t)
+        result = on_input(self.correlator, event, t)
         if isinstance(result, Rejected):
             return out, result
         # The first notice of an input lets the dispatcher fire its timers due by t (replay
