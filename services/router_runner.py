@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from services.router import ROUTED_TOPICS, ArrivalOrder, route
 from shared.inventory import Inventory
@@ -11,6 +12,8 @@ from shared.kafka import Consumer, KafkaConfig, Producer
 from shared.kafka_assign import SingleActiveAssignor
 
 log = logging.getLogger("faultline.router")
+
+IDLE_S = 1.0
 
 
 class RouterRunner:
@@ -41,7 +44,17 @@ class RouterRunner:
                 backoff = min(backoff * 2, 10.0)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        order = ArrivalOrder(lambda tp: self.lag.get(tp, 1) == 0)
+        started = time.monotonic()
+        last_message: dict[tuple[str, int], float] = {}
+
+        def caught_up(tp: tuple[str, int]) -> bool:
+            """Nothing left to fetch — or, while the broker has not said, quiet for a second
+            (an idle partition must not hold the others back)."""
+            if tp in self.lag:
+                return self.lag[tp] == 0
+            return time.monotonic() - last_message.get(tp, started) > IDLE_S
+
+        order = ArrivalOrder(caught_up)
 
         async def revoked(tps):
             order.forget(tps)
@@ -52,7 +65,11 @@ class RouterRunner:
         self.healthy = True
         try:
             while not stop.is_set():
-                order.add(await consumer.fetch(timeout_ms=100, max_records=1000))
+                fetched = await consumer.fetch(timeout_ms=100, max_records=1000)
+                now = time.monotonic()
+                for m in fetched:
+                    last_message[(m.topic, m.partition)] = now
+                order.add(fetched)
                 self.lag = await consumer.lag()
                 ready = order.release(consumer.assignment())
                 if not ready:

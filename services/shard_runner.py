@@ -115,6 +115,9 @@ class ShardRunner:
             next_tick = 0.0
             while not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=self.batch_size)
+                owned = consumer.assignment()
+                if {p for _t, p in owned} != self.owned:      # a rebalance the callback missed
+                    await self._assigned(owned)
                 if msgs:
                     await self.process(msgs)
                     await consumer.commit(_next_offsets(msgs))

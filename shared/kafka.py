@@ -480,7 +480,11 @@ class Consumer:
             end = consumer.highwater(tp)
             if end is None:
                 continue
-            out[(tp.topic, tp.partition)] = max(0, end - await consumer.position(tp))
+            try:                                # position() waits while an offset is being reset
+                position = await asyncio.wait_for(consumer.position(tp), 0.05)
+            except TimeoutError:
+                continue
+            out[(tp.topic, tp.partition)] = max(0, end - position)
         return out
 
     def _require(self) -> AIOKafkaConsumer:
