@@ -130,6 +130,8 @@ class ShardRunner:
 
     async def _assigned(self, tps: set[tuple[str, int]]) -> None:
         self.owned = {p for _t, p in tps}
+        for shard in [s for s in self.shards if not self._mine(s)]:
+            del self.shards[shard]                 # gone to another member: its log moves on there
         for shard in await self.log.shards():
             if self._mine(shard) and shard not in self.shards:
                 await self.open_shard(shard)
