@@ -102,7 +102,7 @@ class Replay:
         if kind == "alarm":                  # the hot path: straight to the correlator
             alarm = alarm_from_dict(obj.get("alarm"))
             if type(alarm) is Alarm:
-                records, _refused = pipe.submit(alarm, at)
+                records = pipe.submit_alarm(alarm, at)
                 if records:
                     self.write(records)
                 return

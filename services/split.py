@@ -96,6 +96,9 @@ class SplitPipeline:
             refused = self._deliver(city, outs, records) or rejected or refused
         return records, refused
 
+    def submit_alarm(self, alarm: Alarm, now: float) -> list[dict]:
+        return self.submit(alarm, now)[0]
+
     def advance(self, to: float) -> list[dict]:
         """Every shard's clock to `to` (a broadcast tick)."""
         if self.clock is None or to > self.clock:
