@@ -190,6 +190,19 @@ async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
         await engine.dispose()
 
 
+DRAIN_S = float(os.environ.get("FAULTLINE_DRAIN_SECONDS", "30"))
+
+
+async def _watchdog(stop: asyncio.Event) -> None:
+    """After SIGTERM, a drain that cannot finish (a broker gone for good) must not hold the
+    process: everything handled is already durable, so exiting loses nothing."""
+    await stop.wait()
+    await asyncio.sleep(DRAIN_S)
+    log.error("drain did not finish in %.0fs; exiting", DRAIN_S)
+    logging.shutdown()
+    os._exit(3)
+
+
 def run_process(name: str, args) -> int:
     """Run one production process until SIGTERM; exit 0 after a clean drain."""
     logging.basicConfig(level=os.environ.get("FAULTLINE_LOG_LEVEL", "INFO"),
@@ -200,6 +213,7 @@ def run_process(name: str, args) -> int:
     async def go() -> None:
         stop = asyncio.Event()
         install_stop(stop)
+        asyncio.get_running_loop().create_task(_watchdog(stop))
         await main(settings, stop)
 
     asyncio.run(go())

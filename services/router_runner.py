@@ -7,6 +7,7 @@ import logging
 import time
 
 from services.router import ROUTED_TOPICS, ArrivalOrder, route
+from services.shard_runner import until_stopped
 from shared.inventory import Inventory
 from shared.kafka import Consumer, KafkaConfig, Producer
 from shared.kafka_assign import SingleActiveAssignor
@@ -61,7 +62,8 @@ class RouterRunner:
 
         consumer = Consumer(self.kafka, list(ROUTED_TOPICS), self.group_id, on_revoked=revoked,
                             assignors=(SingleActiveAssignor,))
-        await consumer.start(deadline_s=None)
+        if not await until_stopped(consumer.start(deadline_s=None), stop):
+            return
         self.healthy = True
         try:
             while not stop.is_set():

@@ -108,7 +108,8 @@ class ShardRunner:
         consumer = Consumer(self.kafka, [self.logic.input_topic], self.group_id,
                             on_assigned=self._assigned, on_revoked=self._revoked)
         self.consumer = consumer
-        await consumer.start(deadline_s=None)
+        if not await until_stopped(consumer.start(deadline_s=None), stop):
+            return
         try:
             await self.flush_outbox()
             self.healthy = True
@@ -271,6 +272,24 @@ def _next_offsets(msgs: list[Msg]) -> dict[tuple[str, int], int]:
         if m.offset + 1 > offsets.get(tp, -1):
             offsets[tp] = m.offset + 1
     return offsets
+
+
+async def until_stopped(coro, stop: asyncio.Event) -> bool:
+    """Await `coro` unless `stop` comes first (then cancel it): SIGTERM must not wait for a
+    broker that is not coming back. True when `coro` finished."""
+    task = asyncio.ensure_future(coro)
+    waiter = asyncio.ensure_future(stop.wait())
+    done, _pending = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()
+        return True
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    return False
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

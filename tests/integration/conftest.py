@@ -11,6 +11,13 @@ from .pg_fixtures import *  # noqa: F401,F403
 HERE = __file__.rsplit("/", 1)[0]
 
 
+@pytest.fixture(autouse=True)
+def _no_stage_process_outlives_its_test():
+    yield
+    from .pipeline_support import kill_leftovers
+    kill_leftovers()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if str(item.path).startswith(HERE):

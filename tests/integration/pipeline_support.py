@@ -77,6 +77,16 @@ async def read_decisions(bootstrap: str, *, expect: int, quiet_s: float = 2.0, t
     return values
 
 
+LIVE_PROCS: list[Proc] = []
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every stage process a test left running (a failed or interrupted test)."""
+    for proc in LIVE_PROCS:
+        proc.kill()
+    LIVE_PROCS.clear()
+
+
 class Proc:
     """One `faultline <stage>` process (a real OS process, so it can be SIGKILLed)."""
 
@@ -92,6 +102,7 @@ class Proc:
         with open(self.log_path, "ab") as log:
             command = [str(Path(sys.executable).with_name("faultline")), self.stage]
             self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        LIVE_PROCS.append(self)
         return self
 
     def kill(self) -> None:
