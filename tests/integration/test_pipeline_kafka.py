@@ -95,6 +95,20 @@ def published(expected: list[dict]) -> int:
     return sum(1 for r in expected if r["type"] != "input.rejected")
 
 
+async def decisions_and_store(broker, pg_url: str, expected: list[dict]) -> tuple[list[dict], list[dict]]:
+    """What reached faultline.decisions (once all arrived) and what the stages stored."""
+    got = decoded(await read_decisions(broker.bootstrap, expect=published(expected), timeout_s=240))
+    return got, await outbox_decisions(pg_url)
+
+
+def assert_once_each(expected: list[dict], got: list[dict], stored: list[dict]) -> None:
+    want = canonical(expected)
+    # The store holds every decision exactly once: no work order, SMS or timer firing twice.
+    assert canonical(stored) == want, diff(want, canonical(stored))
+    # What reached faultline.decisions is all of it (a re-published record counted once).
+    assert canonical(got) == want, diff(want, canonical(got))
+
+
 def diff(want, have) -> tuple:
     return list((want - have).elements())[:3], list((have - want).elements())[:3]
 
@@ -115,16 +129,11 @@ async def test_crash_sigkill_correlate_and_dispatch_mid_storm_loses_and_duplicat
     procs = await run_stages(env, tmp_path)
     try:
         await feed(broker.bootstrap, lines[half:], until)
-        got = decoded(await read_decisions(broker.bootstrap, expect=published(expected), timeout_s=240))
-        stored = await outbox_decisions(pg_url)
+        got, stored = await decisions_and_store(broker, pg_url, expected)
     finally:
         for p in procs:
             p.terminate()
-    want = canonical(expected)
-    # The store holds every decision exactly once: no work order, SMS or timer firing twice.
-    assert canonical(stored) == want, diff(want, canonical(stored))
-    # What reached faultline.decisions is all of it (a re-published record counted once).
-    assert canonical(got) == want, diff(want, canonical(got))
+    assert_once_each(expected, got, stored)
     assert sum(1 for r in expected if r["type"] == "work_order.created") > 100
 
 
@@ -139,14 +148,11 @@ async def test_scale_out_survivor_takes_over_the_cities_of_a_killed_correlator(b
         await asyncio.sleep(1.5)                     # the city shards still at work
         procs[0].kill()                              # one correlator dies mid-stream; its cities move
         await feed(broker.bootstrap, lines[third:], until)
-        got = decoded(await read_decisions(broker.bootstrap, expect=published(expected), timeout_s=240))
-        stored = await outbox_decisions(pg_url)
+        got, stored = await decisions_and_store(broker, pg_url, expected)
     finally:
         for p in procs:
             p.terminate()
-    want = canonical(expected)
-    assert canonical(stored) == want, diff(want, canonical(stored))
-    assert canonical(got) == want, diff(want, canonical(got))
+    assert_once_each(expected, got, stored)
 
 
 async def test_outage_postgres_connections_killed_and_broker_restarted_lose_nothing(broker, pg_url, tmp_path):
