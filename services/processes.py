@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import uvicorn
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -39,6 +39,7 @@ class ProcessSettings:
     rulebook_path: str | None
     http_port: int
     clock: str                 # wall: timers on the wall clock; stream: only message time moves it
+    arrival_hold_s: float = 0.3  # how late a message may reach the broker and still be put in time order
 
     @classmethod
     def from_args(cls, args) -> ProcessSettings:
@@ -51,8 +52,16 @@ class ProcessSettings:
         clock = args.clock or env.get("FAULTLINE_CLOCK", "wall")
         if clock not in CLOCKS:
             raise UsageError(f"--clock / FAULTLINE_CLOCK: {clock!r} is not one of {', '.join(CLOCKS)}")
+        hold = env.get("FAULTLINE_ARRIVAL_HOLD_MS", "300")
+        try:
+            hold_s = int(hold) / 1000
+        except ValueError:
+            hold_s = -1
+        if hold_s < 0:
+            raise UsageError(f"FAULTLINE_ARRIVAL_HOLD_MS: {hold!r} is not a whole number of "
+                             "milliseconds >= 0")
         return cls(kafka, database_url(args.database_url), args.inventory, args.rulebook,
-                   args.http_port, clock)
+                   args.http_port, clock, hold_s)
 
 
 def ops_app(health, ready, registry: CollectorRegistry) -> FastAPI:
@@ -140,7 +149,9 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
     await producer.start(deadline_s=None)
     registry = CollectorRegistry()
     lag = _lag_gauge(registry)
-    router = RouterRunner(inventory, settings.kafka, producer)
+    router = RouterRunner(inventory, settings.kafka, producer, hold_s=settings.arrival_hold_s)
+    late = Counter("faultline_router_late_messages", "Messages that reached the broker more than "
+                   "FAULTLINE_ARRIVAL_HOLD_MS after later ones (handled in arrival order)", registry=registry)
     shards = ShardRunner(CorrelateLogic(inventory, rulebook), ShardLog(engine, "correlate"), settings.kafka,
                          producer, group_id="faultline-correlate", input_partitions=n,
                          wall_clock=time.time if settings.clock == "wall" else None,
@@ -151,9 +162,12 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
                   lambda: readiness(engine, settings.kafka), registry)
 
     async def lag_loop():
+        counted = 0
         while not stop.is_set():
             for topic in (ALARMS, ACTIONS):
                 lag.labels(topic).set(sum(v for (t, _p), v in router.lag.items() if t == topic))
+            late.inc(router.late - counted)
+            counted = router.late
             await asyncio.sleep(5)
 
     try:

@@ -15,16 +15,19 @@ from shared.kafka_assign import SingleActiveAssignor
 log = logging.getLogger("faultline.router")
 
 IDLE_S = 1.0
+HOLD_S = 0.3
 
 
 class RouterRunner:
     def __init__(self, inventory: Inventory, kafka: KafkaConfig, producer: Producer,
-                 group_id: str = "faultline-router") -> None:
+                 group_id: str = "faultline-router", hold_s: float = HOLD_S) -> None:
         self.inventory = inventory
         self.kafka = kafka
         self.producer = producer
         self.group_id = group_id
+        self.hold_s = hold_s
         self.routed = 0
+        self.late = 0              # messages released after a later one: beyond the hold
         self.lag: dict[tuple[str, int], int] = {}
         self.healthy = False
 
@@ -55,7 +58,8 @@ class RouterRunner:
                 return self.lag[tp] == 0
             return time.monotonic() - last_message.get(tp, started) > IDLE_S
 
-        order = ArrivalOrder(caught_up)
+        order = ArrivalOrder(caught_up, self.hold_s)
+        released_upto = -1
 
         async def revoked(tps):
             order.forget(tps)
@@ -76,12 +80,29 @@ class RouterRunner:
                 ready = order.release(consumer.assignment())
                 if not ready:
                     continue
+                released_upto = self._count_late(ready, released_upto)
                 outs = [o for m in ready for o in route(self.inventory, m)]
                 await self.producer.send_many([(topic, value, key, None, None) for topic, value, key in outs])
                 self.routed += len(ready)
                 await consumer.commit(_commit_points(ready, order))
         finally:
             await consumer.stop()
+
+    def _count_late(self, ready, released_upto: int) -> int:
+        """A message whose time is before one already routed reached the broker more than the
+        hold after it: it is handled in arrival order (the shard's clock does not go back), so
+        the decisions may differ from a replay of the same lines. Counted and logged, because
+        a producer or broker that is that far behind is something the operator must see."""
+        late = [m for m in ready if m.timestamp_ms < released_upto]
+        for m in ready:
+            released_upto = max(released_upto, m.timestamp_ms)
+        if late:
+            self.late += len(late)
+            worst = min(late, key=lambda m: m.timestamp_ms)
+            log.warning("%d message(s) arrived more than the hold (%.0f ms) after later ones; the latest "
+                        "by %d ms (%s[%d]@%d); handled in arrival order", len(late), self.hold_s * 1000,
+                        released_upto - worst.timestamp_ms, worst.topic, worst.partition, worst.offset)
+        return released_upto
 
 
 def _commit_points(released, order: ArrivalOrder) -> dict[tuple[str, int], int]:
