@@ -15,6 +15,7 @@ import orjson
 
 from services.replay import decode_event
 from services.shard_runner import Step
+from services.sharding import alarm_shards
 from services.shardlog import Entry
 from services.split import decode_notice, encode_notice
 from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
@@ -68,10 +69,15 @@ class CorrelateLogic:
         step = self._step(core.shard, outs, seq)
         step.log = True                                  # every input is logged (its clock matters)
         step.refused = refused.reason if refused else None
-        # Every alarm is kept in the city's input log (with its arrival and source); the
-        # complaints table is filled here. An upsert per alarm into the alarms table would
-        # halve a storm's throughput, so that table stays the embedded service's.
-        if body["input"].get("kind") == "complaint":
+        # Every input is kept in the city's log; the alarms and complaints tables are filled
+        # too. An alarm on a resource shared by cities reaches each of their shards: the first
+        # of them keeps its row, so no two shards (maybe two processes) write the same row.
+        kind = body["input"].get("kind")
+        if kind == "alarm" and refused is None:
+            alarm = body["input"]["alarm"]
+            if alarm_shards(self.inventory, alarm["resource_id"])[0] == core.shard:
+                step.inputs.append(("alarm", alarm, at))
+        elif kind == "complaint":
             step.inputs.append(("complaint", body["input"]["complaint"], at))
         return step, core.clock if core.clock is not None else (clock_before or at)
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import fmt_time
 from shared.db.models import input_log, outbox, rejected, timers
-from shared.db.projection import project, project_alarm, project_complaint
+from shared.db.projection import project, project_alarms, project_complaint
 
 
 @dataclass(slots=True)
@@ -65,10 +65,9 @@ class Unpublished:
 
 def _project(sync, batch: Batch, stage: str) -> None:
     """The read model, in the batch's transaction: the inputs kept, then the decisions."""
+    project_alarms(sync, [(body, fmt_time(at)) for kind, body, at in batch.inputs if kind == "alarm"])
     for kind, body, at in batch.inputs:
-        if kind == "alarm":
-            project_alarm(sync, body, fmt_time(at))
-        elif kind == "complaint":
+        if kind == "complaint":
             project_complaint(sync, body, fmt_time(at))
     for shard, record in batch.records:
         project(sync, record, stage=stage, shard=shard)

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.db.migrate import upgrade_async
-from shared.db.projection import project
+from shared.db.projection import project, project_alarms
 
 DEFAULT_SQLITE_PATH = ".faultline/faultline.sqlite3"
 
@@ -141,6 +141,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _project(sync, alarm: tuple[dict, str] | None, bodies: list[dict]) -> None:
+    """The read model, in the step's transaction: the alarm kept, then the decisions."""
+    if alarm is not None:
+        project_alarms(sync, [alarm])
+    for body in bodies:
+        project(sync, body, stage="run", shard="-")
+
+
 class Store:
     """The engine's durable side. Build with `await Store.open(url)`; close with `close()`."""
 
@@ -181,9 +189,12 @@ class Store:
                     {"seq": r.seq, "input_seq": input_seq, "type": r.type, "at": r.at,
                      "fault_id": r.fault_id, "work_order_id": r.work_order_id, "queue": r.queue,
                      "body": dumps(r.body)} for r in batch.records])
-            if batch.records:
+            alarm = None
+            if batch.entry is not None and batch.entry.kind == "alarm" and batch.entry.refused is None:
+                alarm = (batch.entry.body["alarm"], batch.entry.body["at"])
+            if batch.records or alarm:
                 bodies = [r.body for r in batch.records]
-                await conn.run_sync(lambda sync: [project(sync, b, stage="run", shard="-") for b in bodies])
+                await conn.run_sync(_project, alarm, bodies)
             if batch.refusal is not None:
                 f = batch.refusal
                 body = f.body if isinstance(f.body, str) else dumps(f.body)

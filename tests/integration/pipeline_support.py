@@ -189,3 +189,40 @@ async def outbox_decisions(db_url: str) -> list[dict]:
             return [orjson.loads(v) for row in rows for v in orjson.loads(row.value)]
     finally:
         await engine.dispose()
+
+
+def alarm_rows(lines: list[bytes]) -> dict[tuple[str, str], tuple[str, str, int]]:
+    """What the alarms table must hold after these §3 alarm lines: per (source, alarm_id), the
+    last state and event time and how many distinct events (a repeat is not one). An alarm
+    the router refuses (dead-lettered) is not kept."""
+    from alarm_ingest.normalized import alarm_from_dict
+    from shared.model import Rejected
+
+    rows: dict[tuple[str, str], tuple[str, str, int]] = {}
+    for raw in lines:
+        a = orjson.loads(raw)["alarm"]
+        if isinstance(alarm_from_dict(a), Rejected):
+            continue
+        key = (a["source"], a["alarm_id"])
+        old = rows.get(key)
+        if old is None:
+            rows[key] = (a["state"], a["event_time"], 1)
+        elif (old[0], old[1]) != (a["state"], a["event_time"]):
+            rows[key] = (a["state"], a["event_time"], old[2] + 1)
+    return rows
+
+
+async def stored_alarm_rows(db_url: str) -> dict[tuple[str, str], tuple[str, str, int]]:
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.db.models import alarms
+
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(alarms.c.source, alarms.c.alarm_id, alarms.c.state,
+                                             alarms.c.event_time, alarms.c.count))
+            return {(r.source, r.alarm_id): (r.state, r.event_time, r.count) for r in rows}
+    finally:
+        await engine.dispose()

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.db.migrate import current_revision_async, head, upgrade, upgrade_async
-from shared.db.models import TABLES, audit, faults, input_log, metadata, notifications, work_orders
-from shared.db.projection import project, project_alarm
+from shared.db.models import TABLES, alarms, audit, faults, input_log, metadata, notifications, work_orders
+from shared.db.projection import project, project_alarm, project_alarms
 
 from .pg_fixtures import to_libpq
 
@@ -133,6 +133,24 @@ async def test_the_input_log_refuses_a_duplicate_source_key(engine: AsyncEngine)
             await conn.execute(insert(input_log).values(**{**row, "seq": 2}))
     async with engine.connect() as conn:
         assert (await conn.execute(select(input_log.c.seq))).scalars().all() == [1]
+
+
+async def test_alarms_batch_on_postgresql_is_kept_row_by_row(engine: AsyncEngine) -> None:
+    """asyncpg's executemany applies the upsert row by row: one alarm's raise, repeat and
+    clear in one batch give one row with two distinct events (no 'affect row a second time')."""
+    raised = {"source": "nms", "alarm_id": "9", "resource_id": "GZ-OTN-A:1", "state": "raised",
+              "event_time": "2026-11-25T10:49:00+08:00", "text": "LOS"}
+    cleared = {**raised, "state": "cleared", "event_time": "2026-11-25T11:00:00+08:00", "text": None}
+    batch = [(raised, "2026-11-25T10:50:00+08:00"), (raised, "2026-11-25T10:50:01+08:00"),
+             (cleared, "2026-11-25T11:00:02+08:00")]
+    async with engine.begin() as conn:
+        await conn.run_sync(project_alarms, batch)
+    async with engine.begin() as conn:                      # the batch redelivered: nothing changes
+        await conn.run_sync(project_alarms, batch[2:])
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(alarms))).mappings().one()
+    assert (row["state"], row["text"], row["count"], row["first_seen_at"], row["last_seen_at"]) == (
+        "cleared", "LOS", 2, "2026-11-25T10:50:00+08:00", "2026-11-25T11:00:02+08:00")
 
 
 async def test_projection_on_postgresql_is_idempotent(engine: AsyncEngine) -> None:

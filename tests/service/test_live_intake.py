@@ -120,12 +120,13 @@ async def test_bus_producers_feed_the_engine_and_bad_messages_are_dead_lettered(
 
 async def test_embedded_store_keeps_the_production_read_model(settings):
     """The SQLite default holds the same read-model tables as PostgreSQL (shared/db, by its
-    migrations): faults, work orders and the audit trail follow the decisions."""
+    migrations): the alarms that came in, and faults, work orders and the audit trail that
+    follow the decisions."""
     from sqlalchemy import func, select
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from shared.db import database_url
-    from shared.db.models import audit, faults, work_orders
+    from shared.db.models import alarms, audit, faults, work_orders
 
     async with live_service(settings, FakeClock(T0 + 5)) as svc:
         await svc.client.post("/alarms", json=FIBRE_CUT)
@@ -136,9 +137,12 @@ async def test_embedded_store_keeps_the_production_read_model(settings):
             n_faults = (await conn.execute(select(func.count()).select_from(faults))).scalar()
             n_orders = (await conn.execute(select(func.count()).select_from(work_orders))).scalar()
             n_audit = (await conn.execute(select(func.count()).select_from(audit))).scalar()
+            kept = (await conn.execute(select(alarms.c.source, alarms.c.alarm_id, alarms.c.state,
+                                              alarms.c.count))).all()
     finally:
         await engine.dispose()
     types = [d["record"]["type"] for d in stored]
     assert n_faults == types.count("fault.opened") == 4
     assert n_orders == types.count("work_order.created")
     assert n_audit == len(stored)
+    assert sorted(kept) == sorted((a["source"], a["alarm_id"], a["state"], 1) for a in FIBRE_CUT)

@@ -26,7 +26,7 @@ from shared.db.models import (
     rejected,
     work_orders,
 )
-from shared.db.projection import RECORD_TYPES, project, project_alarm, project_complaint
+from shared.db.projection import RECORD_TYPES, project, project_alarm, project_alarms, project_complaint
 
 STAGE, SHARD = "correlate", "GZ"
 
@@ -274,6 +274,24 @@ def test_alarms_keep_the_latest_event_and_count_distinct_ones(engine: Engine) ->
         row = one(conn, alarms)
     assert row == {**cleared, "first_seen_at": "2026-11-25T10:00:05+08:00",
                    "last_seen_at": "2026-11-25T12:00:03+08:00", "count": 2, "unmapped": True}
+
+
+def test_alarms_in_one_batch_are_kept_row_by_row_in_arrival_order(engine: Engine) -> None:
+    """One executemany for a storm's batch: an alarm raised, redelivered and cleared within
+    the batch ends as it would alarm by alarm (one row, two distinct events)."""
+    raised = {"source": "gd-otn-nms-1", "alarm_id": "884213", "resource_id": "GZ-OTN-A:1-3-1",
+              "probable_cause": "LOS", "severity": "critical", "state": "raised",
+              "event_time": "2026-11-25T10:00:00+08:00", "text": "R_LOS"}
+    cleared = {**raised, "state": "cleared", "event_time": "2026-11-25T12:00:00+08:00", "text": None}
+    other = {**raised, "alarm_id": "884214", "resource_id": "GZ-OTN-A:1-3-2"}
+    with engine.begin() as conn:
+        project_alarms(conn, [(raised, "2026-11-25T10:00:05+08:00"), (other, "2026-11-25T10:00:06+08:00"),
+                              (raised, "2026-11-25T10:00:09+08:00"), (cleared, "2026-11-25T12:00:03+08:00")])
+        project_alarms(conn, [])
+        rows = {r["alarm_id"]: r for r in conn.execute(select(alarms)).mappings()}
+    assert rows["884213"] == {**cleared, "text": "R_LOS", "first_seen_at": "2026-11-25T10:00:05+08:00",
+                              "last_seen_at": "2026-11-25T12:00:03+08:00", "count": 2, "unmapped": False}
+    assert (rows["884214"]["count"], rows["884214"]["state"]) == (1, "raised")
 
 
 def test_complaints_and_their_fault(engine: Engine) -> None:
