@@ -2,7 +2,7 @@
 
 Producers may key those topics however they like (or not at all). The router reads them
 as one stream in arrival order — it merges the partitions by message time, holding a
-message back while a partition that is not caught up could still deliver an earlier one
+message back while another partition could still deliver an earlier one (ArrivalOrder)
 — validates each message, stamps its arrival (`at`: the message's own time, or the `at`
 of a CONTRACT §3 action), and republishes it to faultline.correlator.inputs keyed by the
 owning city (services/sharding.py). Refused messages go to faultline.deadletter with the
@@ -98,39 +98,69 @@ def dead(msg: Msg, reason: str, value: object) -> Out:
 class ArrivalOrder:
     """Merges partitions into one stream by message time (then topic, partition, offset).
 
-    A message is released once every partition that could still deliver an earlier one has
-    shown a message at least as late, or is caught up (`caught_up(tp)`), and once it has
-    waited `hold_s` since it was fetched: a producer's concurrent sends can reach two
-    partitions out of order, and the hold lets the earlier one land first."""
+    Producers send to several partitions at once, so a message can reach the broker a
+    little after a later-stamped one on another partition. The router allows that skew up
+    to `hold_s` (FAULTLINE_ARRIVAL_HOLD_MS): a message fetched at f is released only when
+    every owned partition has either shown a message at least as late, or been found
+    drained (`drained`) by an end-offset check begun at or after f + hold_s — so anything
+    earlier that reached the broker within the hold was fetched and goes first. A check
+    is only trusted when made that late: a fetch response or a check from before could
+    predate a record still on its way. A message later than the hold is handled when it
+    comes (the runner counts it)."""
 
-    def __init__(self, caught_up: Callable[[tuple[str, int]], bool], hold_s: float = 0.3,
-                 now: Callable[[], float] = time.monotonic) -> None:
-        self.caught_up = caught_up
+    def __init__(self, hold_s: float = 0.3, now: Callable[[], float] = time.monotonic) -> None:
         self.hold_s = hold_s
         self.now = now
         self.heap: list[tuple[int, str, int, int, float, Msg]] = []
         self.latest: dict[tuple[str, int], int] = {}
+        self.drained_at: dict[tuple[str, int], float] = {}
 
     def add(self, msgs: list[Msg]) -> None:
         fetched = self.now()
+        latest = self.latest
         for m in msgs:
             heapq.heappush(self.heap, (m.timestamp_ms, m.topic, m.partition, m.offset, fetched, m))
             tp = (m.topic, m.partition)
-            self.latest[tp] = max(self.latest.get(tp, 0), m.timestamp_ms)
+            if latest.get(tp, -1) < m.timestamp_ms:
+                latest[tp] = m.timestamp_ms
+
+    def drained(self, tps: set[tuple[str, int]], asked_at: float) -> None:
+        """These partitions had nothing left to fetch when a check begun at `asked_at` ran."""
+        for tp in tps:
+            if self.drained_at.get(tp, float("-inf")) < asked_at:
+                self.drained_at[tp] = asked_at
 
     def forget(self, tps: set[tuple[str, int]]) -> None:
         self.heap = [h for h in self.heap if (h[1], h[2]) not in tps]
         heapq.heapify(self.heap)
         for tp in tps:
             self.latest.pop(tp, None)
+            self.drained_at.pop(tp, None)
+
+    def _holding(self, owned: set[tuple[str, int]], ts: int, fetched: float) -> list[tuple[str, int]]:
+        """The partitions that could still deliver something earlier than (ts, fetched)."""
+        need = fetched + self.hold_s
+        latest, drained_at, never = self.latest, self.drained_at, float("-inf")
+        return [tp for tp in owned if latest.get(tp, -1) < ts and drained_at.get(tp, never) < need]
+
+    def waiting_on(self, owned: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        """The partitions whose drain check would let the first held message go (none while
+        it is still within its hold: a check then would come too early to count)."""
+        if not self.heap:
+            return set()
+        ts, _t, _p, _o, fetched, _m = self.heap[0]
+        if fetched > self.now() - self.hold_s:
+            return set()
+        return set(self._holding(owned, ts, fetched))
 
     def release(self, owned: set[tuple[str, int]]) -> list[Msg]:
-        waiting = [self.latest.get(tp, -1) for tp in owned if not self.caught_up(tp)]
-        mark = min(waiting) if waiting else None
         ripe = self.now() - self.hold_s
-        out = []
-        while self.heap and (mark is None or self.heap[0][0] <= mark) and self.heap[0][4] <= ripe:
-            out.append(heapq.heappop(self.heap)[5])
+        heap, out = self.heap, []
+        while heap:
+            ts, _t, _p, _o, fetched, m = heap[0]
+            if fetched > ripe or self._holding(owned, ts, fetched):
+                break
+            out.append(heapq.heappop(heap)[5])
         return out
 
     def pending(self) -> int:

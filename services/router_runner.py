@@ -14,8 +14,8 @@ from shared.kafka_assign import SingleActiveAssignor
 
 log = logging.getLogger("faultline.router")
 
-IDLE_S = 1.0
 HOLD_S = 0.3
+ASK_EVERY_S = 0.05          # end-offset checks while a ripe message waits on a quiet partition
 
 
 class RouterRunner:
@@ -48,18 +48,7 @@ class RouterRunner:
                 backoff = min(backoff * 2, 10.0)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        started = time.monotonic()
-        last_message: dict[tuple[str, int], float] = {}
-
-        def caught_up(tp: tuple[str, int]) -> bool:
-            """Nothing left to fetch — or, while the broker has not said, quiet for a second
-            (an idle partition must not hold the others back)."""
-            if tp in self.lag:
-                return self.lag[tp] == 0
-            return time.monotonic() - last_message.get(tp, started) > IDLE_S
-
-        order = ArrivalOrder(caught_up, self.hold_s)
-        released_upto = -1
+        order = ArrivalOrder(self.hold_s)
 
         async def revoked(tps):
             order.forget(tps)
@@ -69,15 +58,18 @@ class RouterRunner:
         if not await until_stopped(consumer.start(deadline_s=None), stop):
             return
         self.healthy = True
+        released_upto = -1
+        asked = float("-inf")
         try:
             while not stop.is_set():
-                fetched = await consumer.fetch(timeout_ms=100, max_records=1000)
-                now = time.monotonic()
-                for m in fetched:
-                    last_message[(m.topic, m.partition)] = now
-                order.add(fetched)
+                order.add(await consumer.fetch(timeout_ms=100, max_records=1000))
+                owned = consumer.assignment()
+                ask = order.waiting_on(owned)
+                if ask and time.monotonic() - asked >= ASK_EVERY_S:
+                    asked = time.monotonic()              # before the request: what it shows is this late
+                    order.drained(await consumer.drained(ask), asked)
                 self.lag = await consumer.lag()
-                ready = order.release(consumer.assignment())
+                ready = order.release(owned)
                 if not ready:
                     continue
                 released_upto = self._count_late(ready, released_upto)

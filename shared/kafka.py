@@ -487,6 +487,32 @@ class Consumer:
             out[(tp.topic, tp.partition)] = max(0, end - position)
         return out
 
+    async def drained(self, tps: Iterable[TP], timeout_s: float = 5.0) -> set[TP]:
+        """Of `tps` (owned), those with nothing left to hand out: every record the broker
+        held when this call began was already returned by `fetch`. Asks the broker for the
+        end offsets (ListOffsets), so unlike `lag` it never trusts an old fetch response.
+        A broker that does not answer in time leaves every partition undrained."""
+        consumer = self._require()
+        owned = {TopicPartition(t, p) for t, p in tps} & consumer.assignment()
+        if not owned:
+            return set()
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(list(owned)), timeout_s)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("end offsets of %d partition(s) unavailable (%r)", len(owned), exc)
+            return set()
+        out: set[TP] = set()
+        for tp, end in ends.items():
+            if tp not in consumer.assignment():
+                continue
+            try:                                # position() waits while an offset is being reset
+                position = await asyncio.wait_for(consumer.position(tp), 0.05)
+            except TimeoutError:
+                continue
+            if position >= end:
+                out.add((tp.topic, tp.partition))
+        return out
+
     def _require(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             raise RuntimeError("Consumer.start() was not called, or it was stopped")

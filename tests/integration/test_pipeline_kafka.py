@@ -18,12 +18,14 @@ from shared.kafka import KafkaConfig, ensure_topics
 from .kafka_fixtures import Tansu
 from .pipeline_support import (
     Proc,
+    alarm_rows,
     canonical,
     feed,
     outbox_decisions,
     read_decisions,
     replay_records,
     stage_env,
+    stored_alarm_rows,
     storm,
     wait_http,
 )
@@ -135,6 +137,10 @@ async def test_crash_sigkill_correlate_and_dispatch_mid_storm_loses_and_duplicat
             p.terminate()
     assert_once_each(expected, got, stored)
     assert sum(1 for r in expected if r["type"] == "work_order.created") > 100
+    # Every alarm kept once in the alarms table (redelivered ones not counted twice).
+    kept, want = await stored_alarm_rows(pg_url), alarm_rows(lines)
+    assert kept == want, [(k, kept.get(k), want.get(k)) for k in set(kept) ^ set(want) or
+                          [k for k in want if kept[k] != want[k]]][:3]
 
 
 async def test_scale_out_survivor_takes_over_the_cities_of_a_killed_correlator(broker, pg_url, tmp_path):
