@@ -19,6 +19,7 @@ from .kafka_fixtures import Tansu
 from .pipeline_support import (
     Proc,
     alarm_rows,
+    assert_fed_in_time,
     canonical,
     feed,
     outbox_decisions,
@@ -84,6 +85,7 @@ async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_p
         got = decoded(await read_decisions(broker.bootstrap, expect=published(expected)))
     finally:
         codes = [p.terminate() for p in procs]
+    assert_fed_in_time(tmp_path)
     want = canonical(expected)
     have = canonical(got)
     assert have == want, ("\n\n".join(f"{p.stage}:\n{p.tail()}" for p in procs),
@@ -135,6 +137,7 @@ async def test_crash_sigkill_correlate_and_dispatch_mid_storm_loses_and_duplicat
     finally:
         for p in procs:
             p.terminate()
+    assert_fed_in_time(tmp_path)
     assert_once_each(expected, got, stored)
     assert sum(1 for r in expected if r["type"] == "work_order.created") > 100
     # Every alarm kept once in the alarms table (redelivered ones not counted twice).
@@ -158,6 +161,7 @@ async def test_scale_out_survivor_takes_over_the_cities_of_a_killed_correlator(b
     finally:
         for p in procs:
             p.terminate()
+    assert_fed_in_time(tmp_path)
     assert_once_each(expected, got, stored)
 
 
@@ -190,6 +194,7 @@ async def test_outage_postgres_connections_killed_and_broker_restarted_lose_noth
     finally:
         for p in procs:
             p.terminate()
+    assert_fed_in_time(tmp_path)
     first_want = canonical(replay_records(load_inventory(inventory_path), RULEBOOK, lines[:half], half_until))
     assert canonical(first) == first_want, ("first half", diff(first_want, canonical(first)))
     want = canonical(expected)
