@@ -163,6 +163,16 @@ async def wait_http(port: int, path: str = "/healthz", timeout: float = 60) -> N
     raise TimeoutError(f"no 200 from :{port}{path}")
 
 
+async def http_get(port: int, path: str) -> str:
+    """The body of GET http://127.0.0.1:port/path (HTTP/1.0: the server closes when done)."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+    await w.drain()
+    raw = await r.read()
+    w.close()
+    return raw.split(b"\r\n\r\n", 1)[1].decode()
+
+
 def storm(n_circuits: int, n_alarms: int, seed: int, tmp: Path) -> tuple[Path, list[bytes], str]:
     """A seeded alarm storm (bench/engine.py's generator) and its inventory file; bad lines
     left out (their refusal is tested elsewhere). Returns (inventory path, lines, until)."""

@@ -22,6 +22,7 @@ from .pipeline_support import (
     assert_fed_in_time,
     canonical,
     feed,
+    http_get,
     outbox_decisions,
     read_decisions,
     replay_records,
@@ -83,6 +84,7 @@ async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_p
     try:
         await feed(broker.bootstrap, lines, until)
         got = decoded(await read_decisions(broker.bootstrap, expect=published(expected)))
+        metrics = await http_get(procs[0].port, "/metrics")      # correlate's (late ones: in its log)
     finally:
         codes = [p.terminate() for p in procs]
     assert_fed_in_time(tmp_path)
@@ -91,6 +93,7 @@ async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_p
     assert have == want, ("\n\n".join(f"{p.stage}:\n{p.tail()}" for p in procs),
                           list((want - have).elements())[:3], list((have - want).elements())[:3])
     assert codes == [0, 0], "SIGTERM drains and exits 0"
+    assert "faultline_router_late_messages_total 0.0" in metrics
 
 
 def published(expected: list[dict]) -> int:
