@@ -4,7 +4,6 @@ and compare them with `faultline replay` on the same lines (ids aside)."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import signal
 import subprocess
@@ -13,71 +12,25 @@ import time
 from pathlib import Path
 
 import orjson
-from equivalence import canonical  # noqa: E402,F401  (re-exported for the tests)
 
-from services.pipeline import Pipeline
-from services.replay import Replay
-from shared.bus import ACTIONS, ALARMS, DECISIONS
+from shared.bus import DECISIONS
 from shared.clock import parse_time
-from shared.kafka import Consumer, KafkaConfig, Producer
+from tools.kafka_events import (  # noqa: F401 (re-exported for the tests)
+    canonical,
+    published,
+    read_decisions,
+    replay_records,
+    send,
+)
 
 from .kafka_fixtures import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def replay_records(inventory, rulebook, lines: list[bytes], until: str | None) -> list[dict]:
-    out = io.BytesIO()
-    replay = Replay(Pipeline(inventory, rulebook), out)
-    replay.run(io.BytesIO(b"\n".join(lines) + b"\n"), parse_time(until) if until else None)
-    return [orjson.loads(x) for x in out.getvalue().splitlines()]
-
-
 async def feed(bootstrap: str, lines: list[bytes], until: str | None = None) -> None:
-    """Send each §3 line where the live service takes it: alarms to faultline.alarms, the rest
-    to faultline.actions, with the line's `at` as the message time; then a tick to `until`."""
-    producer = Producer(KafkaConfig(bootstrap))
-    await producer.start()
-    try:
-        batch = []
-        for raw in lines:
-            obj = orjson.loads(raw)
-            ts = int(parse_time(obj["at"]) * 1000)
-            if obj["kind"] == "alarm":
-                batch.append((ALARMS, orjson.dumps(obj["alarm"]), obj["alarm"]["resource_id"], None, ts))
-            else:
-                batch.append((ACTIONS, raw, None, None, ts))
-        if until:
-            ts = int(parse_time(until) * 1000)
-            batch.append((ACTIONS, orjson.dumps({"kind": "tick", "at": until}), None, None, ts))
-        # Small batches, each acknowledged before the next: a batch reaches the broker's
-        # partitions within far less than the stages' arrival hold (stage_env), which is what
-        # the router's time order assumes of a producer.
-        for i in range(0, len(batch), 500):
-            await producer.send_many(batch[i:i + 500])
-    finally:
-        await producer.stop()
-
-
-async def read_decisions(bootstrap: str, *, expect: int, quiet_s: float = 2.0, timeout_s: float = 120.0,
-                         group: str | None = None) -> list[bytes]:
-    """Every message of faultline.decisions, once at least `expect` arrived and none for `quiet_s`."""
-    consumer = Consumer(KafkaConfig(bootstrap), [DECISIONS], group or f"test-reader-{time.time_ns()}")
-    await consumer.start()
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    last = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            msgs = await consumer.fetch(timeout_ms=500, max_records=5000)
-            if msgs:
-                values.extend(m.value for m in msgs)
-                last = time.monotonic()
-            elif len(set(values)) >= expect and time.monotonic() - last >= quiet_s:
-                break
-    finally:
-        await consumer.stop()
-    return values
+    """Send each §3 line where the live service takes it (tools/kafka_events.py send)."""
+    await send(bootstrap, lines, until)
 
 
 LIVE_PROCS: list[Proc] = []

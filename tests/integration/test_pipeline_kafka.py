@@ -24,6 +24,7 @@ from .pipeline_support import (
     feed,
     http_get,
     outbox_decisions,
+    published,
     read_decisions,
     replay_records,
     stage_env,
@@ -94,12 +95,6 @@ async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_p
                           list((want - have).elements())[:3], list((have - want).elements())[:3])
     assert codes == [0, 0], "SIGTERM drains and exits 0"
     assert "faultline_router_late_messages_total 0.0" in metrics
-
-
-def published(expected: list[dict]) -> int:
-    """How many records the pipeline publishes for what replay printed (refusals go to the
-    dead-letter topic instead of faultline.decisions)."""
-    return sum(1 for r in expected if r["type"] != "input.rejected")
 
 
 async def decisions_and_store(broker, pg_url: str, expected: list[dict]) -> tuple[list[dict], list[dict]]:
