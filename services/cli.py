@@ -19,6 +19,7 @@ environment (each also a flag):
   FAULTLINE_TOPIC_PARTITIONS   partitions of the topics a process creates (default 6)
   FAULTLINE_TOPIC_REPLICATION  replication factor of those topics (default 1)
   FAULTLINE_CLOCK            wall (timers on the wall clock) or stream (message time only)
+  FAULTLINE_ARRIVAL_HOLD_MS  correlate: skew allowed between partitions' arrivals (default 300)
   FAULTLINE_HTTP_PORT        HTTP port: the API, /healthz, /readyz, /metrics (default 8080)
   FAULTLINE_HTTP_HOST        address the processes listen on (default 0.0.0.0; `run`: 127.0.0.1)
   FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         proc.add_argument("--rulebook", default=_env("FAULTLINE_RULEBOOK"), help="rulebook YAML file")
         proc.add_argument("--http-port", type=int, default=int(_env("FAULTLINE_HTTP_PORT", "8080")))
         proc.add_argument("--clock", default=_env("FAULTLINE_CLOCK", "wall"), choices=("wall", "stream"))
+        if name == "correlate":
+            proc.add_argument("--arrival-hold-ms", default=_env("FAULTLINE_ARRIVAL_HOLD_MS", "300"),
+                              help="how late a message may reach the broker after a later-stamped one "
+                                   "and still be put in time order")
 
     db = sub.add_parser("db", help="database schema (migrations)",
                         epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)

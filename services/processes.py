@@ -52,14 +52,14 @@ class ProcessSettings:
         clock = args.clock or env.get("FAULTLINE_CLOCK", "wall")
         if clock not in CLOCKS:
             raise UsageError(f"--clock / FAULTLINE_CLOCK: {clock!r} is not one of {', '.join(CLOCKS)}")
-        hold = env.get("FAULTLINE_ARRIVAL_HOLD_MS", "300")
+        hold = getattr(args, "arrival_hold_ms", None) or env.get("FAULTLINE_ARRIVAL_HOLD_MS", "300")
         try:
             hold_s = int(hold) / 1000
         except ValueError:
             hold_s = -1
         if hold_s < 0:
-            raise UsageError(f"FAULTLINE_ARRIVAL_HOLD_MS: {hold!r} is not a whole number of "
-                             "milliseconds >= 0")
+            raise UsageError(f"--arrival-hold-ms / FAULTLINE_ARRIVAL_HOLD_MS: {hold!r} is not a whole "
+                             "number of milliseconds >= 0")
         return cls(kafka, database_url(args.database_url), args.inventory, args.rulebook,
                    args.http_port, clock, hold_s)
 
