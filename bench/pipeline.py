@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""End-to-end throughput of the split production pipeline (Kafka + PostgreSQL), one machine.
+
+    .venv/bin/python bench/pipeline.py [--circuits 300] [--alarms 60000] [--seed 11] [--runs 3]
+
+bench/engine.py measures the engine alone, in one process. This measures what production
+does with the same storm generator: the §3 alarm lines go to a real Kafka-protocol broker
+(Tansu, in memory), `faultline correlate` (router with its arrival-order hold, correlator
+shards) and `faultline dispatch` run as OS processes, and every input is committed to
+PostgreSQL (input log, outbox, read model) before anything goes on. The figure is wall time
+from the first line fed (the stages up and in their consumer groups) until every decision
+`faultline replay` makes on the same lines (input.rejected aside) is stored in the outbox;
+also the time to the first stored decision.
+Each run gets a fresh broker and a fresh database. Everything (broker, stages, PostgreSQL,
+this feeder) shares the machine's cores, so the rate is the whole system's, not one stage's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+for p in (str(ROOT), str(ROOT / "tests")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from integration import pg_fixtures as pg  # noqa: E402
+from integration.kafka_fixtures import Tansu  # noqa: E402
+from integration.pipeline_support import (  # noqa: E402
+    Proc,
+    feed,
+    kill_leftovers,
+    published,
+    replay_records,
+    stage_env,
+    storm,
+    wait_http,
+)
+
+from shared.bus import DECISIONS  # noqa: E402
+from shared.inventory import load_inventory  # noqa: E402
+from shared.rulebook import load_rulebook  # noqa: E402
+
+# Log lines saying a stage's consumer groups have their partitions (/healthz answers before).
+JOINED = {"correlate": ("Successfully synced group faultline-router", "correlate: assigned partitions"),
+          "dispatch": ("dispatch: assigned partitions",)}
+
+
+async def pg_server(tmp: Path) -> tuple[str, object]:
+    """A server where databases may be created, found as tests/integration/pg_fixtures.py does."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return pg.to_libpq(os.environ["TEST_DATABASE_URL"]), None
+    for url in pg.LOCAL_CANDIDATES:
+        if await pg._accepts(url):
+            return url, None
+    os.chmod(tmp, 0o755)
+    server, url = pg._embedded_server(tmp)
+    return url, server
+
+
+class DecisionCounter:
+    """Decisions stored in the outbox so far. A row holds one input's decisions (a JSON array);
+    only rows not seen before are parsed, as rows of several shards commit out of id order."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn, self.seen, self.total = conn, set(), 0
+
+    async def count(self) -> int:
+        ids = await self.conn.fetch("SELECT id FROM outbox WHERE topic = $1", DECISIONS)
+        if new := [r["id"] for r in ids if r["id"] not in self.seen]:
+            self.total += await self.conn.fetchval(
+                "SELECT coalesce(sum(json_array_length(value::json)), 0) FROM outbox WHERE id = ANY($1)", new)
+            self.seen.update(new)
+        return self.total
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_snapshot(conn: asyncpg.Connection, pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds of the stages, the broker, the PostgreSQL backends serving them, and the
+    whole machine's busy and total ticks (all cores; idle and iowait are not busy)."""
+    backends = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                                " AND pid <> pg_backend_pid()")
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return ({k: cpu_s(pid) for k, pid in pids.items()} | {f"pg{r['pid']}": cpu_s(r["pid"]) for r in backends}
+            | {"busy": sum(ticks) - ticks[3] - ticks[4], "ticks": sum(ticks)})
+
+
+def late_messages(proc: Proc) -> int:
+    """Messages the router saw reach the broker more than the arrival hold after later ones
+    (it logs each such batch): handled in arrival order, so replay may rightly differ."""
+    lines = proc.log_path.read_text(errors="replace").splitlines()
+    return sum(int(line.split(" WARNING ", 1)[1].split()[0]) for line in lines
+               if " WARNING " in line and "more than the hold" in line)
+
+
+async def wait_joined(procs: list[Proc], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(all(line in p.tail(200) for line in JOINED[p.stage]) for p in procs):
+        if time.monotonic() > deadline:
+            raise TimeoutError("\n\n".join(f"{p.stage}:\n{p.tail()}" for p in procs))
+        await asyncio.sleep(0.1)
+
+
+async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, timeout: float) -> dict:
+    inventory, lines, until = storm_
+    broker, procs, name, conn = Tansu(), [], f"faultline_bench_{uuid.uuid4().hex[:10]}", None
+    try:
+        broker.start()
+        await pg._admin(server, f'CREATE DATABASE "{name}"')
+        db = pg.with_database(server, name)
+        started = time.perf_counter()
+        env = stage_env(broker.bootstrap, pg.to_sqlalchemy(db), inventory)
+        procs = [Proc(stage, env, tmp).start() for stage in ("correlate", "dispatch")]
+        await asyncio.gather(*(wait_http(p.port) for p in procs))
+        await wait_joined(procs)        # Tansu's first group join takes ~5 s: start-up, not timed
+        startup = time.perf_counter() - started
+        conn = await asyncpg.connect(db)
+        counter = DecisionCounter(conn)
+        pids = {p.stage: p.proc.pid for p in procs} | {"tansu": broker.proc.pid}
+        cpu0 = await cpu_snapshot(conn, pids)
+        t0 = time.perf_counter()
+        feeding = asyncio.create_task(feed(broker.bootstrap, lines, until))
+        first = fed = None
+        while True:
+            stored = await counter.count()
+            now = time.perf_counter() - t0
+            first = now if first is None and stored else first
+            if fed is None and feeding.done():
+                feeding.result()                            # a failed feed ends the run here
+                fed = now
+            if stored >= expected or now > timeout:
+                break
+            await asyncio.sleep(0.25)                       # so each time is up to 0.25 s late
+        wall, fed, first = now, fed or now, first or now
+        cpu1 = await cpu_snapshot(conn, pids)
+        cpu = {k: cpu1[k] - cpu0[k] for k in pids}
+        cpu["postgres"] = sum(v - cpu0.get(k, 0.0) for k, v in cpu1.items() if k.startswith("pg"))
+        machine = (cpu1["busy"] - cpu0["busy"]) / (cpu1["ticks"] - cpu0["ticks"])
+        await feeding
+        await asyncio.sleep(2)                              # anything stored twice shows up now
+        stored = await counter.count()
+        codes = [p.terminate() for p in procs]
+        late = late_messages(procs[0])
+        print(f"run {n}: {len(lines):,} alarms, {stored:,} decisions, {wall:.1f} s, "
+              f"{len(lines) / wall:,.0f} alarms/s end to end; first decision {first:.2f} s, "
+              f"feed done {fed:.1f} s (start-up {startup:.1f} s, not timed)")
+        print("       CPU s in the run: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+              + f"; machine busy {machine:.0%} of {os.cpu_count()} cores", flush=True)
+        ok = stored == expected and codes == [0, 0] and not late
+        if not ok:
+            print(f"WARNING run {n}: {stored:,} decisions stored, replay expects {expected:,}; "
+                  f"exit codes after SIGTERM {codes}; {late} message(s) later than the arrival hold")
+            for p in procs:
+                print(f"--- {p.stage} log tail:\n{p.tail(15)}")
+        return {"wall": wall, "first": first, "fed": fed, "ok": ok}
+    finally:
+        for p in procs:
+            try:
+                p.terminate()
+            except subprocess.TimeoutExpired:
+                p.kill()
+        kill_leftovers()
+        if conn is not None:
+            await conn.close()
+        await pg._admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        broker.close()
+        broker.log_path.unlink(missing_ok=True)
+
+
+async def bench(args: argparse.Namespace, tmp: Path) -> int:
+    inventory, lines, until = the_storm = storm(args.circuits, args.alarms, args.seed, tmp)
+    records = replay_records(load_inventory(inventory), load_rulebook(), lines, until)
+    expected = published(records)                      # refusals are dead-lettered, not stored
+    print(f"storm: {len(lines):,} alarm lines on {args.circuits:,} circuits (seed {args.seed}), "
+          f"tick to {until}; replay: {expected:,} decisions to store")
+    server, embedded = await pg_server(tmp)
+    print(f"PostgreSQL: {server.rpartition('@')[2]}; {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f} before the runs", flush=True)
+    results = []
+    try:
+        for n in range(1, args.runs + 1):
+            results.append(await one_run(n, server, the_storm, expected, tmp, args.timeout))
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
+    walls = [r["wall"] for r in results]
+    wall = statistics.median(walls)
+    print(f"median of {len(results)}: {wall:.1f} s, {len(lines) / wall:,.0f} alarms/s end to end "
+          f"({expected / wall:,.0f} decisions/s; min {min(walls):.1f} s, max {max(walls):.1f} s); "
+          f"first decision {statistics.median(r['first'] for r in results):.2f} s; "
+          f"feed done {statistics.median(r['fed'] for r in results):.1f} s")
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--circuits", type=int, default=300)
+    ap.add_argument("--alarms", type=int, default=60_000)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=600, help="seconds a run may take before it gives up")
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="faultline-bench-"))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM cleans up like Ctrl-C
+    try:
+        return asyncio.run(bench(args, tmp))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        kill_leftovers()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
