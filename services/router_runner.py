@@ -62,7 +62,7 @@ class RouterRunner:
         asked = float("-inf")
         try:
             while not stop.is_set():
-                order.add(await consumer.fetch(timeout_ms=100, max_records=1000))
+                order.add(await consumer.fetch(timeout_ms=100, max_records=2000))
                 owned = consumer.assignment()
                 ask = order.waiting_on(owned)
                 if ask and time.monotonic() - asked >= ASK_EVERY_S:

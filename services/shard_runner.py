@@ -67,7 +67,7 @@ class ShardState:
 class ShardRunner:
     def __init__(self, logic: StageLogic, shard_log: ShardLog, kafka: KafkaConfig, producer: Producer, *,
                  group_id: str, input_partitions: int, wall_clock: Callable[[], float] | None = time.time,
-                 tick_every_s: float = 1.0, batch_size: int = 500, metrics=None) -> None:
+                 tick_every_s: float = 1.0, batch_size: int = 2000, metrics=None) -> None:
         self.logic = logic
         self.log = shard_log
         self.kafka = kafka
