@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import fmt_time
 from shared.db.models import input_log, outbox, rejected, timers
-from shared.db.projection import project, project_alarms, project_complaint
+from shared.db.projection import project_batch
 
 
 @dataclass(slots=True)
@@ -61,16 +61,6 @@ class Unpublished:
     topic: str
     key: str | None
     values: list[bytes]
-
-
-def _project(sync, batch: Batch, stage: str) -> None:
-    """The read model, in the batch's transaction: the inputs kept, then the decisions."""
-    project_alarms(sync, [(body, fmt_time(at)) for kind, body, at in batch.inputs if kind == "alarm"])
-    for kind, body, at in batch.inputs:
-        if kind == "complaint":
-            project_complaint(sync, body, fmt_time(at))
-    for shard, record in batch.records:
-        project(sync, record, stage=stage, shard=shard)
 
 
 class ShardLog:
@@ -120,7 +110,8 @@ class ShardLog:
                     await conn.execute(timers.insert(), [{"stage": stage, "shard": shard, "fault_id": f,
                                                           "kind": k, "due": d} for f, k, d in rows])
             if batch.records or batch.inputs:
-                await conn.run_sync(_project, batch, stage)
+                kept = [(kind, body, fmt_time(at)) for kind, body, at in batch.inputs]
+                await conn.run_sync(project_batch, kept, batch.records, stage=stage)
 
     async def unpublished(self, shards: set[str] | None = None, limit: int = 1000) -> list[Unpublished]:
         query = (select(outbox.c.id, outbox.c.shard, outbox.c.seq, outbox.c.topic, outbox.c.key,

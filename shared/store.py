@@ -12,7 +12,6 @@ An entry, its records and its refusal are written in one transaction (`append`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,17 +26,16 @@ from sqlalchemy import (
     Text,
     event,
     func,
+    inspect,
     insert,
     select,
     text,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from shared.db import database_url
 from shared.db.migrate import upgrade_async
-from shared.db.projection import project, project_alarms
-
-DEFAULT_SQLITE_PATH = ".faultline/faultline.sqlite3"
+from shared.db.projection import project_batch
 
 metadata = MetaData()
 
@@ -117,23 +115,6 @@ class Batch:
     refusal: Refusal | None = None
 
 
-def resolve_database_url(url: str | None) -> str:
-    """The SQLAlchemy async URL to use; unset means the local SQLite file (directory created)."""
-    if not url:
-        url = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
-    for plain, driver in (("postgresql://", "postgresql+asyncpg://"),
-                          ("postgres://", "postgresql+asyncpg://"),
-                          ("sqlite://", "sqlite+aiosqlite://")):
-        if url.startswith(plain):
-            url = driver + url[len(plain):]
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        parent = os.path.dirname(parsed.database)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-    return url
-
-
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -141,12 +122,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _project(sync, alarm: tuple[dict, str] | None, bodies: list[dict]) -> None:
-    """The read model, in the step's transaction: the alarm kept, then the decisions."""
-    if alarm is not None:
-        project_alarms(sync, [alarm])
-    for body in bodies:
-        project(sync, body, stage="run", shard="-")
+def _adopt_unmigrated_refusals(sync) -> None:
+    """A database of the embedded engine from before the migrations kept its refusals in a
+    table named `rejected`, the name the production schema now takes: move them aside to
+    `refused_inputs`, kept, so the migrations can run."""
+    tables = set(inspect(sync).get_table_names())
+    if "rejected" in tables and "alembic_version" not in tables and "refused_inputs" not in tables:
+        if "arrival" in {c["name"] for c in inspect(sync).get_columns("rejected")}:
+            sync.execute(text("ALTER TABLE rejected RENAME TO refused_inputs"))
 
 
 class Store:
@@ -157,12 +140,14 @@ class Store:
 
     @classmethod
     async def open(cls, url: str | None) -> Store:
-        resolved = resolve_database_url(url)
+        resolved = database_url(url)
         engine = create_async_engine(resolved)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # The read model (faults, work orders, notifications, escalations, audit…) is the
         # production schema, by its migrations; the embedded engine's own log tables beside it.
+        async with engine.begin() as conn:
+            await conn.run_sync(_adopt_unmigrated_refusals)
         await upgrade_async(resolved)
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
@@ -189,12 +174,11 @@ class Store:
                     {"seq": r.seq, "input_seq": input_seq, "type": r.type, "at": r.at,
                      "fault_id": r.fault_id, "work_order_id": r.work_order_id, "queue": r.queue,
                      "body": dumps(r.body)} for r in batch.records])
-            alarm = None
-            if batch.entry is not None and batch.entry.kind == "alarm" and batch.entry.refused is None:
-                alarm = (batch.entry.body["alarm"], batch.entry.body["at"])
-            if batch.records or alarm:
-                bodies = [r.body for r in batch.records]
-                await conn.run_sync(_project, alarm, bodies)
+            e = batch.entry
+            kept = ([(e.kind, e.body[e.kind], e.body["at"])]           # an alarm or complaint taken in
+                    if e is not None and e.kind in ("alarm", "complaint") and e.refused is None else [])
+            if batch.records or kept:
+                await conn.run_sync(project_batch, kept, [("-", r.body) for r in batch.records], stage="run")
             if batch.refusal is not None:
                 f = batch.refusal
                 body = f.body if isinstance(f.body, str) else dumps(f.body)

@@ -323,6 +323,18 @@ def project_alarms(conn: Connection, arrived: list[tuple[Record, str]]) -> None:
                          **{f"p_{name}": a.get(name) for name in ALARM_FIELDS}} for a, at in arrived])
 
 
+def project_batch(conn: Connection, inputs: list[tuple[str, Record, str]],
+                  records: Iterable[tuple[str, Record]], *, stage: str) -> None:
+    """The read model of one stored batch, in its transaction: the inputs kept — (kind, body,
+    arrival), alarms in one statement, complaints — then the decisions, as (shard, record)."""
+    project_alarms(conn, [(body, at) for kind, body, at in inputs if kind == "alarm"])
+    for kind, body, at in inputs:
+        if kind == "complaint":
+            project_complaint(conn, body, at)
+    for shard, record in records:
+        project(conn, record, stage=stage, shard=shard)
+
+
 def project_complaint(conn: Connection, complaint: Record, at: str, *,
                       fault_id: str | None = None) -> None:
     """Keep one complaint (CONTRACT §3 `complaint` input) received at `at`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, live_service
-from shared.store import resolve_database_url
+from shared.db import database_url
 
 METRIC_NAMES = ("faultline_alarms_total", "faultline_inputs_rejected_total", "faultline_records_total",
                 "faultline_faults_open", "faultline_work_orders_total", "faultline_deadlines_missed_total",
@@ -40,9 +40,10 @@ async def test_health_and_readiness(settings):
 
 def test_database_urls(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert resolve_database_url(None) == "sqlite+aiosqlite:///.faultline/faultline.sqlite3"
+    monkeypatch.delenv("FAULTLINE_DATABASE_URL", raising=False)
+    assert database_url(None) == "sqlite+aiosqlite:///.faultline/faultline.sqlite3"
     assert (tmp_path / ".faultline").is_dir()
-    assert resolve_database_url("postgresql://u@db:5432/f") == "postgresql+asyncpg://u@db:5432/f"
-    assert resolve_database_url("postgresql+asyncpg://u@db/f") == "postgresql+asyncpg://u@db/f"
-    assert resolve_database_url("sqlite:///x/y.db") == "sqlite+aiosqlite:///x/y.db"
+    assert database_url("postgresql://u@db:5432/f") == "postgresql+asyncpg://u@db:5432/f"
+    assert database_url("postgresql+asyncpg://u@db/f") == "postgresql+asyncpg://u@db/f"
+    assert database_url("sqlite:///x/y.db") == "sqlite+aiosqlite:///x/y.db"
     assert (tmp_path / "x").is_dir()

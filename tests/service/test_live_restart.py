@@ -93,3 +93,23 @@ async def test_recovery_warns_when_the_log_no_longer_reproduces_the_stored_recor
         async with live_service(settings, clock):
             pass
     assert "recovery re-made" in caplog.text
+
+
+async def test_a_database_of_the_engine_from_before_the_migrations_opens_with_its_refusals_kept(tmp_path):
+    """The first embedded store kept refusals in a table named `rejected`, which the
+    production schema's migrations now create: such a file is adopted, not refused."""
+    import sqlite3
+
+    from shared.store import Store
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:                     # the pre-migration store's table
+        db.execute("CREATE TABLE rejected (id INTEGER PRIMARY KEY, arrival FLOAT NOT NULL, "
+                   "source VARCHAR(32) NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL)")
+        db.execute("INSERT INTO rejected (arrival, source, reason, body) "
+                   "VALUES (1.0, 'http', 'state: missing', '{}')")
+    store = await Store.open(f"sqlite:///{path}")
+    try:
+        assert [(r.source, r.reason) for r in await store.refusals()] == [("http", "state: missing")]
+    finally:
+        await store.close()
