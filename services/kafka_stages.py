@@ -51,7 +51,7 @@ class CorrelateLogic:
             if not isinstance(event, Rejected):
                 core.handle(event, entry.clock)
 
-    def source_key(self, msg, body: dict) -> str | None:
+    def source_key(self, body: dict) -> str | None:
         return body.get("source")
 
     def step(self, core: CorrelatorShard, body: dict, seq: int) -> tuple[Step, float]:
@@ -64,7 +64,6 @@ class CorrelateLogic:
         event = decode_event(body["input"])
         if isinstance(event, Rejected):                  # the router checks; belt and braces
             return Step(log=False, refused=event.reason), at
-        clock_before = core.clock
         outs, refused = core.handle(event, at)
         step = self._step(core.shard, outs, seq)
         step.log = True                                  # every input is logged (its clock matters)
@@ -79,7 +78,7 @@ class CorrelateLogic:
                 step.inputs.append(("alarm", alarm, at))
         elif kind == "complaint":
             step.inputs.append(("complaint", body["input"]["complaint"], at))
-        return step, core.clock if core.clock is not None else (clock_before or at)
+        return step, core.clock                          # handle() always sets it
 
     def tick(self, core: CorrelatorShard, now: float, seq: int) -> Step:
         outs = core.tick(now)
@@ -127,7 +126,7 @@ class DispatchLogic:
             notice, key, now = decode_notice(orjson.dumps(entry.body), self.inventory)
             core.handle(notice, key, now)
 
-    def source_key(self, msg, body: dict) -> str | None:
+    def source_key(self, body: dict) -> str | None:
         return body.get("id")
 
     def step(self, core: DispatcherShard, body: dict, seq: int) -> tuple[Step, float]:

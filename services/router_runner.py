@@ -26,7 +26,6 @@ class RouterRunner:
         self.producer = producer
         self.group_id = group_id
         self.hold_s = hold_s
-        self.routed = 0
         self.late = 0              # messages released after a later one: beyond the hold
         self.lag: dict[tuple[str, int], int] = {}
         self.healthy = False
@@ -75,7 +74,6 @@ class RouterRunner:
                 released_upto = self._count_late(ready, released_upto)
                 outs = [o for m in ready for o in route(self.inventory, m)]
                 await self.producer.send_many([(topic, value, key, None, None) for topic, value, key in outs])
-                self.routed += len(ready)
                 await consumer.commit(_commit_points(ready, order))
         finally:
             await consumer.stop()

@@ -49,7 +49,7 @@ class StageLogic(Protocol):
 
     def rerun(self, state: Any, entry: Entry) -> None: ...
 
-    def source_key(self, msg: Msg, body: dict) -> str | None: ...
+    def source_key(self, body: dict) -> str | None: ...
 
     def step(self, state: Any, body: dict, seq: int) -> tuple[Step, float]: ...
 
@@ -79,9 +79,8 @@ class ShardRunner:
         self.batch_size = batch_size
         self.shards: dict[str, ShardState] = {}
         self.owned: set[int] = set()
+        self.unflushed = False                # shards were taken over: publish what they stored
         self.known_topics: set[str] = set()
-        self.consumer: Consumer | None = None
-        self.processed = 0
         self.healthy = False
         self.metrics = metrics                # services.metrics.EngineMetrics, or None
 
@@ -107,18 +106,18 @@ class ShardRunner:
     async def _session(self, stop: asyncio.Event) -> None:
         consumer = Consumer(self.kafka, [self.logic.input_topic], self.group_id,
                             on_assigned=self._assigned, on_revoked=self._revoked)
-        self.consumer = consumer
         if not await until_stopped(consumer.start(deadline_s=None), stop):
             return
         try:
-            await self.flush_outbox()
             self.healthy = True
             next_tick = 0.0
             while not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=self.batch_size)
                 owned = consumer.assignment()
-                if {p for _t, p in owned} != self.owned:      # a rebalance the callback missed
+                if {p for _t, p in owned} != self.owned:      # a rebalance the callback missed or failed
                     await self._assigned(owned)
+                if self.unflushed:                            # what the shards just taken stored
+                    await self.flush_outbox()
                 if msgs:
                     await self.process(msgs)
                     await consumer.commit(_next_offsets(msgs))
@@ -126,16 +125,20 @@ class ShardRunner:
                     next_tick = time.monotonic() + self.tick_every_s
                     await self.tick_all(self.wall_clock())
         finally:
-            self.consumer = None
             await consumer.stop()
 
     async def _assigned(self, tps: set[tuple[str, int]]) -> None:
-        self.owned = {p for _t, p in tps}
-        for shard in [s for s in self.shards if not self._mine(s)]:
+        owned = {p for _t, p in tps}
+        mine = lambda shard: partition_for(shard, self.input_partitions) in owned  # noqa: E731
+        for shard in [s for s in self.shards if not mine(s)]:
             del self.shards[shard]                 # gone to another member: its log moves on there
         for shard in await self.log.shards():
-            if self._mine(shard) and shard not in self.shards:
+            if mine(shard) and shard not in self.shards:
                 await self.open_shard(shard)
+        # Last: aiokafka swallows a callback's error, and then the session loop sees the
+        # assignment still differ and tries again (an error there restarts the session).
+        self.owned = owned
+        self.unflushed = True
         log.info("%s: assigned partitions %s, shards %s", self.logic.stage, sorted(self.owned),
                  sorted(self.shards))
 
@@ -144,9 +147,6 @@ class ShardRunner:
         for shard in [s for s in self.shards if partition_for(s, self.input_partitions) in gone]:
             del self.shards[shard]
         self.owned -= gone
-
-    def _mine(self, shard: str) -> bool:
-        return partition_for(shard, self.input_partitions) in self.owned
 
     async def open_shard(self, shard: str) -> ShardState:
         """Rebuild a shard from its log (the pure core re-run; nothing is re-emitted)."""
@@ -173,7 +173,7 @@ class ShardRunner:
                 self._refuse(batch, state, f"{msg.topic}:{msg.partition}:{msg.offset}",
                              f"not valid JSON: {err}", {"raw": msg.value.decode(errors="replace")})
                 continue
-            source_key = self.logic.source_key(msg, body)
+            source_key = self.logic.source_key(body)
             if source_key is not None and source_key in state.seen:
                 continue                                          # a redelivery: already done
             step, clock = self.logic.step(state.core, body, state.seq + 1)
@@ -181,7 +181,6 @@ class ShardRunner:
                 self.metrics.alarms.inc()
             last_clock = max(last_clock, clock)
             self._collect(batch, state, step, "input", clock, body, source_key)
-            self.processed += 1
         await self._store(batch, last_clock)
 
     async def tick_all(self, now: float) -> None:
@@ -248,13 +247,15 @@ class ShardRunner:
     # ------------------------------------------------------------------ outbox
 
     async def flush_outbox(self) -> None:
-        """Publish what is stored and not yet published, in log order, then mark it."""
-        while True:
-            rows = await self.log.unpublished(set(self.shards) if self.shards else None)
+        """Publish what this member's shards stored and did not publish yet, in log order, then
+        mark it (another member's rows are its own to publish)."""
+        while self.shards:
+            rows = await self.log.unpublished(set(self.shards))
             if not rows:
-                return
+                break
             await self._send([(r.shard, Outgoing(r.seq, r.topic, r.key, r.values)) for r in rows])
             await self.log.mark_published([r.id for r in rows])
+        self.unflushed = False
 
     async def _send(self, outgoing: list[tuple[str, Outgoing]]) -> None:
         new = {o.topic for _s, o in outgoing} - self.known_topics

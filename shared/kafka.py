@@ -12,10 +12,11 @@ The adapter adds what every stage needs and aiokafka leaves to the caller:
 - `Consumer`, a group member with manual commits (commit `offset + 1` only once the result
   is durable, STYLE.md 11) and rebalance callbacks that run before partitions leave.
 
-Delivery is at least once. Tansu (the broker of the integration tests) supports neither
-idempotent nor transactional producers, so both are off by default; production on Apache
-Kafka sets `FAULTLINE_KAFKA_IDEMPOTENCE=true` (and a transactional id where a stage writes
-and commits atomically), which also keeps a retried batch from being written twice.
+Delivery is at least once. Tansu (the broker of the integration tests) does not support the
+idempotent producer, so it is off by default; production on Apache Kafka sets
+`FAULTLINE_KAFKA_IDEMPOTENCE=true`, which keeps a retried batch from being written twice.
+(No Kafka transactions: the stages' exactly-once effects come from their PostgreSQL
+outbox and source keys.)
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, for_code
 
-from shared.bus import ACTIONS, ALARMS, DEADLETTER, DECISIONS, workorders_topic
-
 log = logging.getLogger(__name__)
 
 RAW_ALARMS_PREFIX = "faultline.alarms.raw."
@@ -50,14 +49,6 @@ PartitionCallback = Callable[[set[TP]], Awaitable[None]]
 def raw_alarms_topic(fmt: str) -> str:
     """The raw feed of one source format, e.g. faultline.alarms.raw.syslog (CONTRACT §4)."""
     return RAW_ALARMS_PREFIX + fmt
-
-
-def service_topics(queues: Iterable[str] = (), raw_formats: Iterable[str] = ()) -> list[str]:
-    """Every topic of the live service for these work-order queues and raw feed formats."""
-    topics = [ALARMS, ACTIONS, DECISIONS, DEADLETTER]
-    topics += [raw_alarms_topic(f) for f in raw_formats]
-    topics += [workorders_topic(q) for q in queues]
-    return topics
 
 
 class KafkaConfigError(ValueError):
@@ -76,14 +67,13 @@ class ProducerStopped(RuntimeError):
 class KafkaConfig:
     """How to reach the cluster and how to create topics.
 
-    `enable_idempotence` and `transactional_id` are off by default because Tansu rejects
-    InitProducerId; production on Apache Kafka turns idempotence on.
+    `enable_idempotence` is off by default because Tansu rejects InitProducerId; production
+    on Apache Kafka turns it on.
     """
 
     bootstrap: str
     client_id: str = "faultline"
     enable_idempotence: bool = False
-    transactional_id: str | None = None
     acks: str | int = "all"
     partitions: int = 6
     replication_factor: int = 1
@@ -98,14 +88,13 @@ class KafkaConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> KafkaConfig:
         """Read FAULTLINE_KAFKA_BOOTSTRAP (required), FAULTLINE_KAFKA_IDEMPOTENCE,
-        FAULTLINE_KAFKA_TRANSACTIONAL_ID, FAULTLINE_TOPIC_PARTITIONS, FAULTLINE_TOPIC_REPLICATION."""
+        FAULTLINE_TOPIC_PARTITIONS, FAULTLINE_TOPIC_REPLICATION."""
         bootstrap = environ.get("FAULTLINE_KAFKA_BOOTSTRAP", "").strip()
         if not bootstrap:
             raise KafkaConfigError("FAULTLINE_KAFKA_BOOTSTRAP is not set")
         return cls(
             bootstrap=bootstrap,
             enable_idempotence=_env_bool(environ, "FAULTLINE_KAFKA_IDEMPOTENCE", False),
-            transactional_id=environ.get("FAULTLINE_KAFKA_TRANSACTIONAL_ID") or None,
             partitions=_env_int(environ, "FAULTLINE_TOPIC_PARTITIONS", 6),
             replication_factor=_env_int(environ, "FAULTLINE_TOPIC_REPLICATION", 1),
             metadata_max_age_ms=_env_int(environ, "FAULTLINE_KAFKA_METADATA_MAX_AGE_MS", 300000),
@@ -246,7 +235,6 @@ class Producer:
             **c.client_kwargs(),
             acks=c.acks,
             enable_idempotence=c.enable_idempotence,
-            transactional_id=c.transactional_id,
             partitioner=_crc32_partitioner,
         )
 
