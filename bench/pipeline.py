@@ -41,10 +41,8 @@ from integration import pg_fixtures as pg  # noqa: E402
 from integration.kafka_fixtures import Tansu  # noqa: E402
 from integration.pipeline_support import (  # noqa: E402
     Proc,
-    feed,
     kill_leftovers,
-    published,
-    replay_records,
+    late_warnings,
     stage_env,
     storm,
     wait_http,
@@ -53,6 +51,7 @@ from integration.pipeline_support import (  # noqa: E402
 from shared.bus import DECISIONS  # noqa: E402
 from shared.inventory import load_inventory  # noqa: E402
 from shared.rulebook import load_rulebook  # noqa: E402
+from tools.kafka_events import published, replay_records, send  # noqa: E402
 
 # Log lines saying a stage's consumer groups have their partitions (/healthz answers before).
 JOINED = {"correlate": ("Successfully synced group faultline-router", "correlate: assigned partitions"),
@@ -109,9 +108,7 @@ async def cpu_snapshot(conn: asyncpg.Connection, pids: dict[str, int]) -> dict[s
 def late_messages(proc: Proc) -> int:
     """Messages the router saw reach the broker more than the arrival hold after later ones
     (it logs each such batch): handled in arrival order, so replay may rightly differ."""
-    lines = proc.log_path.read_text(errors="replace").splitlines()
-    return sum(int(line.split(" WARNING ", 1)[1].split()[0]) for line in lines
-               if " WARNING " in line and "more than the hold" in line)
+    return sum(int(line.split(" WARNING ", 1)[1].split()[0]) for line in late_warnings([proc.log_path]))
 
 
 async def wait_joined(procs: list[Proc], timeout: float = 60) -> None:
@@ -140,7 +137,7 @@ async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, 
         pids = {p.stage: p.proc.pid for p in procs} | {"tansu": broker.proc.pid}
         cpu0 = await cpu_snapshot(conn, pids)
         t0 = time.perf_counter()
-        feeding = asyncio.create_task(feed(broker.bootstrap, lines, until))
+        feeding = asyncio.create_task(send(broker.bootstrap, lines, until))
         first = fed = None
         while True:
             stored = await counter.count()

@@ -65,9 +65,11 @@ def canonical(records: list[dict]) -> Counter:
     return out
 
 
-def replay_records(inventory, rulebook, lines: list[bytes], until: str | None) -> list[dict]:
+def replay_records(inventory, rulebook, lines: list[bytes], until: str | None, *,
+                   pipeline=Pipeline) -> list[dict]:
+    """What `faultline replay` prints for these lines (`pipeline`: the class that decides)."""
     out = io.BytesIO()
-    Replay(Pipeline(inventory, rulebook), out).run(io.BytesIO(b"\n".join(lines) + b"\n"),
+    Replay(pipeline(inventory, rulebook), out).run(io.BytesIO(b"\n".join(lines) + b"\n"),
                                                    parse_time(until) if until else None)
     return [orjson.loads(x) for x in out.getvalue().splitlines()]
 
@@ -102,12 +104,12 @@ async def send(bootstrap: str, lines: list[bytes], until: str | None = None) -> 
         await producer.stop()
 
 
-async def read_decisions(bootstrap: str, *, expect: int, quiet_s: float = 2.0, timeout_s: float = 120.0,
-                         group: str | None = None) -> list[bytes]:
-    """Every message of faultline.decisions, once at least `expect` distinct ones arrived and
+async def read_decisions(bootstrap: str, *, expect: int, quiet_s: float = 2.0,
+                         timeout_s: float = 120.0) -> list[dict]:
+    """The records of faultline.decisions, once at least `expect` distinct ones arrived and
     none for `quiet_s` (or the timeout passed). A record re-published after a crash comes
-    again with the same bytes; callers count it once."""
-    consumer = Consumer(KafkaConfig(bootstrap), [DECISIONS], group or f"kafka-events-{time.time_ns()}")
+    again with the same bytes: it is returned once."""
+    consumer = Consumer(KafkaConfig(bootstrap), [DECISIONS], f"kafka-events-{time.time_ns()}")
     await consumer.start()
     values: list[bytes] = []
     deadline = time.monotonic() + timeout_s
@@ -122,7 +124,7 @@ async def read_decisions(bootstrap: str, *, expect: int, quiet_s: float = 2.0, t
                 break
     finally:
         await consumer.stop()
-    return values
+    return [orjson.loads(v) for v in dict.fromkeys(values)]
 
 
 def published(records: list[dict]) -> int:
@@ -135,8 +137,7 @@ async def compare(bootstrap: str, lines: list[bytes], inventory_path: str, ruleb
 
     inventory, rulebook = load_config(inventory_path, rulebook_path)
     expected = replay_records(inventory, rulebook, lines, until)
-    values = await read_decisions(bootstrap, expect=published(expected), timeout_s=timeout_s)
-    got = [orjson.loads(v) for v in dict.fromkeys(values)]
+    got = await read_decisions(bootstrap, expect=published(expected), timeout_s=timeout_s)
     want, have = canonical(expected), canonical(got)
     if want == have:
         print(f"same {sum(want.values())} decisions as faultline replay (ids aside)")

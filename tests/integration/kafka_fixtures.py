@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Tansu", "free_port", "tansu", "tansu_factory", "kafka_bootstrap"]
+__all__ = ["Tansu", "free_port", "tansu", "tansu_factory", "kafka_bootstrap", "broker"]
 
 _LIVE: list[Tansu] = []
 
@@ -165,6 +165,14 @@ def tansu_factory() -> Iterator:
     yield make
     for broker in made:
         broker.close()
+
+
+@pytest.fixture
+def broker() -> Iterator[Tansu]:
+    """A private broker for one test that runs stage processes (fixed topic and group names)."""
+    b = Tansu().start()
+    yield b
+    b.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,22 +15,10 @@ import orjson
 
 from shared.bus import DECISIONS
 from shared.clock import parse_time
-from tools.kafka_events import (  # noqa: F401 (re-exported for the tests)
-    canonical,
-    published,
-    read_decisions,
-    replay_records,
-    send,
-)
 
 from .kafka_fixtures import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def feed(bootstrap: str, lines: list[bytes], until: str | None = None) -> None:
-    """Send each §3 line where the live service takes it (tools/kafka_events.py send)."""
-    await send(bootstrap, lines, until)
 
 
 LIVE_PROCS: list[Proc] = []
@@ -84,9 +72,14 @@ def assert_fed_in_time(log_dir: Path) -> None:
     than the arrival hold after a later-stamped one (services/router_runner.py warns). Such a
     message is handled when it comes, so replay's decisions would rightly differ: a failure
     here means the machine stalled the feeder, not that the pipeline decided wrongly."""
-    late = [line for path in sorted(log_dir.glob("correlate-*.log"))
-            for line in path.read_text(errors="replace").splitlines() if "more than the hold" in line]
+    late = late_warnings(sorted(log_dir.glob("correlate-*.log")))
     assert not late, late[:3]
+
+
+def late_warnings(logs: list[Path]) -> list[str]:
+    """The router's warnings in these process logs about messages later than the hold."""
+    return [line for path in logs
+            for line in path.read_text(errors="replace").splitlines() if "more than the hold" in line]
 
 
 def stage_env(bootstrap: str, db_url: str, inventory: Path) -> dict[str, str]:
@@ -127,8 +120,10 @@ async def http_get(port: int, path: str) -> str:
 
 
 def storm(n_circuits: int, n_alarms: int, seed: int, tmp: Path) -> tuple[Path, list[bytes], str]:
-    """A seeded alarm storm (bench/engine.py's generator) and its inventory file; bad lines
-    left out (their refusal is tested elsewhere). Returns (inventory path, lines, until)."""
+    """A seeded alarm storm (bench/engine.py's generator) and its inventory file. Lines that
+    are not JSON alarm objects are left out (their refusal is tested elsewhere; with the
+    callers' sizes there are none, and the generator's bad-severity alarm stays: the router
+    dead-letters it). Returns (inventory path, lines, until)."""
     import random
 
     sys.path.insert(0, str(ROOT / "bench"))

@@ -10,25 +10,17 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
 from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.kafka import Consumer, KafkaConfig, Producer, raw_alarms_topic
 
-from .kafka_fixtures import Tansu, free_port
+from .kafka_fixtures import free_port
 from .pipeline_support import Proc, stage_env, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 ALARM = {"source": "gd-otn-nms-1", "alarm_id": "884213", "resource_id": "GZ-OTN-A:1-3-1",
          "probable_cause": "LOS", "severity": "critical", "state": "raised",
          "event_time": "2026-11-25T10:00:00+08:00", "text": "R_LOS"}
-
-
-@pytest.fixture
-def broker():
-    b = Tansu().start()
-    yield b
-    b.close()
 
 
 async def read(bootstrap: str, topics: list[str], n: int, timeout: float = 30) -> list:

@@ -81,12 +81,11 @@ def test_config_from_env_reads_the_contract_variables() -> None:
     env = {
         "FAULTLINE_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
         "FAULTLINE_KAFKA_IDEMPOTENCE": "true",
-        "FAULTLINE_KAFKA_TRANSACTIONAL_ID": "correlate-0",
         "FAULTLINE_TOPIC_PARTITIONS": "12",
         "FAULTLINE_TOPIC_REPLICATION": "3",
     }
     assert KafkaConfig.from_env(env) == KafkaConfig(
-        "k1:9092,k2:9092", enable_idempotence=True, transactional_id="correlate-0", partitions=12,
+        "k1:9092,k2:9092", enable_idempotence=True, partitions=12,
         replication_factor=3,
     )
     assert KafkaConfig.from_env({"FAULTLINE_KAFKA_BOOTSTRAP": "k:9092"}) == KafkaConfig("k:9092")

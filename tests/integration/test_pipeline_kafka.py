@@ -7,26 +7,20 @@ import asyncio
 from pathlib import Path
 
 import orjson
-import pytest
 from scenario import RULEBOOK
 
 from services.kafka_stages import CORRELATOR_INPUTS, FAULTS
 from shared.bus import ACTIONS, ALARMS, DEADLETTER, DECISIONS
 from shared.inventory import load_inventory
 from shared.kafka import KafkaConfig, ensure_topics
+from tools.kafka_events import canonical, published, read_decisions, replay_records, send
 
-from .kafka_fixtures import Tansu
 from .pipeline_support import (
     Proc,
     alarm_rows,
     assert_fed_in_time,
-    canonical,
-    feed,
     http_get,
     outbox_decisions,
-    published,
-    read_decisions,
-    replay_records,
     stage_env,
     stored_alarm_rows,
     storm,
@@ -40,13 +34,6 @@ INVENTORY = load_inventory(SAMPLES / "inventory.json")
 PIPELINE_TOPICS = (ALARMS, ACTIONS, CORRELATOR_INPUTS, FAULTS, DECISIONS, DEADLETTER)
 
 
-@pytest.fixture
-def broker():
-    b = Tansu().start()
-    yield b
-    b.close()
-
-
 async def wait_stored(db_url: str, n: int, timeout_s: float = 240) -> list[dict]:
     """The stored decisions, once at least `n` are there (or the timeout passed)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -55,11 +42,6 @@ async def wait_stored(db_url: str, n: int, timeout_s: float = 240) -> list[dict]
         if len(stored) >= n or asyncio.get_running_loop().time() > deadline:
             return stored
         await asyncio.sleep(1)
-
-
-def decoded(values: list[bytes]) -> list[dict]:
-    import orjson
-    return [orjson.loads(v) for v in dict.fromkeys(values)]      # a re-published record once
 
 
 async def run_stages(env: dict, tmp_path: Path, stages=("correlate", "dispatch")) -> list[Proc]:
@@ -78,8 +60,8 @@ async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_p
     env = stage_env(broker.bootstrap, pg_url, SAMPLES / "inventory.json")
     procs = await run_stages(env, tmp_path)
     try:
-        await feed(broker.bootstrap, lines, until)
-        got = decoded(await read_decisions(broker.bootstrap, expect=published(expected)))
+        await send(broker.bootstrap, lines, until)
+        got = await read_decisions(broker.bootstrap, expect=published(expected))
         metrics = await http_get(procs[0].port, "/metrics")      # correlate's (late ones: in its log)
     finally:
         codes = [p.terminate() for p in procs]
@@ -94,7 +76,7 @@ async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_p
 
 async def decisions_and_store(broker, pg_url: str, expected: list[dict]) -> tuple[list[dict], list[dict]]:
     """What reached faultline.decisions (once all arrived) and what the stages stored."""
-    got = decoded(await read_decisions(broker.bootstrap, expect=published(expected), timeout_s=240))
+    got = await read_decisions(broker.bootstrap, expect=published(expected), timeout_s=240)
     return got, await outbox_decisions(pg_url)
 
 
@@ -117,7 +99,7 @@ async def test_crash_sigkill_correlate_and_dispatch_mid_storm_loses_and_duplicat
     env = stage_env(broker.bootstrap, pg_url, inventory_path)
     procs = await run_stages(env, tmp_path)
     half = len(lines) // 2
-    await feed(broker.bootstrap, lines[:half])
+    await send(broker.bootstrap, lines[:half])
     await wait_stored(pg_url, 200, timeout_s=60)    # the stages are at work on the first half
     for p in procs:
         p.kill()                                    # SIGKILL: no drain, no goodbye
@@ -125,7 +107,7 @@ async def test_crash_sigkill_correlate_and_dispatch_mid_storm_loses_and_duplicat
     assert 0 < before < len(expected), "the kill lands in the middle of the storm"
     procs = await run_stages(env, tmp_path)
     try:
-        await feed(broker.bootstrap, lines[half:], until)
+        await send(broker.bootstrap, lines[half:], until)
         got, stored = await decisions_and_store(broker, pg_url, expected)
     finally:
         for p in procs:
@@ -146,10 +128,10 @@ async def test_scale_out_survivor_takes_over_the_cities_of_a_killed_correlator(b
     procs = await run_stages(env, tmp_path, ("correlate", "correlate", "dispatch"))
     try:
         third = len(lines) // 3
-        await feed(broker.bootstrap, lines[:third])
+        await send(broker.bootstrap, lines[:third])
         await asyncio.sleep(1.5)                     # the city shards still at work
         procs[0].kill()                              # one correlator dies mid-stream; its cities move
-        await feed(broker.bootstrap, lines[third:], until)
+        await send(broker.bootstrap, lines[third:], until)
         got, stored = await decisions_and_store(broker, pg_url, expected)
     finally:
         for p in procs:
@@ -162,19 +144,20 @@ async def test_outage_postgres_connections_killed_and_broker_restarted_lose_noth
     from .pg_fixtures import pg_terminate
 
     inventory_path, lines, until = storm(200, 6_000, 3, tmp_path)
-    expected = replay_records(load_inventory(inventory_path), RULEBOOK, lines, until)
+    inventory = load_inventory(inventory_path)
+    expected = replay_records(inventory, RULEBOOK, lines, until)
+    half = len(lines) // 2
+    half_until = orjson.loads(lines[half - 1])["at"]              # a tick closes the first half
+    first_expected = replay_records(inventory, RULEBOOK, lines[:half], half_until)
     env = stage_env(broker.bootstrap, pg_url, inventory_path)
     procs = await run_stages(env, tmp_path)
     try:
-        half = len(lines) // 2
-        half_until = orjson.loads(lines[half - 1])["at"]          # a tick closes the first half
-        feeding = asyncio.create_task(feed(broker.bootstrap, lines[:half], half_until))
+        feeding = asyncio.create_task(send(broker.bootstrap, lines[:half], half_until))
         for _ in range(3):                          # the database drops every connection, mid-stream
             await asyncio.sleep(0.7)
             await pg_terminate(pg_url)
         await feeding
-        first = await wait_stored(pg_url, published(replay_records(load_inventory(inventory_path), RULEBOOK,
-                                                                   lines[:half], half_until)), timeout_s=90)
+        first = await wait_stored(pg_url, published(first_expected), timeout_s=90)
         # Tansu keeps topics in memory: a restart empties them (records, groups, offsets), so
         # it is restarted once the first half is consumed. Its topics come back empty, and
         # the clients' metadata must catch up before anything is sent (Tansu acknowledges and
@@ -182,13 +165,13 @@ async def test_outage_postgres_connections_killed_and_broker_restarted_lose_noth
         broker.restart()
         await ensure_topics(KafkaConfig(broker.bootstrap, partitions=4), {t: 4 for t in PIPELINE_TOPICS})
         await asyncio.sleep(5)
-        await feed(broker.bootstrap, lines[half:], until)
+        await send(broker.bootstrap, lines[half:], until)
         stored = await wait_stored(pg_url, published(expected), timeout_s=90)
     finally:
         for p in procs:
             p.terminate()
     assert_fed_in_time(tmp_path)
-    first_want = canonical(replay_records(load_inventory(inventory_path), RULEBOOK, lines[:half], half_until))
+    first_want = canonical(first_expected)
     assert canonical(first) == first_want, ("first half", diff(first_want, canonical(first)))
     want = canonical(expected)
     assert canonical(stored) == want, diff(want, canonical(stored))

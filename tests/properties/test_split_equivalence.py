@@ -3,20 +3,17 @@ the same decisions as the one-process Pipeline of `faultline replay`, ids aside 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import orjson
-from equivalence import canonical
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenario import RULEBOOK, action, alarm, complaint, t
 
 from services.pipeline import Pipeline
-from services.replay import Replay
 from services.split import SplitPipeline
-from shared.clock import parse_time
 from shared.inventory import load_inventory
+from tools.kafka_events import canonical, replay_records
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -24,10 +21,7 @@ INVENTORY = load_inventory(SAMPLES / "inventory.json")
 
 
 def replay_with(pipeline_cls, lines: list[bytes], until: str | None) -> list[dict]:
-    out = io.BytesIO()
-    replay = Replay(pipeline_cls(INVENTORY, RULEBOOK), out)
-    replay.run(io.BytesIO(b"\n".join(lines) + b"\n"), parse_time(until) if until else None)
-    return [orjson.loads(x) for x in out.getvalue().splitlines()]
+    return replay_records(INVENTORY, RULEBOOK, lines, until, pipeline=pipeline_cls)
 
 
 def assert_equivalent(lines: list[bytes], until: str | None = None) -> None:

@@ -1,7 +1,7 @@
 """RULES.md §0 Time: T-1 … T-7, driven through the replay on a simulated clock."""
 
 import pytest
-from scenario import Inv, alarm, complaint, raise_clear, run, t
+from scenario import RULEBOOK, Inv, alarm, complaint, raise_clear, run, t
 
 
 def sec(seconds: float) -> str:
@@ -144,6 +144,22 @@ def test_T_5_equal_arrival_times_are_in_order():
     assert res.status == 0
     res.none("input.rejected")
     assert res.one("fault.opened")["at"] == t(5)
+
+
+def test_T_5_a_city_shard_takes_a_late_input_at_its_clock_which_never_goes_back():
+    """The production pipeline cannot refuse a message that came late (services/router.py
+    counts it): the city shard handles it at its own clock, never earlier."""
+    from alarm_ingest.normalized import alarm_from_dict
+    from services.stages import RECORD, CorrelatorShard
+    from shared.clock import parse_time
+
+    shard = CorrelatorShard("GZ", provincial_internet().build(), RULEBOOK)
+    first, late = alarm(5, "P-INT-CPE", "TEMPERATURE"), alarm(3, "P-INT-OTN")
+    shard.handle(alarm_from_dict(first["alarm"]), parse_time(first["at"]))
+    out, refused = shard.handle(alarm_from_dict(late["alarm"]), parse_time(late["at"]))
+    assert refused is None and shard.clock == parse_time(t(5))
+    opened = [item[1] for item in out if item[0] == RECORD and item[1]["type"] == "fault.opened"]
+    assert [(r["at"], r["opened_at"]) for r in opened] == [(t(5), t(3))]
 
 
 # ---------------------------------------------------------------------- T-6

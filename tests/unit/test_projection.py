@@ -258,7 +258,8 @@ def test_a_closed_work_order_stays_closed(engine: Engine) -> None:
         assert one(conn, work_orders)["status"] == "closed"
 
 
-def test_alarms_keep_the_latest_event_and_count_distinct_ones(engine: Engine) -> None:
+def test_AL_1_AL_7_alarms_keep_the_latest_event_count_distinct_ones_and_stay_marked_unmapped(
+        engine: Engine) -> None:
     raised = {"source": "gd-otn-nms-1", "alarm_id": "884213", "resource_id": "GZ-OTN-A:1-3-1",
               "probable_cause": "LOS", "severity": "critical", "state": "raised",
               "event_time": "2026-11-25T10:00:00+08:00", "text": "R_LOS"}
