@@ -13,12 +13,12 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, FastAPI, HTTPException, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from fastapi import APIRouter, Body, FastAPI, HTTPException
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import select
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.processes import ProcessSettings, prepare, readiness, serve_until_stopped
+from services.processes import ProcessSettings, ops_router, prepare, readiness, serve_until_stopped
 from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.db.models import faults, work_orders
 from shared.kafka import Producer, raw_alarms_topic
@@ -42,7 +42,7 @@ def create_api(settings: ProcessSettings, engine, producer: Producer, registry: 
     app = FastAPI(title="faultline", description="Alarm correlation and fault dispatch (CONTRACT §4)")
     app.include_router(intake_router(producer, registry))
     app.include_router(read_router(engine))
-    app.include_router(ops_router(settings, engine, registry))
+    app.include_router(ops_router(lambda: True, lambda: readiness(engine, settings.kafka), registry))
     return app
 
 
@@ -51,31 +51,37 @@ def intake_router(producer: Producer, registry: CollectorRegistry) -> APIRouter:
                      ["kind", "outcome"], registry=registry)
     router = APIRouter()
 
-    async def publish(topic: str, value: dict, key: str | None) -> None:
-        await producer.send(topic, orjson.dumps(value), key=key, timestamp_ms=int(time.time() * 1000))
+    def message(topic: str, value: object, key: str | None) -> tuple:
+        return (topic, orjson.dumps(value), key, None, int(time.time() * 1000))
+
+    async def publish(topic: str, value: object, key: str | None) -> None:
+        await producer.send_many([message(topic, value, key)])
+
+    def dead_letter(kind: str, reason: str, body: Any) -> tuple:
+        """A refused input, counted, as the message that keeps it on faultline.deadletter."""
+        intake.labels(kind, "refused").inc()
+        return message(DEADLETTER, {"reason": reason, "topic": "http", "value": body}, None)
 
     async def refuse(kind: str, reason: str, body: Any) -> None:
-        intake.labels(kind, "refused").inc()
-        await publish(DEADLETTER, {"reason": reason, "topic": "http", "value": body}, None)
+        await producer.send_many([dead_letter(kind, reason, body)])
         raise HTTPException(status_code=422, detail=reason)
 
     @router.post("/alarms", status_code=202)
     async def post_alarms(body: JsonBody):
         items = body if isinstance(body, list) else [body]
-        accepted, refused = 0, []
+        out, refused = [], []
         for i, item in enumerate(items):
             alarm = alarm_from_dict(item, f"alarms[{i}]" if isinstance(body, list) else "alarm")
             if isinstance(alarm, Rejected):
                 if not isinstance(body, list):
                     await refuse("alarm", alarm.reason, item)
                 refused.append(alarm.reason)
-                intake.labels("alarm", "refused").inc()
-                await publish(DEADLETTER, {"reason": alarm.reason, "topic": "http", "value": item}, None)
+                out.append(dead_letter("alarm", alarm.reason, item))
                 continue
-            await publish(ALARMS, item, alarm.resource_id)
+            out.append(message(ALARMS, item, alarm.resource_id))
             intake.labels("alarm", "accepted").inc()
-            accepted += 1
-        return {"accepted": accepted, "refused": refused}
+        await producer.send_many(out)                  # one round of acks for the whole list
+        return {"accepted": len(out) - len(refused), "refused": refused}
 
     @router.post("/complaints", status_code=202)
     async def post_complaint(body: JsonBody):
@@ -100,8 +106,7 @@ def intake_router(producer: Producer, registry: CollectorRegistry) -> APIRouter:
 
     @router.post(TMF642, status_code=202)
     async def post_tmf642(body: JsonBody):
-        await producer.send(raw_alarms_topic("tmf642"), orjson.dumps(body),
-                            timestamp_ms=int(time.time() * 1000))
+        await publish(raw_alarms_topic("tmf642"), body, None)
         intake.labels("tmf642", "accepted").inc()
         return {"accepted": 1}
 
@@ -152,26 +157,6 @@ def read_router(engine) -> APIRouter:
                  "creationDate": o["created_at"], "relatedEntity": [{"id": f, "role": "fault"}
                                                                     for f in o["fault_ids"]]}
                 for o in await _orders(None, status)]
-
-    return router
-
-
-def ops_router(settings: ProcessSettings, engine, registry: CollectorRegistry) -> APIRouter:
-    router = APIRouter()
-
-    @router.get("/healthz")
-    async def healthz():
-        return {"status": "ok"}
-
-    @router.get("/readyz")
-    async def readyz(response: Response):
-        problems = await readiness(engine, settings.kafka)
-        response.status_code = 200 if not problems else 503
-        return {"status": "ready" if not problems else "not ready", "problems": problems}
-
-    @router.get("/metrics")
-    async def metrics(request: Request):
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -22,7 +22,8 @@ from services.listeners import now_ms, start_listeners
 from services.processes import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
 from services.router import dead
 from shared.bus import ALARMS, DEADLETTER
-from shared.kafka import Consumer, Msg, Producer, raw_alarms_topic
+from shared.clock import fmt_time
+from shared.kafka import Consumer, Msg, Producer, next_offsets, raw_alarms_topic
 
 log = logging.getLogger("faultline.ingest")
 
@@ -48,14 +49,9 @@ def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
         return topic, value, key, None
     body = {"source": alarm.source, "alarm_id": alarm.alarm_id, "resource_id": alarm.resource_id,
             "probable_cause": alarm.probable_cause, "severity": alarm.severity, "state": alarm.state,
-            "event_time": payload["event_time"] if fmt == "normalized" else _iso(alarm.event_time),
+            "event_time": payload["event_time"] if fmt == "normalized" else fmt_time(alarm.event_time),
             "text": alarm.text}
     return ALARMS, orjson.dumps(body), alarm.resource_id, msg.timestamp_ms
-
-
-def _iso(ts: float) -> str:
-    from shared.clock import fmt_time
-    return fmt_time(ts)
 
 
 async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
@@ -82,11 +78,7 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
                 await producer.send_many([(t, v, k, None, ts) for t, v, k, ts in outs])
                 for t, *_rest in outs:
                     normalized.labels("alarm" if t == ALARMS else "refused").inc()
-                offsets: dict[tuple[str, int], int] = {}
-                for m in msgs:
-                    tp = (m.topic, m.partition)
-                    offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
-                await consumer.commit(offsets)
+                await consumer.commit(next_offsets(msgs))
         finally:
             await consumer.stop()
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -65,8 +65,15 @@ class ProcessSettings:
 
 
 def ops_app(health, ready, registry: CollectorRegistry) -> FastAPI:
-    """/healthz (the loop runs), /readyz (broker and database reachable), /metrics."""
+    """A process's own HTTP app: nothing but ops_router."""
     app = FastAPI(title="faultline process", docs_url=None, redoc_url=None)
+    app.include_router(ops_router(health, ready, registry))
+    return app
+
+
+def ops_router(health, ready, registry: CollectorRegistry) -> APIRouter:
+    """/healthz (the loop runs), /readyz (broker and database reachable), /metrics."""
+    app = APIRouter()
 
     @app.get("/healthz")
     async def healthz(response: Response):

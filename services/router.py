@@ -21,8 +21,9 @@ from collections.abc import Callable
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.kafka_stages import CORRELATOR_INPUTS
-from services.sharding import UNMAPPED, action_shard, alarm_shards, complaint_shard
+from services.kafka_stages import CORRELATOR_INPUTS, tick_message
+from services.sharding import UNMAPPED
+from services.split import shards_for
 from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.clock import TimeFormatError, parse_time
 from shared.inventory import Inventory
@@ -49,44 +50,34 @@ def route(inventory: Inventory, msg: Msg) -> list[Out]:
         obj = orjson.loads(msg.value)
     except orjson.JSONDecodeError as err:
         return [dead(msg, f"not valid JSON: {err}", None)]
-    if msg.topic == ALARMS:
-        alarm = alarm_from_dict(obj)
-        if isinstance(alarm, Rejected):
-            return [dead(msg, alarm.reason, obj)]
-        body = {"kind": "alarm", "alarm": obj}
-        return [_to(city, msg.timestamp_ms / 1000, source, body)
-                for city in alarm_shards(inventory, alarm.resource_id)]
-    if type(obj) is not dict:
-        return [dead(msg, "expected a JSON object with kind", obj)]
     at = msg.timestamp_ms / 1000
-    if obj.get("at") is not None:
-        try:
-            at = parse_time(obj["at"])
-        except TimeFormatError as err:
-            return [dead(msg, f"at: {err}", obj)]
-    kind = obj.get("kind")
-    if kind == "tick":
-        return [(CORRELATOR_INPUTS, orjson.dumps({"tick": at}), city) for city in all_shards(inventory)]
-    if kind == "complaint":
-        complaint = complaint_from_dict(obj.get("complaint"))
-        if isinstance(complaint, Rejected):
-            return [dead(msg, complaint.reason, obj)]
-        city = complaint_shard(inventory, complaint.customer_id, complaint.city, complaint.service_type)
-        return [_to(city, at, source, obj)]
-    if kind in ACTION_KINDS:
-        action = action_from_dict(kind, obj)
-        if isinstance(action, Rejected):
-            return [dead(msg, action.reason, obj)]
-        city = action_shard(inventory, obj["select"])
-        if city is None:
-            return [dead(msg, f"select {action.select.describe()}: cannot tell which city's faults it "
-                              "means; give fault_id, circuit_id, or a city", obj)]
-        return [_to(city, at, source, obj)]
-    return [dead(msg, f"kind: {kind!r} is not one of complaint, {', '.join(ACTION_KINDS)}", obj)]
-
-
-def _to(city: str, at: float, source: str, body: dict) -> Out:
-    return (CORRELATOR_INPUTS, orjson.dumps({"at": at, "source": source, "input": body}), city)
+    if msg.topic == ALARMS:
+        event, body = alarm_from_dict(obj), {"kind": "alarm", "alarm": obj}
+    else:
+        if type(obj) is not dict:
+            return [dead(msg, "expected a JSON object with kind", obj)]
+        if obj.get("at") is not None:
+            try:
+                at = parse_time(obj["at"])
+            except TimeFormatError as err:
+                return [dead(msg, f"at: {err}", obj)]
+        kind = obj.get("kind")
+        if kind == "tick":
+            return [(CORRELATOR_INPUTS, tick_message(at), city) for city in all_shards(inventory)]
+        if kind == "complaint":
+            event = complaint_from_dict(obj.get("complaint"))
+        elif kind in ACTION_KINDS:
+            event = action_from_dict(kind, obj)
+        else:
+            return [dead(msg, f"kind: {kind!r} is not one of complaint, {', '.join(ACTION_KINDS)}", obj)]
+        body = obj
+    if isinstance(event, Rejected):
+        return [dead(msg, event.reason, obj)]
+    cities = shards_for(inventory, event)
+    if isinstance(cities, Rejected):
+        return [dead(msg, cities.reason, obj)]
+    value = orjson.dumps({"at": at, "source": source, "input": body})    # the same for every city
+    return [(CORRELATOR_INPUTS, value, city) for city in cities]
 
 
 def dead(msg: Msg, reason: str, value: object) -> Out:

@@ -7,15 +7,16 @@ import logging
 import time
 
 from services.router import ROUTED_TOPICS, ArrivalOrder, route
-from services.shard_runner import until_stopped
+from services.shard_runner import run_sessions, until_stopped
 from shared.inventory import Inventory
-from shared.kafka import Consumer, KafkaConfig, Producer
+from shared.kafka import Consumer, KafkaConfig, Producer, next_offsets
 from shared.kafka_assign import SingleActiveAssignor
 
 log = logging.getLogger("faultline.router")
 
 HOLD_S = 0.3
 ASK_EVERY_S = 0.05          # end-offset checks while a ripe message waits on a quiet partition
+LAG_EVERY_S = 1.0
 
 
 class RouterRunner:
@@ -31,20 +32,11 @@ class RouterRunner:
         self.healthy = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._session(stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.healthy = False
-                log.exception("router session failed; again in %.1fs", backoff)
-                try:
-                    await asyncio.wait_for(stop.wait(), backoff)
-                except TimeoutError:
-                    pass
-                backoff = min(backoff * 2, 10.0)
+        def failed(backoff: float) -> None:
+            self.healthy = False
+            log.exception("router session failed; again in %.1fs", backoff)
+
+        await run_sessions(lambda: self._session(stop), stop, failed)
 
     async def _session(self, stop: asyncio.Event) -> None:
         order = ArrivalOrder(self.hold_s)
@@ -58,7 +50,7 @@ class RouterRunner:
             return
         self.healthy = True
         released_upto = -1
-        asked = float("-inf")
+        asked = lag_read = float("-inf")
         try:
             while not stop.is_set():
                 order.add(await consumer.fetch(timeout_ms=100, max_records=2000))
@@ -67,7 +59,9 @@ class RouterRunner:
                 if ask and time.monotonic() - asked >= ASK_EVERY_S:
                     asked = time.monotonic()              # before the request: what it shows is this late
                     order.drained(await consumer.drained(ask), asked)
-                self.lag = await consumer.lag()
+                if time.monotonic() - lag_read >= LAG_EVERY_S:    # for the gauge, read every 5 s
+                    lag_read = time.monotonic()
+                    self.lag = await consumer.lag()
                 ready = order.release(owned)
                 if not ready:
                     continue
@@ -97,10 +91,7 @@ class RouterRunner:
 
 def _commit_points(released, order: ArrivalOrder) -> dict[tuple[str, int], int]:
     """Per partition: past the last released message, but never past a held-back one."""
-    points: dict[tuple[str, int], int] = {}
-    for m in released:
-        tp = (m.topic, m.partition)
-        points[tp] = max(points.get(tp, 0), m.offset + 1)
+    points = next_offsets(released)
     for _ts, topic, partition, offset, _fetched, _m in order.heap:
         tp = (topic, partition)
         if tp in points and offset < points[tp]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +25,7 @@ import orjson
 from services.shardlog import Batch, Entry, Outgoing, ShardLog
 from shared.bus import DEADLETTER
 from shared.clock import fmt_time
-from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, partition_for
+from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, next_offsets, partition_for
 
 log = logging.getLogger("faultline.shards")
 
@@ -88,20 +88,12 @@ class ShardRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop`; any failure drops every shard and starts a fresh session."""
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._session(stop)
-                backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.healthy = False
-                log.exception("%s: session failed; rebuilding from the log in %.1fs",
-                              self.logic.stage, backoff)
-                self.shards.clear()
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 10.0)
+        def failed(backoff: float) -> None:
+            self.healthy = False
+            log.exception("%s: session failed; rebuilding from the log in %.1fs", self.logic.stage, backoff)
+            self.shards.clear()
+
+        await run_sessions(lambda: self._session(stop), stop, failed)
 
     async def _session(self, stop: asyncio.Event) -> None:
         consumer = Consumer(self.kafka, [self.logic.input_topic], self.group_id,
@@ -120,7 +112,7 @@ class ShardRunner:
                     await self.flush_outbox()
                 if msgs:
                     await self.process(msgs)
-                    await consumer.commit(_next_offsets(msgs))
+                    await consumer.commit(next_offsets(msgs))
                 if self.wall_clock is not None and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + self.tick_every_s
                     await self.tick_all(self.wall_clock())
@@ -163,7 +155,7 @@ class ShardRunner:
 
     async def process(self, msgs: list[Msg]) -> None:
         batch = Batch()
-        last_clock = 0.0
+        last_clock, alarms = 0.0, 0
         for msg in msgs:
             shard = msg.key or "-"
             state = self.shards.get(shard) or await self.open_shard(shard)
@@ -177,10 +169,11 @@ class ShardRunner:
             if source_key is not None and source_key in state.seen:
                 continue                                          # a redelivery: already done
             step, clock = self.logic.step(state.core, body, state.seq + 1)
-            if self.metrics is not None and (body.get("input") or {}).get("kind") == "alarm":
-                self.metrics.alarms.inc()
+            alarms += (body.get("input") or {}).get("kind") == "alarm"
             last_clock = max(last_clock, clock)
             self._collect(batch, state, step, "input", clock, body, source_key)
+        if self.metrics is not None and alarms:
+            self.metrics.alarms.inc(alarms)
         await self._store(batch, last_clock)
 
     async def tick_all(self, now: float) -> None:
@@ -266,13 +259,21 @@ class ShardRunner:
                                        for _s, o in outgoing for v in o.values])
 
 
-def _next_offsets(msgs: list[Msg]) -> dict[tuple[str, int], int]:
-    offsets: dict[tuple[str, int], int] = {}
-    for m in msgs:
-        tp = (m.topic, m.partition)
-        if m.offset + 1 > offsets.get(tp, -1):
-            offsets[tp] = m.offset + 1
-    return offsets
+async def run_sessions(session: Callable[[], Awaitable[None]], stop: asyncio.Event,
+                       failed: Callable[[float], None]) -> None:
+    """Run `session` again and again until `stop`. After a failure `failed(backoff)` (inside
+    the except block: it may log the exception) and a wait, doubling up to 10 s."""
+    backoff = 0.2
+    while not stop.is_set():
+        try:
+            await session()
+            backoff = 0.2
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failed(backoff)
+            await _sleep_or_stop(stop, backoff)
+            backoff = min(backoff * 2, 10.0)
 
 
 async def until_stopped(coro, stop: asyncio.Event) -> bool:

@@ -6,7 +6,7 @@ notices, so the two stages can run in different processes (the notice is plain d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from shared.inventory import Circuit, Customer
 
@@ -60,9 +60,8 @@ class Notice:
 
 # ---------------------------------------------------------------------- on the wire
 
-_FACT_FIELDS = ("seq", "fault_id", "incident_id", "kind", "city", "service_type", "important",
-                "cause_side", "root_resource", "layer", "root_maintainer", "probable_cause",
-                "opened_at", "green", "found_by_city", "severity", "serious_at", "ended_at", "listed")
+# Every field but the two inventory objects, which travel as their ids.
+_FACT_FIELDS = tuple(f.name for f in fields(FaultFacts) if f.name not in ("circuit", "customer"))
 
 
 def facts_to_dict(f: FaultFacts) -> dict:
@@ -74,10 +73,10 @@ def facts_to_dict(f: FaultFacts) -> dict:
 
 def facts_from_dict(d: dict, inventory) -> FaultFacts:
     """The snapshot back, with circuit and customer looked up in the receiver's inventory."""
-    fields = {name: d[name] for name in _FACT_FIELDS}
+    values = {name: d[name] for name in _FACT_FIELDS}
     circuit = inventory.circuits[d["circuit_id"]] if d.get("circuit_id") else None
     customer = inventory.customers[d["customer_id"]] if d.get("customer_id") else None
-    return FaultFacts(circuit=circuit, customer=customer, **fields)
+    return FaultFacts(circuit=circuit, customer=customer, **values)
 
 
 def notice_to_dict(n: Notice) -> dict:

@@ -507,6 +507,16 @@ class Consumer:
         return self._consumer
 
 
+def next_offsets(msgs: Iterable[Msg]) -> dict[TP, int]:
+    """What to commit once these messages are handled: per partition, past the last of them."""
+    offsets: dict[TP, int] = {}
+    for m in msgs:
+        tp = (m.topic, m.partition)
+        if m.offset + 1 > offsets.get(tp, -1):
+            offsets[tp] = m.offset + 1
+    return offsets
+
+
 def _to_msg(record: Any) -> Msg:
     key = None if record.key is None else record.key.decode("utf-8", errors="replace")
     return Msg(record.topic, record.partition, record.offset, key, record.value or b"", record.timestamp)
