@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import orjson
@@ -53,24 +54,31 @@ async def run_stages(env: dict, tmp_path: Path, stages=("correlate", "dispatch")
     return procs
 
 
+@contextlib.asynccontextmanager
+async def stages_running(env: dict, tmp_path: Path, stages=("correlate", "dispatch")):
+    """The stage processes, up; SIGTERMed on the way out (their exit codes: p.proc.returncode)."""
+    procs = await run_stages(env, tmp_path, stages)
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.terminate()
+
+
 async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_path):
     lines = (SAMPLES / "replay_events.jsonl").read_bytes().splitlines()
     until = "2026-11-25T19:00:00+08:00"
     expected = replay_records(INVENTORY, RULEBOOK, lines, until)
     env = stage_env(broker.bootstrap, pg_url, SAMPLES / "inventory.json")
-    procs = await run_stages(env, tmp_path)
-    try:
+    async with stages_running(env, tmp_path) as procs:
         await send(broker.bootstrap, lines, until)
         got = await read_decisions(broker.bootstrap, expect=published(expected))
         metrics = await http_get(procs[0].port, "/metrics")      # correlate's (late ones: in its log)
-    finally:
-        codes = [p.terminate() for p in procs]
     assert_fed_in_time(tmp_path)
     want = canonical(expected)
     have = canonical(got)
-    assert have == want, ("\n\n".join(f"{p.stage}:\n{p.tail()}" for p in procs),
-                          list((want - have).elements())[:3], list((have - want).elements())[:3])
-    assert codes == [0, 0], "SIGTERM drains and exits 0"
+    assert have == want, ("\n\n".join(f"{p.stage}:\n{p.tail()}" for p in procs), *diff(want, have))
+    assert [p.proc.returncode for p in procs] == [0, 0], "SIGTERM drains and exits 0"
     assert "faultline_router_late_messages_total 0.0" in metrics
 
 
@@ -105,13 +113,9 @@ async def test_crash_sigkill_correlate_and_dispatch_mid_storm_loses_and_duplicat
         p.kill()                                    # SIGKILL: no drain, no goodbye
     before = len(await outbox_decisions(pg_url))
     assert 0 < before < len(expected), "the kill lands in the middle of the storm"
-    procs = await run_stages(env, tmp_path)
-    try:
+    async with stages_running(env, tmp_path):
         await send(broker.bootstrap, lines[half:], until)
         got, stored = await decisions_and_store(broker, pg_url, expected)
-    finally:
-        for p in procs:
-            p.terminate()
     assert_fed_in_time(tmp_path)
     assert_once_each(expected, got, stored)
     assert sum(1 for r in expected if r["type"] == "work_order.created") > 100
@@ -125,17 +129,13 @@ async def test_scale_out_survivor_takes_over_the_cities_of_a_killed_correlator(b
     inventory_path, lines, until = storm(300, 6_000, 5, tmp_path)
     expected = replay_records(load_inventory(inventory_path), RULEBOOK, lines, until)
     env = stage_env(broker.bootstrap, pg_url, inventory_path)
-    procs = await run_stages(env, tmp_path, ("correlate", "correlate", "dispatch"))
-    try:
+    async with stages_running(env, tmp_path, ("correlate", "correlate", "dispatch")) as procs:
         third = len(lines) // 3
         await send(broker.bootstrap, lines[:third])
         await asyncio.sleep(1.5)                     # the city shards still at work
         procs[0].kill()                              # one correlator dies mid-stream; its cities move
         await send(broker.bootstrap, lines[third:], until)
         got, stored = await decisions_and_store(broker, pg_url, expected)
-    finally:
-        for p in procs:
-            p.terminate()
     assert_fed_in_time(tmp_path)
     assert_once_each(expected, got, stored)
 
@@ -150,8 +150,7 @@ async def test_outage_postgres_connections_killed_and_broker_restarted_lose_noth
     half_until = orjson.loads(lines[half - 1])["at"]              # a tick closes the first half
     first_expected = replay_records(inventory, RULEBOOK, lines[:half], half_until)
     env = stage_env(broker.bootstrap, pg_url, inventory_path)
-    procs = await run_stages(env, tmp_path)
-    try:
+    async with stages_running(env, tmp_path):
         feeding = asyncio.create_task(send(broker.bootstrap, lines[:half], half_until))
         for _ in range(3):                          # the database drops every connection, mid-stream
             await asyncio.sleep(0.7)
@@ -167,9 +166,6 @@ async def test_outage_postgres_connections_killed_and_broker_restarted_lose_noth
         await asyncio.sleep(5)
         await send(broker.bootstrap, lines[half:], until)
         stored = await wait_stored(pg_url, published(expected), timeout_s=90)
-    finally:
-        for p in procs:
-            p.terminate()
     assert_fed_in_time(tmp_path)
     first_want = canonical(first_expected)
     assert canonical(first) == first_want, ("first half", diff(first_want, canonical(first)))
