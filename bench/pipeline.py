@@ -58,18 +58,6 @@ JOINED = {"correlate": ("Successfully synced group faultline-router", "correlate
           "dispatch": ("dispatch: assigned partitions",)}
 
 
-async def pg_server(tmp: Path) -> tuple[str, object]:
-    """A server where databases may be created, found as tests/integration/pg_fixtures.py does."""
-    if os.environ.get("TEST_DATABASE_URL"):
-        return pg.to_libpq(os.environ["TEST_DATABASE_URL"]), None
-    for url in pg.LOCAL_CANDIDATES:
-        if await pg._accepts(url):
-            return url, None
-    os.chmod(tmp, 0o755)
-    server, url = pg._embedded_server(tmp)
-    return url, server
-
-
 class DecisionCounter:
     """Decisions stored in the outbox so far. A row holds one input's decisions (a JSON array);
     only rows not seen before are parsed, as rows of several shards commit out of id order."""
@@ -124,8 +112,7 @@ async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, 
     broker, procs, name, conn = Tansu(), [], f"faultline_bench_{uuid.uuid4().hex[:10]}", None
     try:
         broker.start()
-        await pg._admin(server, f'CREATE DATABASE "{name}"')
-        db = pg.with_database(server, name)
+        db = await pg.create_database(server, name)
         started = time.perf_counter()
         env = stage_env(broker.bootstrap, pg.to_sqlalchemy(db), inventory)
         procs = [Proc(stage, env, tmp).start() for stage in ("correlate", "dispatch")]
@@ -180,7 +167,7 @@ async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, 
         kill_leftovers()
         if conn is not None:
             await conn.close()
-        await pg._admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg.drop_database(server, name)
         broker.close()
         broker.log_path.unlink(missing_ok=True)
 
@@ -191,16 +178,12 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
     expected = published(records)                      # refusals are dead-lettered, not stored
     print(f"storm: {len(lines):,} alarm lines on {args.circuits:,} circuits (seed {args.seed}), "
           f"tick to {until}; replay: {expected:,} decisions to store")
-    server, embedded = await pg_server(tmp)
-    print(f"PostgreSQL: {server.rpartition('@')[2]}; {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f} before the runs", flush=True)
     results = []
-    try:
+    with pg.postgres_server() as server:          # found as the integration tests find it
+        print(f"PostgreSQL: {server.rpartition('@')[2]}; {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.2f} before the runs", flush=True)
         for n in range(1, args.runs + 1):
             results.append(await one_run(n, server, the_storm, expected, tmp, args.timeout))
-    finally:
-        if embedded is not None:
-            embedded.cleanup()
     walls = [r["wall"] for r in results]
     wall = statistics.median(walls)
     print(f"median of {len(results)}: {wall:.1f} s, {len(lines) / wall:,.0f} alarms/s end to end "

