@@ -8,6 +8,7 @@ import sys
 
 from services.config import UsageError, load_config
 from shared.clock import TimeFormatError, parse_time
+from shared.db import DatabaseError
 
 ENVIRONMENT = """\
 environment (each also a flag):
@@ -87,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(args: argparse.Namespace) -> str:
+    return f"{args.command} {args.db_command}" if args.command == "db" else args.command
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -115,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         sys.stderr.write(f"{err}\n")
         return 2
+    except DatabaseError as err:  # one line naming the (redacted) URL and the reason, no traceback
+        sys.stderr.write(f"faultline {_command(args)}: {err}\n")
+        return err.exit_status
     return 2
 
 

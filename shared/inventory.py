@@ -16,9 +16,11 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
+from shared.limits import MAX_DEPTH, FileTooLarge, read_bounded, too_deep
 from shared.problems import format_pydantic_errors
 
 __all__ = [
+    "MAX_INVENTORY_BYTES",
     "Circuit",
     "Customer",
     "Inventory",
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 Id = Annotated[StrictStr, Field(min_length=1)]
+
+#: An inventory file larger than this is refused (a province's is a few MiB).
+MAX_INVENTORY_BYTES = 256 << 20
 
 
 class _Entry(BaseModel):
@@ -134,17 +139,23 @@ class Inventory:
                 f"{len(self.circuits)} circuits)")
 
 
-def load_inventory(path: str | Path) -> Inventory:
-    """Read and validate an inventory JSON file."""
+def load_inventory(path: str | Path, max_bytes: int | None = None) -> Inventory:
+    """Read and validate an inventory JSON file of at most `max_bytes` (MAX_INVENTORY_BYTES)."""
     origin = str(path)
     try:
-        data = Path(path).read_bytes()
+        data = read_bounded(path, MAX_INVENTORY_BYTES if max_bytes is None else max_bytes)
+    except FileTooLarge as e:
+        raise InventoryError([f"{origin}: refused: {e}"], origin) from None
     except OSError as e:
         raise InventoryError([f"{origin}: cannot read: {e.strerror or e}"], origin) from None
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        raise InventoryError([f"{origin}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}"], origin) from None
+        where = f"{origin}:{e.lineno}:{e.colno}"
+        if "depth limit" in e.msg:  # orjson stops at 1024 levels, the same problem as too_deep
+            raise InventoryError([f"{where}: refused: nested deeper than {MAX_DEPTH} levels"],
+                                 origin) from None
+        raise InventoryError([f"{where}: invalid JSON: {e.msg}"], origin) from None
     return parse_inventory(doc, origin)
 
 
@@ -160,6 +171,8 @@ def parse_inventory(doc: Any, origin: str = "inventory") -> Inventory:
     if not isinstance(doc, dict):
         raise InventoryError(["(document): must be a JSON object with customers, resources, circuits"],
                              origin)
+    if too_deep(doc, MAX_DEPTH):  # before pydantic, whose validation and errors recurse
+        raise InventoryError([f"{origin}: refused: nested deeper than {MAX_DEPTH} levels"], origin)
     problems: list[str] = []
     valid: dict[str, list[tuple[int, Any]]] = {}
     ids: dict[str, dict[str, int]] = {}  # section -> id -> first index (valid entries or not)

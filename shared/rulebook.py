@@ -20,22 +20,27 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from shared.limits import MAX_DEPTH, FileTooLarge, read_bounded, too_deep
 from shared.problems import format_pydantic_errors
 
 __all__ = [
     "BUILTIN_NAME",
     "LAYERS",
+    "MAX_RULEBOOK_BYTES",
     "TARGETS",
     "RouteRow",
     "Rulebook",
     "RulebookError",
     "SeriousRow",
     "builtin_path",
+    "calendar_notice",
     "load_rulebook",
     "parse_rulebook",
 ]
 
 BUILTIN_NAME = "guangdong-v2.2.yaml"
+#: A rulebook file larger than this is refused (the built-in one is about 30 KiB).
+MAX_RULEBOOK_BYTES = 4 << 20
 
 # ---------------------------------------------------------------------------------------
 # vocabulary
@@ -180,6 +185,8 @@ class RulebookDoc(_Model):
     office_hours: OfficeHoursDoc
     adjusted_workday_hours: WindowDoc
     calendar_covers: CoversDoc
+    # how long before calendar_covers.last calendar_notice() starts warning (TM-4)
+    calendar_warn_days: Annotated[StrictInt, Field(ge=0, le=3660)] = 60
     holidays: list[dt.date]
     workdays: list[dt.date]
     holidays_add: list[dt.date] = []
@@ -294,6 +301,7 @@ class Rulebook:
     workdays: frozenset[dt.date]
     calendar_first: dt.date
     calendar_last: dt.date
+    calendar_warn_days: int = 60
     tz: dt.tzinfo = field(default=dt.timezone(dt.timedelta(hours=8)), repr=False, compare=False)
     _warned: set[dt.date] = field(default_factory=set, repr=False, compare=False)
 
@@ -334,6 +342,11 @@ class Rulebook:
 
     # -- time -----------------------------------------------------------------------
 
+    @property
+    def calendar_ends(self) -> dt.date:
+        """The last day the holiday calendar covers (`calendar_covers.last`)."""
+        return self.calendar_last
+
     def local_datetime(self, ts: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(ts, self.tz)
 
@@ -370,6 +383,33 @@ class Rulebook:
         return window[0] * 60 <= second < window[1] * 60
 
 
+def calendar_notice(rulebook: Rulebook, now: float) -> str | None:
+    """TM-4: a warning when the holiday calendar ends within `calendar_warn_days` of `now`.
+
+    `now` is Unix seconds, judged as a date in the rulebook's time zone. Returns None
+    while the calendar has more than `calendar_warn_days` days left, and for a `now`
+    that is not a usable time (the caller's clock, not the calendar, is wrong then).
+    Pure: no logging, no clock reading.
+    """
+    try:
+        today = dt.datetime.fromtimestamp(now, rulebook.tz).date()
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
+    ends = rulebook.calendar_ends
+    left = (ends - today).days
+    if left > rulebook.calendar_warn_days:
+        return None
+    if left > 0:
+        when = f"ends {ends.isoformat()} (in {left} day{'s' if left != 1 else ''})"
+    elif left == 0:
+        when = f"ends {ends.isoformat()} (today)"
+    else:
+        when = f"ended {ends.isoformat()} ({-left} day{'s' if left != -1 else ''} ago)"
+    return (f"holiday calendar of rulebook {rulebook.name} {when}: add the next year's "
+            "holidays_add / workdays_add (and calendar_covers.last) to the rulebook "
+            "(TM-4 office hours fall back to the weekday rule after it)")
+
+
 def _safe_warn(warn: Callable[[str], None] | None, message: str) -> None:
     if warn is None:
         return
@@ -383,8 +423,35 @@ def _safe_warn(warn: Callable[[str], None] | None, message: str) -> None:
 # loading
 
 
+class _TooDeep(yaml.composer.ComposerError):
+    """A collection opened deeper than MAX_DEPTH (raised while composing, so with its line)."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as strings, so a bad date is a named problem."""
+    """SafeLoader that leaves dates as strings, so a bad date is a named problem, and
+    refuses nesting deeper than MAX_DEPTH: PyYAML composes nodes recursively, so a
+    document nested a thousand deep would otherwise end in RecursionError."""
+
+    _depth = 0
+
+    def _enter(self) -> None:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _TooDeep(None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+
+    def compose_sequence_node(self, anchor):  # type: ignore[no-untyped-def]
+        try:
+            self._enter()
+            return super().compose_sequence_node(anchor)
+        finally:
+            self._depth -= 1
+
+    def compose_mapping_node(self, anchor):  # type: ignore[no-untyped-def]
+        try:
+            self._enter()
+            return super().compose_mapping_node(anchor)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -402,7 +469,9 @@ def builtin_path() -> Path:
 
 def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_RULEBOOK_BYTES).decode("utf-8")
+    except FileTooLarge as e:
+        raise RulebookError(origin, [f"{origin}: refused: {e}"]) from None
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise RulebookError(origin, [f"{origin}: cannot read: {reason}"]) from None
@@ -412,10 +481,21 @@ def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
         mark = getattr(e, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark is not None else origin
         problem = getattr(e, "problem", None) or str(e)
-        raise RulebookError(origin, [f"{where}: invalid YAML: {problem}"]) from None
+        verdict = "refused" if isinstance(e, _TooDeep) else "invalid YAML"
+        raise RulebookError(origin, [f"{where}: {verdict}: {problem}"]) from None
+    except RecursionError:  # belt and braces: _Loader bounds the depth before this can happen
+        raise RulebookError(origin, [f"{origin}: refused: nested deeper than {MAX_DEPTH} levels"]) from None
     if not isinstance(doc, dict):
         raise RulebookError(origin, ["(document): must be a mapping of sections"])
+    _refuse_deep(doc, origin)
     return doc
+
+
+def _refuse_deep(doc: Any, origin: str) -> None:
+    # aliases can nest a document deeper than its text, even into a cycle (`&a [*a]`)
+    if too_deep(doc, MAX_DEPTH):
+        raise RulebookError(origin, [f"{origin}: refused: nested deeper than {MAX_DEPTH} levels "
+                                     "(or refers to itself)"])
 
 
 def load_rulebook(path: str | Path | None = None) -> Rulebook:
@@ -431,6 +511,7 @@ def parse_rulebook(doc: dict[str, Any], origin: str = "<rulebook>") -> Rulebook:
     """Validate a rulebook document (as loaded from YAML) and build the Rulebook."""
     if not isinstance(doc, dict):
         raise RulebookError(origin, ["(document): must be a mapping of sections"])
+    _refuse_deep(doc, origin)  # _merge, pydantic and the checks below recurse
     if doc.get("extends") == "builtin":
         base = _read_yaml(builtin_path(), f"builtin:{BUILTIN_NAME}")
         doc = _merge(base, doc)
@@ -712,5 +793,6 @@ def _build(m: RulebookDoc, origin: str, tz: dt.tzinfo) -> Rulebook:
         workdays=frozenset(m.workdays) | frozenset(m.workdays_add),
         calendar_first=m.calendar_covers.first,
         calendar_last=m.calendar_covers.last,
+        calendar_warn_days=m.calendar_warn_days,
         tz=tz,
     )

@@ -35,6 +35,19 @@ def calendar_from_package() -> tuple[dt.date, dt.date, list[dt.date], list[dt.da
     return first, last, holidays, workdays
 
 
+def stale_warning(last: dt.date, version: str, today: dt.date) -> str | None:
+    """A warning when the package's data ends this year or earlier: the State Council
+    publishes next year's arrangement (调休 included) around November, and only the
+    notice, never a rule, can say which weekends are worked."""
+    if last.year > today.year:
+        return None
+    year = last.year + 1
+    return (f"gen_calendar: warning: chinese-calendar {version} ends on {last}; it does not carry the "
+            f"State Council's arrangement for {year} (国务院办公厅关于{year}年部分节假日安排的通知) yet. "
+            "Upgrade the package once a release has it and run this again, or add the notice's "
+            "dates to the rulebook as holidays_add / workdays_add.")
+
+
 def _date_list(key: str, dates: Iterable[dt.date]) -> list[str]:
     lines = [f"{key}:"]
     year = None
@@ -83,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
               "(pip install -e .[test])", file=sys.stderr)
         return 2
     first, last, holidays, workdays = calendar_from_package()
+    stale = stale_warning(last, chinese_calendar.__version__, dt.date.today())
+    if stale:
+        print(stale, file=sys.stderr)
     section = render_section(first, last, holidays, workdays,
                              f"chinese-calendar {chinese_calendar.__version__}")
     text = args.rulebook.read_text(encoding="utf-8")

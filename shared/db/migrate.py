@@ -9,11 +9,17 @@ one `AsyncConnection`, and Alembic runs in `run_sync` on it (connection sharing)
 PostgreSQL a transaction-scoped advisory lock serializes concurrent upgrades (several
 copies of a process starting at once), and the DDL is transactional: all or nothing.
 Upgrading a database that is already at head does nothing.
+
+A database that cannot be reached, or a URL that cannot be used, raises `DatabaseError`
+whose message is one line naming the URL (password hidden) and the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,16 +27,68 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import pool, text
+from sqlalchemy import exc, pool, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from shared.db import database_url
+from shared.db import DEFAULT_DATABASE_URL, DatabaseError, DatabaseURLError, database_url, redacted_url
+
+__all__ = ["DatabaseError", "DatabaseURLError", "current_revision", "head", "upgrade", "upgrade_async"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # pg_advisory_xact_lock key: "faultline" folded into a bigint; any constant would do.
 _LOCK_KEY = 0x6661756C746C696E
+
+#: How long connecting may take before the database counts as unreachable (a host that
+#: drops packets would otherwise hold `db upgrade` for the driver's own minute or more).
+CONNECT_TIMEOUT_S = 15.0
+
+
+def _reason(err: BaseException, url: str | None) -> str:
+    """One line: the driver's own error when SQLAlchemy wraps one, without the password."""
+    inner = err.orig if isinstance(err, exc.DBAPIError) and err.orig is not None else err
+    if isinstance(inner, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_S:g} s"
+    text_ = str(inner).strip().splitlines()
+    line = f"{type(inner).__name__}: {text_[0]}" if text_ else type(inner).__name__
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password if url else None
+    except Exception:  # the URL did not parse: nothing of it can be in the driver's message
+        password = None
+    if password:  # drivers do not echo passwords; should one, hide it (as a whole word only)
+        line = re.sub(rf"(?<![A-Za-z0-9]){re.escape(str(password))}(?![A-Za-z0-9])", "***", line)
+    return line
+
+
+async def _connect(url: str | None) -> tuple[AsyncEngine, AsyncConnection]:
+    """An open connection, or DatabaseError naming the (redacted) URL and the reason."""
+    shown = redacted_url(_shown_url(url))
+    try:
+        engine = create_async_engine(database_url(url), poolclass=pool.NullPool)
+    except (exc.ArgumentError, exc.NoSuchModuleError, exc.InvalidRequestError, ImportError,
+            ValueError) as err:
+        raise DatabaseURLError(f"database {shown}: unusable URL: {_reason(err, url)}") from None
+    except OSError as err:  # the SQLite file's directory cannot be made
+        raise DatabaseError(f"database {shown}: cannot create: {_reason(err, url)}") from None
+    try:
+        conn = await asyncio.wait_for(engine.connect().start(), CONNECT_TIMEOUT_S)
+    except (exc.InvalidRequestError, ImportError) as err:  # e.g. a sync-only driver named
+        with contextlib.suppress(Exception):
+            await engine.dispose()
+        raise DatabaseURLError(f"database {shown}: unusable URL: {_reason(err, url)}") from None
+    except Exception as err:  # refused, unknown host, authentication, timeout: all "cannot connect"
+        with contextlib.suppress(Exception):
+            await engine.dispose()
+        raise DatabaseError(f"database {shown}: cannot connect: {_reason(err, url)}") from None
+    return engine, conn
+
+
+def _shown_url(url: str | None) -> str:
+    """The URL `database_url` would resolve, for display only (no directory is made)."""
+    return url or os.environ.get("FAULTLINE_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -61,23 +119,37 @@ def _current(connection: Connection) -> str | None:
 
 
 async def upgrade_async(url: str | None = None, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (default: the latest)."""
-    cfg = alembic_config(url)
-    engine = create_async_engine(database_url(url), poolclass=pool.NullPool)
+    """Bring the database at `url` up to `revision` (default: the latest).
+
+    Raises DatabaseError (one line, password hidden) when the database cannot be reached
+    or fails during the upgrade; the upgrade is one transaction, so nothing is half done.
+    """
+    engine, conn = await _connect(url)
     try:
-        async with engine.begin() as conn:
+        cfg = alembic_config(url)
+        async with conn.begin():
             await conn.run_sync(_upgrade, cfg, revision)
+    except (exc.SQLAlchemyError, OSError, TimeoutError) as err:  # lost connection, refused DDL
+        raise DatabaseError(f"database {redacted_url(database_url(url))}: upgrade failed: "
+                            f"{_reason(err, url)}") from None
     finally:
-        await engine.dispose()
+        await _close(engine, conn)
 
 
 async def current_revision_async(url: str | None = None) -> str | None:
     """The revision the database at `url` is at (None: never migrated)."""
-    engine = create_async_engine(database_url(url), poolclass=pool.NullPool)
+    engine, conn = await _connect(url)
     try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(_current)
+        return await conn.run_sync(_current)
     finally:
+        await _close(engine, conn)
+
+
+async def _close(engine: AsyncEngine, conn: AsyncConnection) -> None:
+    # a connection that broke mid-way may fail to close; that must not hide the first error
+    with contextlib.suppress(Exception):
+        await conn.close()
+    with contextlib.suppress(Exception):
         await engine.dispose()
 
 

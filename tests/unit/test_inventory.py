@@ -254,3 +254,65 @@ def test_load_bad_json_names_the_line(tmp_path: Path) -> None:
     assert len(exc.value.problems) == 1
     assert exc.value.problems[0].startswith(f"{path}:3:")
     assert "invalid JSON" in exc.value.problems[0]
+
+
+# -- hostile files: size and nesting are bounded (issue 7, part 5) ----------------------------
+
+
+def _nested(depth: int) -> list:
+    """`depth` lists, one inside the other: [[[...]]]."""
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "inv.json"
+    path.write_text(json.dumps(DOC), encoding="utf-8")
+    size = path.stat().st_size
+    assert len(load_inventory(path, max_bytes=size).circuits) == len(DOC["circuits"])
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(path, max_bytes=size - 1)
+    assert exc.value.problems == [f"{path}: refused: larger than the limit of {size - 1} bytes"]
+
+
+def test_default_size_limit_is_256_mib_and_checked_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as f:
+        f.truncate((256 << 20) + 1)  # sparse: refused from its size, never read
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(path)
+    assert exc.value.problems == [f"{path}: refused: larger than the limit of 256 MiB"]
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_endless_device_is_read_only_up_to_the_limit() -> None:
+    # not a regular file: no size to check, so the bounded read must stop by itself
+    with pytest.raises(InventoryError) as exc:
+        load_inventory("/dev/zero", max_bytes=1 << 20)
+    assert exc.value.problems == ["/dev/zero: refused: larger than the limit of 1 MiB"]
+
+
+def test_nesting_beyond_64_levels_is_refused(tmp_path: Path, doc: dict) -> None:
+    doc["customers"][0]["notes"] = _nested(61)  # document, customers, customer + 61 = 64: fine
+    assert len(parse_inventory(doc).customers) == len(DOC["customers"])
+    doc["customers"][0]["notes"] = _nested(62)  # 65 levels: an ignored field is still read
+    with pytest.raises(InventoryError) as exc:
+        parse_inventory(doc, "inv.json")
+    assert exc.value.problems == ["inv.json: refused: nested deeper than 64 levels"]
+    doc["customers"][0]["notes"] = _nested(900)
+    path = tmp_path / "deep.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(path)
+    assert exc.value.problems == [f"{path}: refused: nested deeper than 64 levels"]
+
+
+def test_nesting_beyond_the_json_parser_limit_is_refused_the_same_way(tmp_path: Path) -> None:
+    path = tmp_path / "deeper.json"
+    path.write_text("[" * 5000 + "]" * 5000, encoding="utf-8")
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(path)
+    [problem] = exc.value.problems
+    assert problem.startswith(f"{path}:1:") and problem.endswith(": refused: nested deeper than 64 levels")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import importlib.util
 from pathlib import Path
@@ -15,6 +16,7 @@ from shared.rulebook import (
     RulebookError,
     _Loader,
     builtin_path,
+    calendar_notice,
     load_rulebook,
     parse_rulebook,
 )
@@ -180,6 +182,16 @@ def test_gen_calendar_rewrites_only_its_section() -> None:
     assert loaded["calendar_covers"] == {"first": dt.date(2030, 1, 1), "last": dt.date(2030, 12, 31)}
 
 
+def test_gen_calendar_warns_when_the_package_lacks_next_year() -> None:
+    spec = importlib.util.spec_from_file_location("gen_calendar", ROOT / "tools" / "gen_calendar.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    warning = mod.stale_warning(dt.date(2026, 12, 31), "1.11.0", dt.date(2026, 12, 6))
+    assert "chinese-calendar 1.11.0 ends on 2026-12-31" in warning
+    assert "国务院办公厅关于2027年部分节假日安排的通知" in warning and "holidays_add" in warning
+    assert mod.stale_warning(dt.date(2027, 12, 31), "1.12.0", dt.date(2026, 12, 6)) is None
+
+
 # -- TM-4: office hours ---------------------------------------------------------------------
 
 
@@ -245,6 +257,73 @@ def test_TM_4_never_raises(rb: Rulebook) -> None:
         raise RuntimeError("logger down")
 
     assert rb.is_office_hours(ts(2032, 3, 1, 10, 0), broken)
+
+
+# -- TM-4: the calendar's end is announced before it comes --------------------------------
+
+
+def _ending(rb: Rulebook, last: dt.date, warn_days: int = 60) -> Rulebook:
+    return dataclasses.replace(rb, calendar_last=last, calendar_warn_days=warn_days)
+
+
+def test_TM_4_calendar_ends_is_calendar_covers_last(rb: Rulebook, doc: dict) -> None:
+    assert rb.calendar_ends == rb.calendar_last
+    assert rb.calendar_ends.isoformat() == str(doc["calendar_covers"]["last"])  # _Loader keeps strings
+    assert rb.calendar_ends.month == 12 and rb.calendar_ends.day == 31
+
+
+def test_TM_4_calendar_notice_within_warn_days(rb: Rulebook) -> None:
+    book = _ending(rb, dt.date(2027, 12, 31))
+    notice = calendar_notice(book, ts(2027, 12, 6, 12, 0))
+    assert notice is not None
+    assert "holiday calendar" in notice and "ends 2027-12-31 (in 25 days)" in notice
+    assert "holidays_add" in notice and "workdays_add" in notice and "weekday rule" in notice
+
+
+def test_TM_4_calendar_notice_none_while_far_from_the_end(rb: Rulebook) -> None:
+    book = _ending(rb, dt.date(2027, 12, 31))
+    assert calendar_notice(book, ts(2027, 1, 1, 0, 0)) is None
+    assert calendar_notice(book, ts(2027, 10, 31, 23, 59)) is None  # 61 days left
+    assert calendar_notice(book, ts(2027, 11, 1, 0, 0)) is not None  # 60 days left
+
+
+def test_TM_4_calendar_notice_on_the_last_day_and_after(rb: Rulebook) -> None:
+    book = _ending(rb, dt.date(2027, 12, 31))
+    assert "ends 2027-12-31 (today)" in calendar_notice(book, ts(2027, 12, 31, 23, 59))
+    assert "ended 2027-12-31 (1 day ago)" in calendar_notice(book, ts(2028, 1, 1, 0, 0))
+    assert "ended 2027-12-31 (366 days ago)" in calendar_notice(book, ts(2028, 12, 31, 9, 0))
+
+
+def test_TM_4_calendar_notice_judges_the_date_in_the_rulebook_time_zone(rb: Rulebook) -> None:
+    book = _ending(rb, dt.date(2027, 12, 31), warn_days=0)
+    # 16:30 UTC on 30 December is already 31 December in Shanghai
+    now = dt.datetime(2027, 12, 30, 16, 30, tzinfo=dt.UTC).timestamp()
+    assert "(today)" in calendar_notice(book, now)
+    assert calendar_notice(book, now - 3600) is None  # 30 December 23:30 in Shanghai
+
+
+def test_TM_4_calendar_notice_ignores_an_unusable_clock(rb: Rulebook) -> None:
+    book = _ending(rb, dt.date(2027, 12, 31))
+    for now in (float("nan"), float("inf"), -float("inf"), 1e20, -1e20):
+        assert calendar_notice(book, now) is None
+
+
+def test_TM_4_calendar_warn_days_from_the_rulebook(doc: dict) -> None:
+    doc["calendar_warn_days"] = 10
+    book = parse_rulebook(doc, "test")
+    assert book.calendar_warn_days == 10
+    last = book.calendar_ends
+    assert calendar_notice(book, ts(last.year, last.month, last.day - 11, 12, 0)) is None
+    assert calendar_notice(book, ts(last.year, last.month, last.day - 10, 12, 0)) is not None
+
+
+def test_TM_4_calendar_warn_days_default_and_validation(doc: dict) -> None:
+    del doc["calendar_warn_days"]
+    assert parse_rulebook(copy.deepcopy(doc), "test").calendar_warn_days == 60
+    for bad in (-1, "60", 1.5, 100000):
+        d = copy.deepcopy(doc)
+        d["calendar_warn_days"] = bad
+        assert any(p.startswith("calendar_warn_days") for p in problems_of(d)), bad
 
 
 # -- extends: builtin --------------------------------------------------------------------------
@@ -453,3 +532,64 @@ def test_unreadable_and_bad_yaml_files(tmp_path: Path) -> None:
 def test_rulebook_is_frozen(rb: Rulebook) -> None:
     with pytest.raises(AttributeError):
         rb.tm2_s = 1  # type: ignore[misc]
+
+
+# -- hostile files: size and nesting are bounded (issue 7, part 5) ----------------------------
+
+
+def test_rulebook_over_4_mib_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    with open(path, "wb") as f:
+        f.truncate((4 << 20) + 1)  # sparse: refused from its size, never read
+    with pytest.raises(RulebookError) as exc:
+        load_rulebook(path)
+    assert exc.value.problems == [f"{path}: refused: larger than the limit of 4 MiB"]
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_rulebook_from_an_endless_device_is_refused() -> None:
+    with pytest.raises(RulebookError) as exc:
+        load_rulebook("/dev/zero")
+    assert exc.value.problems == ["/dev/zero: refused: larger than the limit of 4 MiB"]
+
+
+@pytest.mark.parametrize("text", [
+    "extends: builtin\nx: " + "[" * 1000 + "]" * 1000 + "\n",                      # flow, JSON-like
+    "extends: builtin\n" + "".join("  " * i + "k:\n" for i in range(1000)) + "  " * 1000 + "k: 1\n",
+    "extends: builtin\nx: " + "{a: " * 1000 + "1" + "}" * 1000 + "\n",
+], ids=["flow-lists", "block-mappings", "flow-mappings"])
+def test_rulebook_nested_1000_deep_is_refused_with_its_line(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RulebookError) as exc:
+        load_rulebook(path)
+    [problem] = exc.value.problems
+    assert problem.startswith(f"{path}:") and problem.endswith(": refused: nested deeper than 64 levels")
+
+
+def test_rulebook_nested_through_aliases_or_into_itself_is_refused(tmp_path: Path) -> None:
+    chain = "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 100))
+    for name, text in (("chain.yaml", chain), ("cycle.yaml", "x: &a [*a]\n"),
+                       ("cycle-map.yaml", "x: &m {self: *m}\n")):
+        path = tmp_path / name
+        path.write_text("extends: builtin\n" + text, encoding="utf-8")
+        with pytest.raises(RulebookError) as exc:
+            load_rulebook(path)
+        assert exc.value.problems == [f"{path}: refused: nested deeper than 64 levels (or refers to itself)"]
+
+
+def test_rulebook_nesting_up_to_64_levels_is_read(tmp_path: Path) -> None:
+    # document + 63 levels: within the limit, so the (unknown) key is judged as usual
+    path = tmp_path / "ok.yaml"
+    path.write_text("extends: builtin\nx: " + "[" * 63 + "]" * 63 + "\n", encoding="utf-8")
+    with pytest.raises(RulebookError) as exc:
+        load_rulebook(path)
+    assert exc.value.problems == ["x: unknown key"]
+
+
+def test_parse_rulebook_refuses_a_deep_document(doc: dict) -> None:
+    deep: list = []
+    for _ in range(500):
+        deep = [deep]
+    doc["timers"]["tm2_min"] = deep
+    assert problems_of(doc) == ["test: refused: nested deeper than 64 levels (or refers to itself)"]
