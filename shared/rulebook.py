@@ -191,6 +191,8 @@ class RulebookDoc(_Model):
     workdays: list[dt.date]
     holidays_add: list[dt.date] = []
     workdays_add: list[dt.date] = []
+    # days off fixed by law in years past calendar_covers whose notice is not out yet (TM-4)
+    statutory_days: list[dt.date] = []
 
 
 # ---------------------------------------------------------------------------------------
@@ -302,6 +304,7 @@ class Rulebook:
     calendar_first: dt.date
     calendar_last: dt.date
     calendar_warn_days: int = 60
+    statutory_days: frozenset[dt.date] = frozenset()
     tz: dt.tzinfo = field(default=dt.timezone(dt.timedelta(hours=8)), repr=False, compare=False)
     _warned: set[dt.date] = field(default_factory=set, repr=False, compare=False)
 
@@ -355,7 +358,9 @@ class Rulebook:
 
         A statutory holiday is outside office hours; an adjusted working day (调休) on a
         weekend keeps `adjusted_workday_hours`; any other day follows its weekday. A date
-        the calendar does not cover follows its weekday, and `warn` is called once per date.
+        the calendar does not cover follows its weekday, and `warn` is called once per date;
+        only a day the law itself fixes (`statutory_days`) is a holiday there too, since
+        the in-lieu days of that year come with the State Council's notice alone.
         """
         try:
             local = dt.datetime.fromtimestamp(ts, self.tz)
@@ -372,7 +377,10 @@ class Rulebook:
                 self._warned.add(day)
                 covers = f"{self.calendar_first.isoformat()}..{self.calendar_last.isoformat()}"
                 _safe_warn(warn, f"office hours: {day.isoformat()} is outside the holiday calendar of "
-                                 f"rulebook {self.name} ({covers}); using the weekday rule")
+                                 f"rulebook {self.name} ({covers}); using the weekday rule and the "
+                                 "statutory days fixed by law")
+            if day in self.statutory_days:
+                return False
         elif day in self.holidays:
             return False
         elif day in self.workdays and weekday >= 5:
@@ -794,5 +802,6 @@ def _build(m: RulebookDoc, origin: str, tz: dt.tzinfo) -> Rulebook:
         calendar_first=m.calendar_covers.first,
         calendar_last=m.calendar_covers.last,
         calendar_warn_days=m.calendar_warn_days,
+        statutory_days=frozenset(m.statutory_days),
         tz=tz,
     )

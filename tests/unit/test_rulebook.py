@@ -351,6 +351,38 @@ def test_extends_builtin_merges_and_adds_holidays(tmp_path: Path) -> None:
     assert rb.is_office_hours(ts(2027, 1, 2, 10, 0))  # a Saturday worked in lieu
 
 
+def test_TM_4_statutory_days_after_the_calendar_are_outside_office_hours() -> None:
+    """2027 has no State Council notice in any package yet: the days the law fixes are
+    holidays (Spring Festival eve, a Friday), the rest follows the weekday rule (the
+    Tuesday after, whose in-lieu status only the notice can tell), with the warning."""
+    rb = load_rulebook()
+    warnings: list[str] = []
+    assert rb.calendar_ends == dt.date(2026, 12, 31)
+    assert not rb.is_office_hours(ts(2027, 2, 5, 10, 0), warnings.append)      # 除夕, a Friday
+    assert not rb.is_office_hours(ts(2027, 10, 1, 10, 0), warnings.append)     # 国庆, a Friday
+    assert rb.is_office_hours(ts(2027, 2, 9, 10, 0), warnings.append)          # a Tuesday
+    assert len(warnings) == 3 and "statutory days fixed by law" in warnings[0]
+
+
+def test_TM_4_an_operators_calendar_governs_the_statutory_days_it_covers(tmp_path: Path) -> None:
+    path = tmp_path / "op.yaml"
+    path.write_text("extends: builtin\ncalendar_covers: {first: 2004-01-01, last: 2027-12-31}\n"
+                    "holidays_add: [2027-02-09]\n", encoding="utf-8")
+    rb = load_rulebook(path)
+    assert not rb.is_office_hours(ts(2027, 2, 9, 10, 0))
+    assert rb.is_office_hours(ts(2027, 2, 5, 10, 0))  # covered now: only the lists count
+
+
+def test_statutory_days_match_the_holidays_package(rb: Rulebook) -> None:
+    spec = importlib.util.spec_from_file_location("gen_calendar", ROOT / "tools" / "gen_calendar.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    pytest.importorskip("holidays")
+    days, _source = gen.statutory_from_law(rb.calendar_last)
+    assert days and set(days) == set(rb.statutory_days)
+    assert dt.date(2027, 2, 5) in days and dt.date(2027, 2, 9) not in days   # no 'observed' days
+
+
 def test_own_calendar_replaces_builtin(doc: dict) -> None:
     doc["holidays"] = ["2026-11-23"]
     doc["workdays"] = []
