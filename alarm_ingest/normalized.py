@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from shared.clock import TimeFormatError, parse_time, parse_time_cached
 from shared.model import ALARM_STATES, SEVERITIES, Alarm, Rejected
+from shared.wire import show
 
 _FIELDS = ("source", "alarm_id", "resource_id", "probable_cause", "severity", "state", "event_time")
 _STRINGS = ("source", "alarm_id", "resource_id", "probable_cause")
@@ -26,36 +27,43 @@ def alarm_from_dict(d: object, where: str = "alarm") -> Alarm | Rejected:
             et = parse_time_cached(d["event_time"])
         except KeyError:
             return _diagnose(d, where)
+        text = d.get("text")
+        if text is None:                     # absent or null: no text
+            text = ""
+        # type() before `in`: a list or object is unhashable, and frozenset membership raises.
         if (et is not None and type(source) is str and type(alarm_id) is str
                 and type(resource_id) is str and type(cause) is str
                 and source and alarm_id and resource_id and cause
-                and severity in SEVERITIES and state in ALARM_STATES):
-            text = d.get("text", "")
-            return Alarm(source, alarm_id, resource_id, cause, severity, state, et,
-                         text if type(text) is str else str(text))
+                and type(severity) is str and severity in SEVERITIES
+                and type(state) is str and state in ALARM_STATES and type(text) is str):
+            return Alarm(source, alarm_id, resource_id, cause, severity, state, et, text)
     return _diagnose(d, where)
 
 
 def _diagnose(d: object, where: str) -> Rejected:
     """Why an alarm object was refused, naming the first bad field."""
     if type(d) is not dict:
-        return Rejected(f"{where}: expected an object, got {type(d).__name__}")
+        return Rejected(f"{where}: expected an object, got {show(d)}")
     for name in _FIELDS:
         if name not in d:
             return Rejected(f"{where}: missing field {name}")
     for name in _STRINGS:
         value = d[name]
         if type(value) is not str:
-            return Rejected(f"{where}.{name}: expected a string, got {type(value).__name__}")
+            return Rejected(f"{where}.{name}: expected a string, got {show(value)}")
         if not value:
             return Rejected(f"{where}.{name}: must not be empty")
-    severity, state = d["severity"], d["state"]
-    if severity not in SEVERITIES:
-        return Rejected(f"{where}.severity: {severity!r} is not one of {', '.join(sorted(SEVERITIES))}")
-    if state not in ALARM_STATES:
-        return Rejected(f"{where}.state: {state!r} is not one of raised, cleared")
+    for name, allowed in (("severity", sorted(SEVERITIES)), ("state", ("raised", "cleared"))):
+        value = d[name]
+        if type(value) is not str:
+            return Rejected(f"{where}.{name}: expected a string, got {show(value)}")
+        if value not in allowed:
+            return Rejected(f"{where}.{name}: {show(value)} is not one of {', '.join(allowed)}")
     try:
         parse_time(d["event_time"])
     except TimeFormatError as err:
         return Rejected(f"{where}.event_time: {err}")
+    text = d.get("text")
+    if text is not None and type(text) is not str:
+        return Rejected(f"{where}.text: expected a string, got {show(text)}")
     return Rejected(f"{where}: not a normalized alarm")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
-from shared.model import Alarm, Rejected
+from shared.clock import TimeFormatError, parse_time
+from shared.model import SEVERITIES, Alarm, Rejected
+from shared.wire import show
 
 FORMATS = ("tmf642", "syslog", "snmp", "normalized")
 
@@ -15,17 +17,21 @@ _TMF_STATES = {"raised": "raised", "updated": "raised", "cleared": "cleared"}
 
 
 def _decode(payload: object, where: str) -> object:
-    if isinstance(payload, str):
+    if type(payload) is str:
         try:
             return orjson.loads(payload)
-        except orjson.JSONDecodeError as err:
-            return Rejected(f"{where}: payload is not JSON ({err})")
+        except orjson.JSONDecodeError as err:   # also lone surrogates and nesting past 1024
+            return Rejected(f"{where}.payload: not JSON ({err})")
     return payload
 
 
-def normalize(fmt: str, payload: object, where: str = "raw") -> Alarm | Rejected:
+def normalize(fmt: object, payload: object, where: str = "raw") -> Alarm | Rejected:
+    if fmt is None:
+        return Rejected(f"{where}: missing field format")
+    if type(fmt) is not str:
+        return Rejected(f"{where}.format: expected a string, got {show(fmt)}")
     if fmt not in FORMATS:
-        return Rejected(f"{where}.format: {fmt!r} is not one of {', '.join(FORMATS)}")
+        return Rejected(f"{where}.format: {show(fmt)} is not one of {', '.join(FORMATS)}")
     if fmt in ("syslog", "snmp"):
         return Rejected(f"{where}.format: {fmt} parsing is not available in this build; "
                         "send the normalized form or TMF642")
@@ -37,23 +43,61 @@ def normalize(fmt: str, payload: object, where: str = "raw") -> Alarm | Rejected
     return _from_tmf642(doc, f"{where}.payload")
 
 
+def _tmf_str(doc: dict, names: tuple[str, ...], where: str) -> str | None | Rejected:
+    """The first of `names` holding a non-empty string; absent, null or "" fall through to
+    the next (TMF642 leaves optional fields out or empty); any other type is refused."""
+    for name in names:
+        value = doc.get(name)
+        if value is None or value == "":
+            continue
+        if type(value) is not str:
+            return Rejected(f"{where}.{name}: expected a string, got {show(value)}")
+        return value
+    return None
+
+
 def _from_tmf642(doc: object, where: str) -> Alarm | Rejected:
-    """TMF642 Alarm: id, alarmedObject.id, probableCause, perceivedSeverity, state, eventTime."""
+    """TMF642 Alarm: id, alarmedObject.id, probableCause, perceivedSeverity, state, eventTime.
+    Every field is type-checked here, so a refusal names the TMF642 field."""
     if type(doc) is not dict:
-        return Rejected(f"{where}: expected a TMF642 Alarm object")
+        return Rejected(f"{where}: expected a TMF642 Alarm object, got {show(doc)}")
+    alarm_id = _tmf_str(doc, ("id",), where)
+    if alarm_id is None:
+        return Rejected(f"{where}: missing field id")
     obj = doc.get("alarmedObject")
-    severity = doc.get("perceivedSeverity")
-    state = _TMF_STATES.get(doc.get("state", "raised"), "raised")
+    if obj is None:
+        return Rejected(f"{where}: missing field alarmedObject")
+    if type(obj) is not dict:
+        return Rejected(f"{where}.alarmedObject: expected an object with id, got {show(obj)}")
+    resource_id = _tmf_str(obj, ("id",), f"{where}.alarmedObject")
+    if resource_id is None:
+        return Rejected(f"{where}.alarmedObject: missing field id")
+    cause = _tmf_str(doc, ("probableCause",), where)
+    severity = _tmf_str(doc, ("perceivedSeverity",), where)
+    tmf_state = _tmf_str(doc, ("state",), where)
+    source = _tmf_str(doc, ("sourceSystemId", "reportingSystemId"), where)
+    text = _tmf_str(doc, ("specificProblem", "alarmDetails"), where)
+    for value in (alarm_id, resource_id, cause, severity, tmf_state, source, text):
+        if isinstance(value, Rejected):
+            return value
+    state = _TMF_STATES.get(tmf_state or "raised", "raised")
     if severity == "cleared":
         state, severity = "cleared", "indeterminate"
-    source = doc.get("sourceSystemId") or doc.get("reportingSystemId") or "tmf642"
+    elif severity is not None and severity not in SEVERITIES:
+        return Rejected(f"{where}.perceivedSeverity: {show(severity)} is not one of cleared, "
+                        f"{', '.join(sorted(SEVERITIES))}")
+    time_field = "eventTime"
+    if state == "cleared" and doc.get("alarmClearedTime") not in (None, ""):
+        time_field = "alarmClearedTime"
+    if doc.get(time_field) is None:
+        return Rejected(f"{where}: missing field {time_field}")
+    try:
+        parse_time(doc[time_field])
+    except TimeFormatError as err:
+        return Rejected(f"{where}.{time_field}: {err}")
     normalized = {
-        "source": source, "alarm_id": doc.get("id"),
-        "resource_id": obj.get("id") if isinstance(obj, dict) else None,
-        "probable_cause": doc.get("probableCause") or "OTHER",
-        "severity": severity or "indeterminate", "state": state,
-        "event_time": doc.get("alarmClearedTime") if state == "cleared" and doc.get("alarmClearedTime")
-        else doc.get("eventTime"),
-        "text": doc.get("specificProblem") or doc.get("alarmDetails") or "",
+        "source": source or "tmf642", "alarm_id": alarm_id, "resource_id": resource_id,
+        "probable_cause": cause or "OTHER", "severity": severity or "indeterminate", "state": state,
+        "event_time": doc[time_field], "text": text or "",
     }
     return alarm_from_dict(normalized, where)

@@ -3,6 +3,7 @@ TM-2…TM-10, CL-2). A pure core like the correlator: `now` is always passed in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from dispatcher import routing, texts
@@ -31,7 +32,9 @@ class Dispatcher:
         if notice.kind == OPENED:
             df = self.faults[f.fault_id] = DispatchFault(f)
             return self._opened(df, now)
-        df = self.faults[f.fault_id]
+        df = self.faults.get(f.fault_id)
+        if df is None:      # a notice off the wire about a fault this dispatcher never saw open
+            return Rejected(f"notice {notice.kind}: fault {f.fault_id} was never opened here")
         df.facts = f
         if notice.kind == SERIOUS:
             return self._serious(df, now)
@@ -49,7 +52,7 @@ class Dispatcher:
             out: list[dict] = []
             self._escalate(df, reason, now, out)
             return out
-        raise ValueError(f"unknown notice {notice.kind}")
+        return Rejected(f"notice: unknown kind {notice.kind!r}")
 
     # ------------------------------------------------------------------ opening
 
@@ -193,6 +196,19 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ timers
 
+    def _next_slot(self, due: float, now: float) -> float:
+        """TM-6's next due time: due + one period when it fired on time (replay always does),
+        else the first slot due + k·period after `now`. A live service back from a downtime,
+        or after a wall-clock jump of years, sends one stage SMS, not one per missed slot."""
+        period = self.rulebook.tm6_s
+        nxt = due + period
+        if nxt > now or period <= 0 or not math.isfinite(now):
+            return nxt
+        nxt = due + ((now - due) // period + 1) * period
+        # Float rounding far from 1970 could land on `now` itself, which would fire again at
+        # once: never schedule at or before `now`.
+        return nxt if nxt > now else max(now + period, math.nextafter(now, math.inf))
+
     def next_timer_key(self) -> tuple[float, int, int, int] | None:
         return self.timers.peek_key()
 
@@ -203,7 +219,7 @@ class Dispatcher:
             df, gen = payload
             if df.open and df.serious and df.tm6_gen == gen:
                 self._sms(df, "update", now, out)                                 # NT-2
-                self.timers.schedule(due + self.rulebook.tm6_s, df.facts.seq, "TM-6", (df, gen))
+                self.timers.schedule(self._next_slot(due, now), df.facts.seq, "TM-6", (df, gen))
             return out
         df = payload
         if not df.open:

@@ -8,7 +8,7 @@ input arriving at t), handles the event, then fires what the event made overdue.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from correlator.engine import Correlator
 from correlator.operator import on_input
@@ -16,6 +16,10 @@ from dispatcher.engine import Dispatcher
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
+
+# Records per piece of advance_chunks: small enough to bound memory, big enough that the
+# writer's per-call cost does not matter.
+ADVANCE_CHUNK = 4096
 
 
 class Pipeline:
@@ -49,6 +53,24 @@ class Pipeline:
     def advance(self, to: float) -> list[dict]:
         """Move the clock to `to`, firing due timers in (due, fault, §7 rank) order (T-7)."""
         out: list[dict] = []
+        self._fire_due(to, out, 0)
+        return out
+
+    def advance_chunks(self, to: float, size: int = ADVANCE_CHUNK) -> Iterator[list[dict]]:
+        """advance(to) in pieces of about `size` records (a timer's records stay together):
+        the same records in the same order, but a clock moved over years of 2-hourly
+        timers never holds them all in one list."""
+        while True:
+            out: list[dict] = []
+            done = self._fire_due(to, out, size)
+            if out:
+                yield out
+            if done:
+                return
+
+    def _fire_due(self, to: float, out: list[dict], limit: int) -> bool:
+        """Fire the timers due by `to` into `out`; with a limit, stop once `out` holds that
+        many records. True when every timer due by `to` has fired and the clock is at `to`."""
         if self.clock is None:
             self.clock = to
         corr, disp = self.correlator, self.dispatcher
@@ -67,9 +89,11 @@ class Pipeline:
                 self._route(corr.fire_next(at), at, out)
             else:
                 out.extend(disp.fire_next(at))
+            if limit and len(out) >= limit:
+                return False
         if to > self.clock:
             self.clock = to
-        return out
+        return True
 
     def submit_alarm(self, alarm: Alarm, now: float) -> list[dict]:
         """submit() for an alarm, the storm's input: no refusal to return, fewer checks."""

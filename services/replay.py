@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from typing import IO
@@ -13,23 +14,39 @@ from alarm_ingest.raw import normalize
 from services.pipeline import Pipeline
 from shared.clock import TimeFormatError, fmt_time, parse_time, parse_time_cached
 from shared.model import Alarm, Rejected
-from shared.wire import INPUT_KINDS, action_from_dict, complaint_from_dict
+from shared.wire import INPUT_KINDS, action_from_dict, complaint_from_dict, show
 
 EXIT_OK, EXIT_USAGE, EXIT_REJECTED = 0, 2, 3
+# stdout closed by its reader (`faultline replay … | head`): the shell's status for SIGPIPE
+# (128 + 13), which is what a command killed by the signal would report.
+EXIT_BROKEN_PIPE = 141
+# A gap between two lines longer than this streams the timers it fires (see feed_line).
+LONG_GAP_S = 3600.0
 
 
-def decode_event(obj: dict) -> object:
-    """An input object (already known to be a dict with a kind) → a domain event or Rejected."""
-    kind = obj["kind"]
+def decode_event(obj: object) -> object:
+    """An input object (§3) → a domain event or Rejected; any JSON value is accepted."""
+    if type(obj) is not dict:
+        return Rejected(f"expected a JSON object with kind and at, got {show(obj)}")
+    kind = obj.get("kind")
     if kind == "alarm":
-        return alarm_from_dict(obj.get("alarm"))
+        if obj.get("alarm") is None:
+            return Rejected("alarm: missing field alarm")
+        return alarm_from_dict(obj["alarm"])
     if kind == "complaint":
-        return complaint_from_dict(obj.get("complaint"))
+        if obj.get("complaint") is None:
+            return Rejected("complaint: missing field complaint")
+        return complaint_from_dict(obj["complaint"])
     if kind == "raw":
-        fmt = obj.get("format")
         if "payload" not in obj:
             return Rejected("raw: missing field payload")
-        return normalize(fmt if isinstance(fmt, str) else repr(fmt), obj["payload"])
+        return normalize(obj.get("format"), obj["payload"])
+    if kind is None:
+        return Rejected("missing field kind")
+    if type(kind) is not str:
+        return Rejected(f"kind: expected a string, got {show(kind)}")
+    if kind not in INPUT_KINDS:
+        return Rejected(f"kind: {show(kind)} is not one of {', '.join(INPUT_KINDS)}")
     return action_from_dict(kind, obj)
 
 
@@ -86,18 +103,30 @@ class Replay:
             return
         at = parse_time_cached(obj.get("at"))
         if at is None:
-            try:
-                parse_time(obj.get("at"))
-            except TimeFormatError as err:
-                self.reject(lineno, f"at: {err}", pipe.clock)
+            # Unreadable, or outside the window: refused at the clock, which does not move
+            # (a line dated 9999 must not drag the clock and its timers there).
+            if obj.get("at") is None:
+                reason = "missing field at"
+            else:
+                try:
+                    parse_time(obj["at"])
+                    reason = "at: not a time"
+                except TimeFormatError as err:
+                    reason = f"at: {err}"
+            self.reject(lineno, reason, pipe.clock)
             return
-        if pipe.clock is None:
+        clock = pipe.clock
+        if clock is None:
             pipe.clock = at
             self._flush_waiting(at)
-        elif at < pipe.clock:
-            self.reject(lineno, f"at {obj['at']} is earlier than the clock {fmt_time(pipe.clock)}; "
-                        "inputs must be in non-decreasing arrival order", pipe.clock)
+        elif at < clock:
+            self.reject(lineno, f"at {obj['at']} is earlier than the clock {fmt_time(clock)}; "
+                        "inputs must be in non-decreasing arrival order", clock)
             return
+        elif at - clock > LONG_GAP_S:
+            # After a long quiet gap, fire the timers due by `at` first and write them as they
+            # fire, rather than as one list inside submit (same records, same order: T-3).
+            self._advance(at)
         kind = obj.get("kind")
         if kind == "alarm":                  # the hot path: straight to the correlator
             alarm = alarm_from_dict(obj.get("alarm"))
@@ -106,13 +135,9 @@ class Replay:
                 if records:
                     self.write(records)
                 return
-        if kind not in INPUT_KINDS:
-            self.write(pipe.advance(at))
-            self.reject(lineno, f"kind: {kind!r} is not one of {', '.join(INPUT_KINDS)}", at)
-            return
         event = decode_event(obj)
         if isinstance(event, Rejected):
-            self.write(pipe.advance(at))
+            self._advance(at)
             self.reject(lineno, event.reason, at)
             return
         records, refused = pipe.submit(event, at)
@@ -120,12 +145,16 @@ class Replay:
         if refused is not None:
             self.reject(lineno, refused.reason, at)
 
+    def _advance(self, to: float) -> None:
+        """The pipeline's clock to `to`, writing the timers' records in bounded chunks."""
+        for chunk in self.pipeline.advance_chunks(to):
+            self.write(chunk)
+
     def finish(self, until: float | None) -> None:
         pipe = self.pipeline
         self._flush_waiting(pipe.clock)
         if pipe.clock is not None:
-            end = until if until is not None and until > pipe.clock else pipe.clock
-            self.write(pipe.advance(end))
+            self._advance(until if until is not None and until > pipe.clock else pipe.clock)
 
     def run(self, stream: IO[bytes], until: float | None) -> int:
         for lineno, raw in enumerate(stream, 1):
@@ -177,9 +206,18 @@ def replay_main(inventory, rulebook, events_path: str, until: float | None, summ
     out = sys.stdout.buffer
     progress = sys.stderr if sys.stderr.isatty() else None
     replay = Replay(pipeline, out, progress)
-    with (sys.stdin.buffer if events_path == "-" else open(events_path, "rb")) as stream:
-        status = replay.run(stream, until)
-    out.flush()
+    try:
+        with (sys.stdin.buffer if events_path == "-" else open(events_path, "rb")) as stream:
+            status = replay.run(stream, until)
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly. The recipe of the Python docs
+        # (signal module, "Note on SIGPIPE"): point stdout at devnull, so the interpreter's
+        # own flush of the unwritten rest at exit does not fail with a second traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     if summary:
         sys.stderr.write(replay.summary())
     return status

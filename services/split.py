@@ -9,16 +9,18 @@ The Kafka runners (services/kafka_stages.py) use the same shards and the same co
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import orjson
 
 from services.sharding import action_shard, alarm_shards, complaint_shard
-from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
-from shared.facts import notice_from_dict, notice_to_dict
+from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard, Key
+from shared.clock import in_window
+from shared.facts import Notice, check_instant, notice_from_dict, notice_to_dict
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
+from shared.wire import show
 
 
 def encode_notice(notice, key, now: float) -> bytes:
@@ -27,9 +29,47 @@ def encode_notice(notice, key, now: float) -> bytes:
     return orjson.dumps({"notice": notice_to_dict(notice), "key": wire_key, "now": now})
 
 
-def decode_notice(raw: bytes, inventory: Inventory):
-    d = orjson.loads(raw)
-    return notice_from_dict(d["notice"], inventory), tuple(float(x) for x in d["key"]), d["now"]
+def _key_part(x: object) -> float | None:
+    """One number of the ordering key: an instant or sequence number, or ±inf as a string."""
+    if x == "inf" or x == "-inf":
+        return float(x)
+    if type(x) is int and -10**18 < x < 10**18:
+        return float(x)
+    if type(x) is float and math.isfinite(x):
+        return x
+    return None
+
+
+def decode_notice(raw: bytes, inventory: Inventory) -> tuple[Notice, Key, float] | Rejected:
+    """A message off faultline.faults → (notice, key, now), or Rejected naming the field:
+    any bytes are accepted, so a poison message can be dead-lettered and passed."""
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        return Rejected(f"not valid JSON: {err}")
+    if type(d) is not dict:
+        return Rejected(f"expected an object with notice, key and now, got {show(d)}")
+    for name in ("notice", "key", "now"):
+        if name not in d:
+            return Rejected(f"missing field {name}")
+    notice = notice_from_dict(d["notice"], inventory)
+    if isinstance(notice, Rejected):
+        return notice
+    wire_key = d["key"]
+    if type(wire_key) is not list or len(wire_key) != 3:
+        return Rejected(f"key: expected a list of 3 numbers, got {show(wire_key)}")
+    key = tuple(_key_part(x) for x in wire_key)
+    for i, part in enumerate(key):
+        if part is None:
+            return Rejected(f"key[{i}]: expected a number or \"inf\"/\"-inf\", got {show(wire_key[i])}")
+    # The key's time is a due time or the clock: ±inf, or inside the window (a key dated
+    # 1e300 would let the dispatcher walk its timers towards it).
+    if math.isfinite(key[0]) and not in_window(key[0]):
+        return Rejected(f"key[0]: {show(wire_key[0])} is outside the clock's window")
+    now = check_instant(d["now"], "now")
+    if isinstance(now, Rejected):
+        return now
+    return notice, key, now
 
 
 def shards_for(inventory: Inventory, event) -> list[str] | Rejected:
@@ -71,8 +111,10 @@ class SplitPipeline:
             if item[0] == RECORD:
                 records.append(item[1])
             elif item[0] == NOTICE:
-                notice, key, now = decode_notice(encode_notice(item[1], item[2], item[3]), self.inventory)
-                made, refused = disp.handle(notice, key, now)
+                decoded = decode_notice(encode_notice(item[1], item[2], item[3]), self.inventory)
+                if isinstance(decoded, Rejected):    # our own encoding refused: say so, do not crash
+                    return Rejected(f"notice to the dispatcher: {decoded.reason}")
+                made, refused = disp.handle(*decoded)
                 records.extend(made)
                 if refused is not None:
                     return refused
@@ -101,9 +143,15 @@ class SplitPipeline:
 
     def advance(self, to: float) -> list[dict]:
         """Every shard's clock to `to` (a broadcast tick)."""
+        return [rec for chunk in self.advance_chunks(to) for rec in chunk]
+
+    def advance_chunks(self, to: float) -> Iterator[list[dict]]:
+        """advance(to) one shard at a time (Replay writes each as it comes). A shard's tick
+        is one list (services/stages.py), so this bounds memory by a shard, not a record."""
         if self.clock is None or to > self.clock:
             self.clock = to
-        records: list[dict] = []
         for city in sorted(self.correlators):
+            records: list[dict] = []
             self._deliver(city, self.correlators[city].tick(to), records)
-        return records
+            if records:
+                yield records

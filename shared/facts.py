@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from shared.clock import in_window
 from shared.inventory import Circuit, Customer
+from shared.model import Rejected
+from shared.wire import show
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +74,98 @@ def facts_to_dict(f: FaultFacts) -> dict:
     return d
 
 
-def facts_from_dict(d: dict, inventory) -> FaultFacts:
-    """The snapshot back, with circuit and customer looked up in the receiver's inventory."""
-    values = {name: d[name] for name in _FACT_FIELDS}
-    circuit = inventory.circuits[d["circuit_id"]] if d.get("circuit_id") else None
-    customer = inventory.customers[d["customer_id"]] if d.get("customer_id") else None
-    return FaultFacts(circuit=circuit, customer=customer, **values)
+# What each wire field must hold, read off the dataclass's annotations so the two cannot
+# drift apart: "str | None" → (str, nullable). Numbers: a float field takes an int too.
+_WIRE_TYPES = {"int": (int,), "str": (str,), "bool": (bool,), "float": (int, float)}
+_FACT_TYPES = {
+    f.name: (_WIRE_TYPES[str(f.type).split(" | ")[0]], str(f.type).endswith("| None"))
+    for f in fields(FaultFacts) if f.name in _FACT_FIELDS
+}
+_FACT_ENUMS = {
+    "kind": ("outage", "degradation", "complaint"),
+    "cause_side": ("core", "customer", "unknown"),
+    "severity": ("general", "serious"),
+}
+# Instants (Unix seconds) that must lie in the clock's window: a notice from 1e300 would
+# send the dispatcher's timers walking towards it.
+_FACT_TIMES = ("opened_at", "serious_at", "ended_at")
+NOTICE_KINDS = (OPENED, SERIOUS, CLEARED, CONFIRMED, ACK, ESCALATE)
+
+
+def check_instant(value: object, where: str) -> float | Rejected:
+    """A number of Unix seconds inside the clock's window (bool is not a number here)."""
+    if type(value) not in (int, float):
+        return Rejected(f"{where}: expected a number of Unix seconds, got {show(value)}")
+    if type(value) is int and not -10**18 < value < 10**18:   # float() of a huge int overflows
+        return Rejected(f"{where}: {show(value)} is outside the clock's window")
+    ts = float(value)
+    if not in_window(ts):
+        return Rejected(f"{where}: {show(value)} is outside the clock's window")
+    return ts
+
+
+def _check_facts(d: object, inventory, where: str) -> dict | Rejected:
+    """The keyword arguments of FaultFacts from a wire dict, or why not."""
+    if type(d) is not dict:
+        return Rejected(f"{where}: expected an object, got {show(d)}")
+    values: dict = {}
+    for name, (types, nullable) in _FACT_TYPES.items():
+        if name not in d:
+            return Rejected(f"{where}: missing field {name}")
+        value = d[name]
+        if value is None and nullable:
+            values[name] = None
+            continue
+        if type(value) not in types:
+            want = "/".join(t.__name__ for t in types) + (" or null" if nullable else "")
+            return Rejected(f"{where}.{name}: expected {want}, got {show(value)}")
+        if name in _FACT_ENUMS and value not in _FACT_ENUMS[name]:
+            return Rejected(f"{where}.{name}: {show(value)} is not one of {', '.join(_FACT_ENUMS[name])}")
+        if name in _FACT_TIMES:
+            value = check_instant(value, f"{where}.{name}")
+            if isinstance(value, Rejected):
+                return value
+        values[name] = value
+    for name, table in (("circuit_id", inventory.circuits), ("customer_id", inventory.customers)):
+        ref = d.get(name)
+        if ref is None or ref == "":
+            values[name[:-3]] = None
+        elif type(ref) is not str:
+            return Rejected(f"{where}.{name}: expected a string or null, got {show(ref)}")
+        elif ref not in table:
+            return Rejected(f"{where}.{name}: {show(ref)} is not in the inventory")
+        else:
+            values[name[:-3]] = table[ref]
+    return values
+
+
+def facts_from_dict(d: object, inventory, where: str = "facts") -> FaultFacts | Rejected:
+    """The snapshot back, with circuit and customer looked up in the receiver's inventory;
+    any JSON value is accepted and refused with a reason naming the field."""
+    values = _check_facts(d, inventory, where)
+    if isinstance(values, Rejected):
+        return values
+    return FaultFacts(**values)
 
 
 def notice_to_dict(n: Notice) -> dict:
     return {"kind": n.kind, "arg": n.arg, "facts": facts_to_dict(n.facts)}
 
 
-def notice_from_dict(d: dict, inventory) -> Notice:
-    return Notice(d["kind"], facts_from_dict(d["facts"], inventory), d.get("arg"))
+def notice_from_dict(d: object, inventory, where: str = "notice") -> Notice | Rejected:
+    if type(d) is not dict:
+        return Rejected(f"{where}: expected an object, got {show(d)}")
+    kind = d.get("kind")
+    if kind is None:
+        return Rejected(f"{where}: missing field kind")
+    if type(kind) is not str:
+        return Rejected(f"{where}.kind: expected a string, got {show(kind)}")
+    if kind not in NOTICE_KINDS:
+        return Rejected(f"{where}.kind: {show(kind)} is not one of {', '.join(NOTICE_KINDS)}")
+    arg = d.get("arg")
+    if arg is not None and type(arg) is not str:
+        return Rejected(f"{where}.arg: expected a string or null, got {show(arg)}")
+    facts = facts_from_dict(d.get("facts"), inventory, f"{where}.facts")
+    if isinstance(facts, Rejected):
+        return facts
+    return Notice(kind, facts, arg)

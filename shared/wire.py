@@ -19,12 +19,44 @@ ACTION_KINDS = ("confirm", "attribution", "ack", "resolve", "escalate")
 INPUT_KINDS = ("alarm", "raw", "complaint") + ACTION_KINDS
 
 
+def show(value: object) -> str:
+    """A short picture of a JSON value for a reason. Never repr() of an arbitrary value:
+    a list nested 1,000 deep raises RecursionError, an int of 5,000 digits ValueError,
+    and a 10 MB string would make a 10 MB reason."""
+    t = type(value)
+    if t is str:
+        return repr(value) if len(value) <= 64 else repr(value[:64]) + "…"
+    if value is None:
+        return "null"
+    if t is bool:
+        return "true" if value else "false"
+    if t is int:
+        return str(value) if -10**18 < value < 10**18 else "a very large integer"
+    if t is float:
+        return repr(value)
+    if t is list:
+        return "a list"
+    if t is dict:
+        return "an object"
+    return f"a {t.__name__}"
+
+
 def _str(d: dict, name: str, where: str, *, required: bool = True) -> str | None | Rejected:
     value = d.get(name)
     if value is None:
         return Rejected(f"{where}: missing field {name}") if required else None
     if type(value) is not str or not value:
-        return Rejected(f"{where}.{name}: expected a non-empty string, got {value!r}")
+        return Rejected(f"{where}.{name}: expected a non-empty string, got {show(value)}")
+    return value
+
+
+def text_field(d: dict, name: str, where: str) -> str | Rejected:
+    """An optional free-text field: a string, or absent/null for none."""
+    value = d.get(name)
+    if value is None:
+        return ""
+    if type(value) is not str:
+        return Rejected(f"{where}.{name}: expected a string, got {show(value)}")
     return value
 
 
@@ -33,13 +65,13 @@ def _enum(d: dict, name: str, allowed: frozenset[str], where: str) -> str | Reje
     if isinstance(value, Rejected):
         return value
     if value not in allowed:
-        return Rejected(f"{where}.{name}: {value!r} is not one of {', '.join(sorted(allowed))}")
+        return Rejected(f"{where}.{name}: {show(value)} is not one of {', '.join(sorted(allowed))}")
     return value
 
 
 def complaint_from_dict(d: object, where: str = "complaint") -> Complaint | Rejected:
     if type(d) is not dict:
-        return Rejected(f"{where}: expected an object")
+        return Rejected(f"{where}: expected an object, got {show(d)}")
     values = {}
     for name, allowed in (("complaint_id", None), ("channel", CHANNELS), ("customer_id", None),
                           ("city", None), ("service_type", SERVICE_TYPES), ("scope", SCOPES)):
@@ -47,8 +79,10 @@ def complaint_from_dict(d: object, where: str = "complaint") -> Complaint | Reje
         if isinstance(value, Rejected):
             return value
         values[name] = value
-    text = d.get("text", "")
-    return Complaint(text=text if isinstance(text, str) else str(text), **values)
+    text = text_field(d, "text", where)
+    if isinstance(text, Rejected):
+        return text
+    return Complaint(text=text, **values)
 
 
 def select_from_dict(d: object, where: str = "select") -> Select | Rejected:
@@ -62,7 +96,7 @@ def select_from_dict(d: object, where: str = "select") -> Select | Rejected:
         fields[name] = value
     sel = Select(**fields)
     if sel.service_type is not None and sel.service_type not in SERVICE_TYPES:
-        return Rejected(f"{where}.service_type: {sel.service_type!r} is not one of "
+        return Rejected(f"{where}.service_type: {show(sel.service_type)} is not one of "
                         f"{', '.join(sorted(SERVICE_TYPES))}")
     if sel.fault_id or sel.circuit_id:
         return sel
@@ -74,8 +108,17 @@ def select_from_dict(d: object, where: str = "select") -> Select | Rejected:
                     "or city with service_type")
 
 
-def action_from_dict(kind: str, d: dict) -> Action | Rejected:
-    sel = select_from_dict(d.get("select"))
+def action_from_dict(kind: object, d: object) -> Action | Rejected:
+    """An operator action of `kind` from its input object (the §3 line or the HTTP body)."""
+    if type(kind) is not str:
+        return Rejected(f"kind: expected a string, got {show(kind)}")
+    if kind not in ACTION_KINDS:
+        return Rejected(f"kind: {show(kind)} is not one of {', '.join(ACTION_KINDS)}")
+    if type(d) is not dict:
+        return Rejected(f"{kind}: expected an object, got {show(d)}")
+    if d.get("select") is None:
+        return Rejected(f"{kind}: missing field select")
+    sel = select_from_dict(d["select"])
     if isinstance(sel, Rejected):
         return sel
     if kind == "confirm":

@@ -1,11 +1,15 @@
 """RULES.md §7 timers and deadlines: TM-2…TM-10."""
 
+import io
 from datetime import datetime
 
+import orjson
 import pytest
-from scenario import BASE, Inv, action, alarm, complaint, run, t
+from scenario import BASE, RULEBOOK, Inv, action, alarm, complaint, run, t
 
-from shared.clock import SHANGHAI
+from services.pipeline import Pipeline
+from services.replay import Replay
+from shared.clock import SHANGHAI, fmt_time, parse_time
 
 
 def at_local(stamp: str) -> float:
@@ -301,3 +305,32 @@ def test_TM_10_overdue_contact_by_fires_at_arrival():
     res = run(one_circuit(service_type="data", **PROV), [alarm(40, "GZ-L-1-CPE", event_min=0)], until=t(41))
     missed = res.one("deadline.missed", rule="TM-10")
     assert (missed["at"], missed["deadline"]) == (t(40), t(30))
+
+
+def test_TM_6_NT_2_a_clock_jump_of_years_sends_one_stage_sms_not_one_per_missed_slot():
+    """The live service's clock can jump (a downtime, a wall clock set forward by years):
+    when TM-6 fires a full period or more after its due time, one stage SMS goes out at the
+    clock and the next is due on the first 2-hour slot after it, not one per missed slot.
+    (Replay fires every timer on time, so its output is unchanged: the tests above.)"""
+    pipe = Pipeline(one_circuit(**PROV).build(), RULEBOOK)
+    out = io.BytesIO()
+    replay = Replay(pipe, out)
+    replay.run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"), parse_time(t(31)))
+    serious_at = parse_time(t(30))
+    assert [r["stage"] for r in records_of(out) if r["type"] == "sms"] == ["new"]
+
+    period = 2 * 3600
+    jump = serious_at + 3 * 365 * 86400 + 37 * 60            # three years and 37 minutes on
+    pipe.clock = jump                                        # the live clock, read after the jump
+    made = pipe.advance(jump)
+    sms = [r for r in made if r["type"] == "sms"]
+    assert [(r["stage"], r["at"]) for r in sms] == [("update", fmt_time(jump))]
+    next_slot = serious_at + (int((jump - serious_at) // period) + 1) * period
+    assert pipe.dispatcher.timers.next_due() == next_slot
+    assert [r for r in pipe.advance(next_slot - 1) if r["type"] == "sms"] == []
+    later = [r for r in pipe.advance(next_slot) if r["type"] == "sms"]
+    assert [(r["stage"], r["at"]) for r in later] == [("update", fmt_time(next_slot))]
+
+
+def records_of(out) -> list[dict]:
+    return [orjson.loads(x) for x in out.getvalue().splitlines()]
