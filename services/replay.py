@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from typing import IO
 
 import orjson
@@ -17,6 +18,9 @@ from shared.model import Alarm, Rejected
 from shared.wire import INPUT_KINDS, action_from_dict, complaint_from_dict, show
 
 EXIT_OK, EXIT_USAGE, EXIT_REJECTED = 0, 2, 3
+# A replay line longer than this is refused (a line holds one input; 10 MB ones are fine).
+MAX_LINE_BYTES = 64 << 20
+MAX_SKIP_BYTES = 1 << 30     # past this, a line that never ends stops the reading
 # stdout closed by its reader (`faultline replay … | head`): the shell's status for SIGPIPE
 # (128 + 13), which is what a command killed by the signal would report.
 EXIT_BROKEN_PIPE = 141
@@ -157,18 +161,28 @@ class Replay:
             self._advance(until if until is not None and until > pipe.clock else pipe.clock)
 
     def run(self, stream: IO[bytes], until: float | None) -> int:
-        for lineno, raw in enumerate(stream, 1):
-            if not raw.strip():
-                continue
-            self.feed_line(lineno, raw)
-            if self.progress is not None and lineno % 20000 == 0:
-                self.progress.write(f"\rreplay: line {lineno:,}, {self.pipeline.alarms_in:,} alarms, "
-                                    f"{self.counts['fault.opened']:,} faults")
-                self.progress.flush()
+        lineno = 0
+        try:
+            for lineno, raw in enumerate(_lines(stream), 1):
+                if raw is None:
+                    self.reject(lineno, f"line longer than {MAX_LINE_BYTES:,} bytes", self.pipeline.clock)
+                    continue
+                if not raw.strip():
+                    continue
+                self.feed_line(lineno, raw)
+                self._progress(lineno)
+        except LineTooLong as err:
+            self.reject(lineno + 1, str(err), self.pipeline.clock)
         self.finish(until)
         if self.progress is not None:
             self.progress.write("\n")
         return EXIT_REJECTED if self.rejected else EXIT_OK
+
+    def _progress(self, lineno: int) -> None:
+        if self.progress is not None and lineno % 20000 == 0:
+            self.progress.write(f"\rreplay: line {lineno:,}, {self.pipeline.alarms_in:,} alarms, "
+                                f"{self.counts['fault.opened']:,} faults")
+            self.progress.flush()
 
     def summary(self) -> str:
         c = self.counts
@@ -188,6 +202,33 @@ class Replay:
         lines.append(f"  escalations: {c['escalation']:,}   sms: {c['sms']:,}   "
                      f"deadlines missed: {c['deadline.missed']:,}")
         return "\n".join(lines) + "\n"
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes | None]:
+    """The stream's lines, each read with a bound; None for a line over MAX_LINE_BYTES,
+    whose rest is read and dropped in pieces, up to MAX_SKIP_BYTES: `--events /dev/zero`
+    is one endless line, which must cost bounded memory and end."""
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_BYTES:
+            yield line
+            continue
+        skipped = len(line)
+        while not line.endswith(b"\n"):
+            if skipped > MAX_SKIP_BYTES:
+                raise LineTooLong(f"a line longer than {MAX_SKIP_BYTES:,} bytes; the rest of the "
+                                  "events was not read")
+            line = stream.readline(1 << 20)
+            if not line:
+                break
+            skipped += len(line)
+        yield None
+
+
+class LineTooLong(Exception):
+    """An events line that does not end within MAX_SKIP_BYTES: reading stops there."""
 
 
 def warn_to(stream: IO[str]):

@@ -2,6 +2,7 @@
 excluded) are refused with a reason, a refused line never moves the clock, `--until` out of
 the window is a usage error, and replay into a closed pipe stops quietly."""
 
+import io
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import orjson
 import pytest
 from scenario import RULEBOOK, Inv, alarm, complaint, run, t
 
+from services import replay as replay_mod
 from services.pipeline import Pipeline
 from services.replay import decode_event
 from shared.clock import TIME_MAX, TIME_MIN, TimeFormatError, fmt_time, parse_time
@@ -195,3 +197,38 @@ def test_T_window_advance_chunks_gives_advance_records_in_bounded_pieces():
     assert len(whole) > 300
     assert [r for chunk in chunked for r in chunk] == whole
     assert all(0 < len(chunk) <= 50 for chunk in chunked)
+
+
+# ---------------------------------------------------------------- lines without bound
+
+class Endless(io.RawIOBase):
+    """`/dev/zero` as a stream: bytes without end and without a newline."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        buf[:] = b"x" * len(buf)
+        return len(buf)
+
+
+def test_CONTRACT_3_an_over_long_line_is_rejected_and_the_next_lines_are_used(monkeypatch):
+    monkeypatch.setattr(replay_mod, "MAX_LINE_BYTES", 4096)
+    lines = [dumps(alarm(0, "GZ-L-1-CPE")), "x" * 10_000, dumps(alarm(1, "GZ-L-1-OTN"))]
+    res = run(one_circuit(), lines)
+    assert [(r["line"], r["reason"]) for r in res.of("input.rejected")] == \
+        [(2, "line longer than 4,096 bytes")]
+    assert res.of("fault.opened")
+
+
+def test_CONTRACT_3_an_endless_line_is_rejected_and_reading_ends(monkeypatch):
+    """`--events - < /dev/zero`: bounded memory, and an end with a reason."""
+    monkeypatch.setattr(replay_mod, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(replay_mod, "MAX_SKIP_BYTES", 1 << 20)
+    pipe = Pipeline(one_circuit().build(), RULEBOOK)
+    out = io.BytesIO()
+    status = replay_mod.Replay(pipe, out).run(io.BufferedReader(Endless()), None)
+    records = [orjson.loads(x) for x in out.getvalue().splitlines()]
+    assert status == 3
+    assert [r["type"] for r in records] == ["input.rejected"]
+    assert "the rest of the events was not read" in records[0]["reason"]
