@@ -16,6 +16,7 @@ from dispatcher.engine import Dispatcher
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
+from shared.timers import firing_clock
 
 # Records per piece of advance_chunks: small enough to bound memory, big enough that the
 # writer's per-call cost does not matter.
@@ -24,8 +25,9 @@ ADVANCE_CHUNK = 4096
 
 class Pipeline:
     def __init__(self, inventory: Inventory, rulebook: Rulebook,
-                 warn: Callable[[str], None] | None = None) -> None:
+                 warn: Callable[[str], None] | None = None, *, catch_up_s: float | None = None) -> None:
         self.inventory = inventory
+        self.catch_up_s = catch_up_s      # the live service's (shared.timers.firing_clock); replay: None
         self.rulebook = rulebook
         self.correlator = Correlator(inventory, rulebook)
         self.dispatcher = Dispatcher(rulebook, warn)
@@ -82,9 +84,7 @@ class Pipeline:
             key = kc if use_corr else kd
             if key[0] > to:
                 break
-            # On time, a timer's clock is its due time; overdue (T-3), the current clock.
-            at = key[0] if key[0] > self.clock else self.clock
-            self.clock = at
+            at = self.clock = firing_clock(key[0], self.clock, to, self.catch_up_s)
             if use_corr:
                 self._route(corr.fire_next(at), at, out)
             else:

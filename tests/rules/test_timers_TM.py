@@ -10,6 +10,7 @@ from scenario import BASE, RULEBOOK, Inv, action, alarm, complaint, run, t
 from services.pipeline import Pipeline
 from services.replay import Replay
 from shared.clock import SHANGHAI, fmt_time, parse_time
+from shared.timers import LIVE_CATCH_UP_S
 
 
 def at_local(stamp: str) -> float:
@@ -312,7 +313,7 @@ def test_TM_6_NT_2_a_clock_jump_of_years_sends_one_stage_sms_not_one_per_missed_
     when TM-6 fires a full period or more after its due time, one stage SMS goes out at the
     clock and the next is due on the first 2-hour slot after it, not one per missed slot.
     (Replay fires every timer on time, so its output is unchanged: the tests above.)"""
-    pipe = Pipeline(one_circuit(**PROV).build(), RULEBOOK)
+    pipe = Pipeline(one_circuit(**PROV).build(), RULEBOOK, catch_up_s=LIVE_CATCH_UP_S)
     out = io.BytesIO()
     replay = Replay(pipe, out)
     replay.run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"), parse_time(t(31)))
@@ -321,8 +322,7 @@ def test_TM_6_NT_2_a_clock_jump_of_years_sends_one_stage_sms_not_one_per_missed_
 
     period = 2 * 3600
     jump = serious_at + 3 * 365 * 86400 + 37 * 60            # three years and 37 minutes on
-    pipe.clock = jump                                        # the live clock, read after the jump
-    made = pipe.advance(jump)
+    made = pipe.advance(jump)                                # the live clock, read after the jump
     sms = [r for r in made if r["type"] == "sms"]
     assert [(r["stage"], r["at"]) for r in sms] == [("update", fmt_time(jump))]
     next_slot = serious_at + (int((jump - serious_at) // period) + 1) * period
@@ -334,3 +334,30 @@ def test_TM_6_NT_2_a_clock_jump_of_years_sends_one_stage_sms_not_one_per_missed_
 
 def records_of(out) -> list[dict]:
     return [orjson.loads(x) for x in out.getvalue().splitlines()]
+
+
+def test_T_3_the_live_service_fires_timers_missed_while_down_once_at_its_clock():
+    """Back from a downtime (or a wall-clock jump), the live service fires each timer that
+    fell due meanwhile once, at the clock it reads (T-3), instead of walking the missed
+    hours; replay (no catch-up) fires them at their due times. The decisions are the same."""
+    def serious_after(catch_up_s):
+        pipe = Pipeline(one_circuit(**PROV).build(), RULEBOOK, catch_up_s=catch_up_s)
+        replay = Replay(pipe, io.BytesIO())
+        replay.run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"), None)
+        return pipe.advance(parse_time(t(300)))                  # back five hours later
+
+    live, replayed = serious_after(LIVE_CATCH_UP_S), serious_after(None)
+    assert [r["type"] for r in live if r["type"] != "sms"] == \
+        [r["type"] for r in replayed if r["type"] != "sms"]
+    assert {r["at"] for r in live} == {t(300)}
+    assert next(r for r in replayed if r["type"] == "fault.serious")["at"] == t(30)
+    # TM-6 counts from serious_at (T-6): live, the first stage SMS is due two hours after t(300)
+    assert [r["stage"] for r in live if r["type"] == "sms"] == ["new"]
+    assert [r["stage"] for r in replayed if r["type"] == "sms"] == ["new", "update", "update"]
+
+
+def test_T_3_a_timer_late_by_less_than_the_catch_up_fires_at_its_due_time():
+    pipe = Pipeline(one_circuit(**PROV).build(), RULEBOOK, catch_up_s=LIVE_CATCH_UP_S)
+    Replay(pipe, io.BytesIO()).run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"), None)
+    made = pipe.advance(parse_time(t(30)) + 20)                  # the loop woke 20 s late
+    assert next(r for r in made if r["type"] == "fault.serious")["at"] == t(30)
