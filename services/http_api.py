@@ -1,20 +1,25 @@
 """HTTP routes of the live service: intake, faults, work orders, decisions, operations.
 
 Handlers read engine state directly; they run on the engine's event loop between its
-steps, so each response is a consistent snapshot. Changes go through `Engine.submit`,
-which answers with the outcome so a refusal comes back as 422 with its reason.
+steps, so each response is a consistent snapshot. A list is paged (`limit`, `offset`) and
+built without an await, as plain dicts encoded by orjson: the work of one read is bounded
+by its page, so polling clients cannot hold up intake on the same loop (issue 7). Changes
+go through `Engine.submit`, which answers with the outcome so a refusal comes back as 422
+with its reason. Bodies reach these handlers through services/http_guard.py: JSON by
+content type, within the size limit, whole.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Iterable
+from typing import Annotated, TypeVar
 
-import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.engine import Outcome
+from services.http_guard import MAX_INT64, PAGE_HEADERS, Limit, Offset, decode_json, paged
 from services.http_models import (
     ACTION_BODY,
     ALARMS_BODY,
@@ -27,9 +32,27 @@ from services.http_models import (
     WorkOrderOut,
 )
 from services.runtime import Runtime
+from shared.rulebook import calendar_notice
 from shared.wire import ACTION_KINDS
 
 SOURCE = "http"
+MAX_ALARMS = 1000          # alarms in one POST /alarms list
+T = TypeVar("T")
+
+
+def _page(items: Iterable[T], keep: Callable[[T], bool], offset: int, limit: int) -> tuple[list[T], bool]:
+    """At most `limit` kept items after the first `offset` kept ones, and whether more follow."""
+    out: list[T] = []
+    for x in items:
+        if not keep(x):
+            continue
+        if offset:
+            offset -= 1
+            continue
+        if len(out) == limit:
+            return out, True
+        out.append(x)
+    return out, False
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -40,12 +63,14 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def _read_json(request: Request, rt: Runtime) -> tuple[object, Outcome | None]:
-    raw = await request.body()
-    try:
-        return orjson.loads(raw), None
-    except orjson.JSONDecodeError as err:
-        text = raw.decode("utf-8", "replace")
-        return text, await rt.engine.submit(text, SOURCE, refuse=f"body is not valid JSON: {err}")
+    body, reason = decode_json(await request.body())
+    if reason is None:
+        return body, None
+    return body, await rt.engine.submit(body, SOURCE, refuse=reason)
+
+
+JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
+              bool: "boolean", type(None): "null"}
 
 
 def _answer(outcomes: list[Outcome], single: bool) -> JSONResponse:
@@ -65,9 +90,18 @@ intake = APIRouter(tags=["intake"])
              responses={422: {"model": IntakeResult, "description": "the alarm was refused"}})
 async def post_alarms(request: Request, rt: RuntimeDep) -> JSONResponse:
     """One normalized alarm (CONTRACT §2) or a list; a list is answered 202 with per-item reasons."""
+    async with rt.gate.intake():
+        return await _post_alarms(request, rt)
+
+
+async def _post_alarms(request: Request, rt: Runtime) -> JSONResponse:
     body, refused = await _read_json(request, rt)
     if refused is not None:
         return _answer([refused], True)
+    if isinstance(body, list) and len(body) > MAX_ALARMS:
+        # Each item is one engine step and one commit: a 1 MiB list of `0`s would hold intake for minutes.
+        reason = f"a list of {len(body)} alarms; at most {MAX_ALARMS} in one request"
+        return _answer([await rt.engine.submit(body, SOURCE, refuse=reason)], True)
     items = body if isinstance(body, list) else [body]
     outcomes = [await rt.engine.submit({"kind": "alarm", "alarm": a}, SOURCE) for a in items]
     return _answer(outcomes, not isinstance(body, list))
@@ -77,6 +111,11 @@ async def post_alarms(request: Request, rt: RuntimeDep) -> JSONResponse:
              responses={422: {"model": IntakeResult, "description": "the complaint was refused"}})
 async def post_complaint(request: Request, rt: RuntimeDep) -> JSONResponse:
     """A complaint (CONTRACT §3); the wrapped form {"kind": "complaint", "complaint": {...}} also."""
+    async with rt.gate.intake():
+        return await _post_complaint(request, rt)
+
+
+async def _post_complaint(request: Request, rt: Runtime) -> JSONResponse:
     body, refused = await _read_json(request, rt)
     if refused is not None:
         return _answer([refused], True)
@@ -89,10 +128,20 @@ async def post_complaint(request: Request, rt: RuntimeDep) -> JSONResponse:
              responses={422: {"model": IntakeResult, "description": "the action cannot apply (CL-4)"}})
 async def post_action(request: Request, rt: RuntimeDep) -> JSONResponse:
     """An operator action: confirm, attribution, ack, resolve or escalate (CONTRACT §3)."""
+    async with rt.gate.intake():
+        return await _post_action(request, rt)
+
+
+async def _post_action(request: Request, rt: Runtime) -> JSONResponse:
     body, refused = await _read_json(request, rt)
     if refused is not None:
         return _answer([refused], True)
-    if isinstance(body, dict) and body.get("kind") not in ACTION_KINDS:
+    if not isinstance(body, dict):
+        # Refused here: the engine takes a None body for a timer tick, so `null` must not reach it.
+        reason = f"expected a JSON object, got {JSON_TYPES.get(type(body), 'value')}"
+        kept = body if body is not None else "null"
+        return _answer([await rt.engine.submit(kept, SOURCE, refuse=reason)], True)
+    if body.get("kind") not in ACTION_KINDS:
         reason = f"kind: {body.get('kind')!r} is not one of {', '.join(ACTION_KINDS)}"
         return _answer([await rt.engine.submit(body, SOURCE, refuse=reason)], True)
     return _answer([await rt.engine.submit(body, SOURCE)], True)
@@ -103,23 +152,25 @@ async def post_action(request: Request, rt: RuntimeDep) -> JSONResponse:
 faults = APIRouter(tags=["faults"])
 
 
-@faults.get("/faults", response_model=list[FaultOut])
+@faults.get("/faults", response_model=list[FaultOut], responses=PAGE_HEADERS)
 async def list_faults(rt: RuntimeDep, city: str | None = None, severity: str | None = None,
                       open: Annotated[bool | None, Query(description="only open faults")] = None,
-                      ) -> list[FaultOut]:
-    """Open faults and those ended within the recent window, oldest first."""
+                      limit: Limit = 1000, offset: Offset = 0) -> Response:
+    """Open faults and those ended within the recent window, oldest first, a page at a time."""
+    await rt.gate.read()
     pipe = rt.engine.pipeline
     horizon = (pipe.clock or 0.0) - rt.settings.recent_hours * 3600
-    out = []
-    for f in pipe.correlator.faults.values():
+    source = pipe.correlator.open_faults if open else pipe.correlator.faults
+
+    def keep(f) -> bool:
         if f.ended_at is not None and (open or f.ended_at < horizon):
-            continue
+            return False
         if open is False and f.ended_at is None:
-            continue
-        if (city and f.city != city) or (severity and f.severity != severity):
-            continue
-        out.append(FaultOut.of(f, pipe.dispatcher))
-    return out
+            return False
+        return not ((city and f.city != city) or (severity and f.severity != severity))
+
+    page, more = _page(source.values(), keep, offset, limit)
+    return paged([FaultOut.row(f, pipe.dispatcher) for f in page], offset, more)
 
 
 @faults.get("/faults/{fault_id}", response_model=FaultOut)
@@ -136,17 +187,17 @@ async def get_fault(fault_id: str, rt: RuntimeDep) -> FaultOut:
 workorders = APIRouter(tags=["work orders"])
 
 
-@workorders.get("/workorders", response_model=list[WorkOrderOut])
+@workorders.get("/workorders", response_model=list[WorkOrderOut], responses=PAGE_HEADERS)
 async def list_workorders(rt: RuntimeDep, queue: str | None = None, status: str | None = None,
-                          limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> list[WorkOrderOut]:
-    out = []
-    for wo in rt.engine.pipeline.dispatcher.orders.values():
-        if (queue and wo.queue != queue) or (status and wo.status != status):
-            continue
-        out.append(WorkOrderOut.of(wo))
-        if len(out) >= limit:
-            break
-    return out
+                          limit: Limit = 1000, offset: Offset = 0) -> Response:
+    """Work orders in creation order, a page at a time."""
+    await rt.gate.read()
+
+    def keep(wo) -> bool:
+        return not ((queue and wo.queue != queue) or (status and wo.status != status))
+
+    page, more = _page(rt.engine.pipeline.dispatcher.orders.values(), keep, offset, limit)
+    return paged([WorkOrderOut.row(wo) for wo in page], offset, more)
 
 
 @workorders.get("/workorders/{work_order_id}", response_model=WorkOrderOut)
@@ -163,10 +214,11 @@ decisions = APIRouter(tags=["decisions"])
 
 
 @decisions.get("/decisions", response_model=DecisionsPage)
-async def list_decisions(rt: RuntimeDep, after_seq: Annotated[int, Query(ge=0)] = 0,
+async def list_decisions(rt: RuntimeDep, after_seq: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
                          limit: Annotated[int, Query(ge=1, le=5000)] = 500,
                          type: Annotated[list[str] | None, Query()] = None) -> DecisionsPage:
     """Stored output records (CONTRACT §3) after `after_seq`, in emission order."""
+    await rt.gate.read()
     rows = await rt.store.records_after(after_seq, limit, type)
     return DecisionsPage(decisions=[{"seq": r.seq, "record": r.body} for r in rows],
                          last_seq=rows[-1].seq if rows else after_seq)
@@ -184,13 +236,24 @@ async def healthz(rt: RuntimeDep) -> JSONResponse:
     return JSONResponse({"status": "down", "detail": "the engine task has stopped"}, status_code=503)
 
 
+def calendar_warnings(rt: Runtime) -> list[str]:
+    notice = calendar_notice(rt.settings.rulebook, rt.clock.now())
+    return [notice] if notice else []
+
+
 @ops.get("/readyz", response_model=Status, responses={503: {"model": Status}})
 async def readyz(rt: RuntimeDep) -> JSONResponse:
+    """Ready: the engine task runs and the store answers. `warnings` never make it unready."""
+    warnings = calendar_warnings(rt)
+    if not rt.engine.alive:
+        return JSONResponse({"status": "down", "detail": "the engine task has stopped",
+                             "warnings": warnings}, status_code=503)
     try:
         await rt.store.ping()
     except Exception as err:  # noqa: BLE001 - any failure means not ready
-        return JSONResponse({"status": "unavailable", "detail": type(err).__name__}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable", "detail": type(err).__name__, "warnings": warnings},
+                            status_code=503)
+    return JSONResponse({"status": "ok", "warnings": warnings})
 
 
 @ops.get("/metrics", response_class=Response)

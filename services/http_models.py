@@ -63,6 +63,8 @@ ALARMS_BODY = request_schema({"anyOf": [AlarmIn.model_json_schema(),
                                         {"type": "array", "items": AlarmIn.model_json_schema()}]})
 COMPLAINT_BODY = request_schema(ComplaintIn.model_json_schema())
 ACTION_BODY = request_schema(ActionIn.model_json_schema())
+TMF642_BODY = request_schema({"type": "object", "description": "a TMF642 v4 Alarm (normalized by "
+                                                               "`faultline ingest`)"})
 
 
 class Refused(BaseModel):
@@ -106,9 +108,14 @@ class FaultOut(BaseModel):
 
     @classmethod
     def of(cls, f: Fault, dispatcher: Dispatcher) -> FaultOut:
+        return cls(**cls.row(f, dispatcher))
+
+    @staticmethod
+    def row(f: Fault, dispatcher: Dispatcher) -> dict:
+        """The same fields as a plain dict: lists encode it with orjson, skipping pydantic."""
         df = dispatcher.faults.get(f.fault_id)
         orders = sorted({wo.work_order_id for wo in df.orders.values()}) if df is not None else []
-        return cls(
+        return dict(
             fault_id=f.fault_id, incident_id=f.incident_id, kind=f.kind,
             circuit_id=f.circuit.circuit_id if f.circuit else None,
             customer_id=f.customer.customer_id if f.customer else None,
@@ -136,10 +143,14 @@ class WorkOrderOut(BaseModel):
 
     @classmethod
     def of(cls, wo: WorkOrder) -> WorkOrderOut:
-        return cls(work_order_id=wo.work_order_id, queue=wo.queue, fault_ids=list(wo.fault_ids),
-                   cc=list(wo.cc), priority=wo.priority, title=wo.title, rule=wo.rule,
-                   status=wo.status, contact_by=_t(wo.contact_by), arrive_by=_t(wo.arrive_by),
-                   created_at=fmt_time(wo.created_at))
+        return cls(**cls.row(wo))
+
+    @staticmethod
+    def row(wo: WorkOrder) -> dict:
+        return dict(work_order_id=wo.work_order_id, queue=wo.queue, fault_ids=list(wo.fault_ids),
+                    cc=list(wo.cc), priority=wo.priority, title=wo.title, rule=wo.rule,
+                    status=wo.status, contact_by=_t(wo.contact_by), arrive_by=_t(wo.arrive_by),
+                    created_at=fmt_time(wo.created_at))
 
 
 class Decision(BaseModel):
@@ -155,6 +166,8 @@ class DecisionsPage(BaseModel):
 class Status(BaseModel):
     status: str
     detail: str | None = None
+    warnings: list[str] = Field(default=[], description="e.g. the holiday calendar ends soon (TM-4); "
+                                                         "a warning does not make the service unready")
 
 
 def _t(ts: float | None) -> str | None:

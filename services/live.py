@@ -26,11 +26,13 @@ from prometheus_client import CollectorRegistry
 from services.config import UsageError, load_config
 from services.engine import Engine, EngineStopped
 from services.http_api import ROUTERS
-from services.metrics import EngineMetrics, OpenFaultsCollector
+from services.http_guard import HttpLimits, harden, new_app, uvicorn_config
+from services.metrics import CalendarCollector, EngineMetrics, OpenFaultsCollector
 from services.pipeline import Pipeline
 from services.runtime import LiveSettings, Runtime
 from shared.bus import ACTIONS, ALARMS, Bus, InMemoryBus
 from shared.liveclock import Clock, ScaledClock, WallClock
+from shared.rulebook import calendar_notice
 from shared.store import Store
 
 log = logging.getLogger("faultline")
@@ -56,11 +58,19 @@ async def open_runtime(settings: LiveSettings, clock: Clock, registry: Collector
     factory = partial(Pipeline, settings.inventory, settings.rulebook, warn)
     engine = Engine(factory, store, bus, clock, EngineMetrics(registry))
     registry.register(OpenFaultsCollector(lambda: engine.pipeline.correlator.open_faults.values()))
+    registry.register(CalendarCollector(settings.rulebook, clock.now))
+    notice = calendar_notice(settings.rulebook, clock.now())
+    if notice:
+        log.warning("%s", notice)
     try:
         await engine.start()
     except BaseException:
         await store.close()
         raise
+    # The inventory and the recovered state out of the cyclic GC's full passes (as replay does):
+    # one pass over a 40,000-circuit inventory takes ~0.35 s on the engine's loop, and reads
+    # make garbage enough to trigger them (bench/http_reads.py).
+    engine.pipeline.settle()
     return Runtime(settings, store, bus, clock, registry, engine)
 
 
@@ -111,10 +121,11 @@ def create_app(settings: LiveSettings, *, clock: Clock | None = None,
             await rt.engine.stop()
             await rt.store.close()
 
-    app = FastAPI(title="faultline", version="0.1.0", lifespan=lifespan,
+    app = new_app(title="faultline", version="0.1.0", lifespan=lifespan,
                   description="Alarm correlation and fault dispatch for group-customer private lines")
     for router in ROUTERS:
         app.include_router(router)
+    harden(app, settings.http)
 
     @app.exception_handler(EngineStopped)
     async def engine_stopped(_request, err: EngineStopped) -> JSONResponse:
@@ -135,14 +146,15 @@ def run_main(args) -> int:
         raise UsageError("--speed: must be positive")
     inventory_path = args.inventory or (str(demo.DEMO_INVENTORY) if args.demo else None)
     inventory, rulebook = load_config(inventory_path, args.rulebook)
+    limits = HttpLimits.from_env()
     logging.basicConfig(level=logging.WARNING if args.demo else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.demo:
-        settings = LiveSettings(inventory, rulebook, args.database_url, http_port=args.http_port)
+        settings = LiveSettings(inventory, rulebook, args.database_url, http_port=args.http_port, http=limits)
         return asyncio.run(_serve(settings, WallClock(), ()))
     with tempfile.TemporaryDirectory(prefix="faultline-demo-") as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{tmp}/demo.sqlite3"
-        settings = LiveSettings(inventory, rulebook, url, http_port=args.http_port)
+        settings = LiveSettings(inventory, rulebook, url, http_port=args.http_port, http=limits)
         speed = args.speed or 120.0
         clock = ScaledClock(time.time(), speed)
         print(f"faultline demo: clock ×{speed:g}, database {url}, "
@@ -180,7 +192,7 @@ async def _serve(settings: LiveSettings, clock: Clock,
             server.should_exit = True
 
     app = create_app(settings, clock=clock, background=[partial(make, stop=stop) for make in background])
-    server = _Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                                           log_level="warning", lifespan="on"))
+    server = _Server(uvicorn_config(app, settings.http_host, settings.http_port, settings.http,
+                                    log_level="warning", lifespan="on"))
     await server.serve()
     return 0 if server.started else 1

@@ -6,11 +6,14 @@ never from ids or exception text, so every series stays bounded.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+
+from shared.rulebook import Rulebook
 
 
 class EngineMetrics:
@@ -52,6 +55,30 @@ class OpenFaultsCollector:
         tally = Tally((f.city, f.severity) for f in self._open_faults())
         for (city, severity), n in sorted(tally.items()):
             gauge.add_metric([city, severity], n)
+        yield gauge
+
+    def describe(self):
+        return []
+
+
+class CalendarCollector:
+    """faultline_holiday_calendar_days_left: days from today (the rulebook's time zone, on the
+    service's clock) to the last day of the holiday calendar, computed at scrape time so it
+    stays current; alert below 60 (TM-4: after the end, holidays fall back to the weekday rule)."""
+
+    def __init__(self, rulebook: Rulebook, now: Callable[[], float]) -> None:
+        self._rulebook = rulebook
+        self._now = now
+
+    def collect(self):
+        gauge = GaugeMetricFamily("faultline_holiday_calendar_days_left",
+                                  "Days until the rulebook's holiday calendar ends (negative: ended)")
+        try:
+            today = dt.datetime.fromtimestamp(self._now(), self._rulebook.tz).date()
+        except (OverflowError, OSError, ValueError):
+            yield gauge                # an unusable clock: no sample rather than a wrong one
+            return
+        gauge.add_metric([], (self._rulebook.calendar_ends - today).days)
         yield gauge
 
     def describe(self):

@@ -12,7 +12,8 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
@@ -21,10 +22,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.config import UsageError, load_config
-from services.metrics import EngineMetrics, OpenFaultsCollector
+from services.http_guard import HttpLimits, harden, new_app, uvicorn_config
+from services.metrics import CalendarCollector, EngineMetrics, OpenFaultsCollector
 from shared.db import database_url
 from shared.db.migrate import upgrade_async
 from shared.kafka import KafkaConfig, Producer, ensure_topics
+from shared.rulebook import Rulebook, calendar_notice
 
 log = logging.getLogger("faultline")
 
@@ -40,6 +43,7 @@ class ProcessSettings:
     http_port: int
     clock: str                 # wall: timers on the wall clock; stream: only message time moves it
     arrival_hold_s: float = 0.3  # how late a message may reach the broker and still be put in time order
+    http: HttpLimits = field(default_factory=HttpLimits)   # FAULTLINE_HTTP_*, FAULTLINE_CORS_ORIGINS
 
     @classmethod
     def from_args(cls, args) -> ProcessSettings:
@@ -61,18 +65,23 @@ class ProcessSettings:
             raise UsageError(f"--arrival-hold-ms / FAULTLINE_ARRIVAL_HOLD_MS: {hold!r} is not a whole "
                              "number of milliseconds >= 0")
         return cls(kafka, database_url(args.database_url), args.inventory, args.rulebook,
-                   args.http_port, clock, hold_s)
+                   args.http_port, clock, hold_s, HttpLimits.from_env(env))
 
 
-def ops_app(health, ready, registry: CollectorRegistry) -> FastAPI:
-    """A process's own HTTP app: nothing but ops_router."""
-    app = FastAPI(title="faultline process", docs_url=None, redoc_url=None)
-    app.include_router(ops_router(health, ready, registry))
-    return app
+Warnings = Callable[[], list[str]]     # what /readyz lists beside its problems
 
 
-def ops_router(health, ready, registry: CollectorRegistry) -> APIRouter:
-    """/healthz (the loop runs), /readyz (broker and database reachable), /metrics."""
+def ops_app(health, ready, registry: CollectorRegistry, warnings: Warnings | None = None,
+            limits: HttpLimits | None = None) -> FastAPI:
+    """A process's own HTTP app: nothing but ops_router, behind the same guard as the api."""
+    app = new_app(docs=False, title="faultline process")
+    app.include_router(ops_router(health, ready, registry, warnings))
+    return harden(app, limits or HttpLimits.from_env())
+
+
+def ops_router(health, ready, registry: CollectorRegistry, warnings: Warnings | None = None) -> APIRouter:
+    """/healthz (the loop runs), /readyz (broker and database reachable; `warnings` such as the
+    holiday calendar's end are listed but never make the process unready), /metrics."""
     app = APIRouter()
 
     @app.get("/healthz")
@@ -85,7 +94,8 @@ def ops_router(health, ready, registry: CollectorRegistry) -> APIRouter:
     async def readyz(response: Response):
         problems = await ready()
         response.status_code = 200 if not problems else 503
-        return {"status": "ready" if not problems else "not ready", "problems": problems}
+        return {"status": "ready" if not problems else "not ready", "problems": problems,
+                "warnings": warnings() if warnings is not None else []}
 
     @app.get("/metrics")
     async def metrics():
@@ -110,10 +120,11 @@ async def readiness(engine: AsyncEngine, kafka: KafkaConfig) -> list[str]:
     return problems
 
 
-async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event) -> None:
+async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event,
+                              limits: HttpLimits | None = None) -> None:
     # Production processes run in containers, where the scraper and probes come from outside.
-    config = uvicorn.Config(app, host=os.environ.get("FAULTLINE_HTTP_HOST", "0.0.0.0"), port=port,
-                            log_level="warning", lifespan="off")
+    config = uvicorn_config(app, os.environ.get("FAULTLINE_HTTP_HOST", "0.0.0.0"), port,
+                            limits or HttpLimits.from_env(), log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None       # SIGTERM is ours: drain, then stop
     task = asyncio.create_task(server.serve())
@@ -132,6 +143,20 @@ async def prepare(settings: ProcessSettings, topics: dict[str, int]) -> AsyncEng
     await upgrade_async(settings.database_url)
     await ensure_topics(settings.kafka, topics, deadline_s=None)
     return create_async_engine(settings.database_url, pool_pre_ping=True)
+
+
+def calendar_watch(rulebook: Rulebook, registry: CollectorRegistry) -> Warnings:
+    """TM-4's calendar end, for a process that loads a rulebook: the warning logged once now,
+    the days-left gauge, and what /readyz lists (read on the wall clock each time)."""
+    notice = calendar_notice(rulebook, time.time())
+    if notice:
+        log.warning("%s", notice)
+    registry.register(CalendarCollector(rulebook, time.time))
+
+    def warnings() -> list[str]:
+        notice = calendar_notice(rulebook, time.time())
+        return [notice] if notice else []
+    return warnings
 
 
 def _lag_gauge(registry: CollectorRegistry) -> Gauge:
@@ -166,7 +191,8 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
     registry.register(OpenFaultsCollector(
         lambda: [f for st in list(shards.shards.values()) for f in st.core.correlator.open_faults.values()]))
     app = ops_app(lambda: router.healthy and shards.healthy,
-                  lambda: readiness(engine, settings.kafka), registry)
+                  lambda: readiness(engine, settings.kafka), registry,
+                  calendar_watch(rulebook, registry), settings.http)
 
     async def lag_loop():
         counted = 0
@@ -179,7 +205,7 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
 
     try:
         await asyncio.gather(router.run(stop), shards.run(stop), lag_loop(),
-                             serve_until_stopped(app, settings.http_port, stop))
+                             serve_until_stopped(app, settings.http_port, stop, settings.http))
     finally:
         await producer.stop()
         await engine.dispose()
@@ -203,9 +229,11 @@ async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
     shards = ShardRunner(DispatchLogic(inventory, rulebook, warn), ShardLog(engine, "dispatch"),
                          settings.kafka, producer, group_id="faultline-dispatch", input_partitions=n,
                          wall_clock=None, metrics=EngineMetrics(registry))
-    app = ops_app(lambda: shards.healthy, lambda: readiness(engine, settings.kafka), registry)
+    app = ops_app(lambda: shards.healthy, lambda: readiness(engine, settings.kafka), registry,
+                  calendar_watch(rulebook, registry), settings.http)
     try:
-        await asyncio.gather(shards.run(stop), serve_until_stopped(app, settings.http_port, stop))
+        await asyncio.gather(shards.run(stop),
+                             serve_until_stopped(app, settings.http_port, stop, settings.http))
     finally:
         await producer.stop()
         await engine.dispose()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
 from services.engine import Engine
+from services.http_guard import HttpLimits
 from shared.bus import Bus
 from shared.inventory import Inventory
 from shared.liveclock import Clock
@@ -24,6 +28,39 @@ class LiveSettings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     recent_hours: float = 24.0           # GET /faults also lists faults ended this recently
+    http: HttpLimits = HttpLimits()      # body size, body timeout, CORS, connections (FAULTLINE_HTTP_*)
+
+
+class IntakeFirst:
+    """Reads give way to intake on the engine's event loop.
+
+    Intake handlers hold `intake()`; a read first waits, up to `max_wait_s`, until no intake
+    request is in flight. Every read is bounded (a page), but four clients polling in a loop
+    would otherwise run a page build before each of an intake request's many awaits; with
+    this gate an alarm waits for at most the reads already running (bench/http_reads.py)."""
+
+    def __init__(self, max_wait_s: float = 1.0) -> None:
+        self.max_wait_s = max_wait_s
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def intake(self) -> AsyncIterator[None]:
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def read(self) -> None:
+        if self._busy:
+            with contextlib.suppress(TimeoutError):       # a storm of intake must not starve reads for ever
+                async with asyncio.timeout(self.max_wait_s):
+                    await self._idle.wait()
 
 
 @dataclass(slots=True)
@@ -36,3 +73,4 @@ class Runtime:
     clock: Clock
     registry: CollectorRegistry
     engine: Engine
+    gate: IntakeFirst = field(default_factory=IntakeFirst)
