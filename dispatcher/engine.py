@@ -197,9 +197,8 @@ class Dispatcher:
     # ------------------------------------------------------------------ timers
 
     def _next_slot(self, due: float, now: float) -> float:
-        """TM-6's next due time: due + one period when it fired on time (replay always does),
-        else the first slot due + k·period after `now`. A live service back from a downtime,
-        or after a wall-clock jump of years, sends one stage SMS, not one per missed slot."""
+        """TM-6's next due time: due + one period, or, when that is not after `now`, the
+        first slot due + k·period after it (the missed slots are skipped)."""
         period = self.rulebook.tm6_s
         nxt = due + period
         if nxt > now or period <= 0 or not math.isfinite(now):
@@ -212,14 +211,19 @@ class Dispatcher:
     def next_timer_key(self) -> tuple[float, int, int, int] | None:
         return self.timers.peek_key()
 
-    def fire_next(self, now: float) -> list[dict]:
+    def fire_next(self, now: float, skip_to: float | None = None) -> list[dict]:
+        """Fire the next timer at clock `now`. `skip_to`: the live service is catching up on
+        time it could not run (a downtime, a wall clock set forward by years) up to there;
+        a repeating timer (TM-6) then fires this slot and resumes after `skip_to` instead of
+        sending one stage SMS per missed slot. Replay gives none: it walks every slot."""
         due, kind, payload = self.timers.pop()
         out: list[dict] = []
         if kind == "TM-6":
             df, gen = payload
             if df.open and df.serious and df.tm6_gen == gen:
                 self._sms(df, "update", now, out)                                 # NT-2
-                self.timers.schedule(self._next_slot(due, now), df.facts.seq, "TM-6", (df, gen))
+                after = now if skip_to is None or skip_to < now else skip_to
+                self.timers.schedule(self._next_slot(due, after), df.facts.seq, "TM-6", (df, gen))
             return out
         df = payload
         if not df.open:

@@ -16,7 +16,6 @@ from dispatcher.engine import Dispatcher
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
-from shared.timers import firing_clock
 
 # Records per piece of advance_chunks: small enough to bound memory, big enough that the
 # writer's per-call cost does not matter.
@@ -27,7 +26,7 @@ class Pipeline:
     def __init__(self, inventory: Inventory, rulebook: Rulebook,
                  warn: Callable[[str], None] | None = None, *, catch_up_s: float | None = None) -> None:
         self.inventory = inventory
-        self.catch_up_s = catch_up_s      # the live service's (shared.timers.firing_clock); replay: None
+        self.catch_up_s = catch_up_s      # the live service's (shared.timers.LIVE_CATCH_UP_S); replay: None
         self.rulebook = rulebook
         self.correlator = Correlator(inventory, rulebook)
         self.dispatcher = Dispatcher(rulebook, warn)
@@ -76,6 +75,7 @@ class Pipeline:
         if self.clock is None:
             self.clock = to
         corr, disp = self.correlator, self.dispatcher
+        skip_to = None if self.catch_up_s is None else to - self.catch_up_s
         while True:
             kc, kd = corr.next_timer_key(), disp.next_timer_key()
             if kc is None and kd is None:
@@ -84,11 +84,13 @@ class Pipeline:
             key = kc if use_corr else kd
             if key[0] > to:
                 break
-            at = self.clock = firing_clock(key[0], self.clock, to, self.catch_up_s)
+            # On time, a timer's clock is its due time; overdue (T-3), the current clock.
+            at = key[0] if key[0] > self.clock else self.clock
+            self.clock = at
             if use_corr:
                 self._route(corr.fire_next(at), at, out)
             else:
-                out.extend(disp.fire_next(at))
+                out.extend(disp.fire_next(at, skip_to))
             if limit and len(out) >= limit:
                 return False
         if to > self.clock:

@@ -21,23 +21,11 @@ RANK = {
 
 _INF = float("inf")
 
-# The live service's catch-up (T-3): on the wall clock a timer fires within milliseconds
-# of its due time; one overdue by more than this could not fire when due (the service was
-# down, or the wall clock jumped).
+# The live service's catch-up (TM-6 after a downtime): on the wall clock a timer fires
+# within milliseconds of its due time; a clock that moves further than this in one step
+# is time the service could not run (it was down, or the wall clock jumped), and a
+# repeating timer does not walk through it slot by slot (Dispatcher.fire_next's skip_to).
 LIVE_CATCH_UP_S = 60.0
-
-
-def firing_clock(due: float, clock: float | None, to: float, catch_up_s: float | None = None) -> float:
-    """The clock at which a timer due at `due` fires while the clock moves from `clock` to `to`.
-
-    On time: its due time (T-2). Overdue (caused late, T-3): the clock. With `catch_up_s`
-    (the live service; replay has none), a timer overdue by more than that at `to` fires at
-    `to`, and the clock jumps there: the missed time is not walked through, so a repeating
-    timer (TM-6) fires once and reschedules after `to` — a clock jump of years sends one
-    stage SMS, not one per missed slot."""
-    if catch_up_s is not None and due < to - catch_up_s:
-        return to if clock is None or to > clock else clock
-    return due if clock is None or due > clock else clock
 
 
 class TimerQueue:

@@ -310,9 +310,9 @@ def test_TM_10_overdue_contact_by_fires_at_arrival():
 
 def test_TM_6_NT_2_a_clock_jump_of_years_sends_one_stage_sms_not_one_per_missed_slot():
     """The live service's clock can jump (a downtime, a wall clock set forward by years):
-    when TM-6 fires a full period or more after its due time, one stage SMS goes out at the
-    clock and the next is due on the first 2-hour slot after it, not one per missed slot.
-    (Replay fires every timer on time, so its output is unchanged: the tests above.)"""
+    the first missed stage SMS goes out (at its due time, T-2) and the next is due on the
+    first 2-hour slot after the jump, not one per missed slot. Replay walks every slot
+    (test_T_window_a_long_until_inside_the_window_streams_its_records)."""
     pipe = Pipeline(one_circuit(**PROV).build(), RULEBOOK, catch_up_s=LIVE_CATCH_UP_S)
     out = io.BytesIO()
     replay = Replay(pipe, out)
@@ -324,7 +324,7 @@ def test_TM_6_NT_2_a_clock_jump_of_years_sends_one_stage_sms_not_one_per_missed_
     jump = serious_at + 3 * 365 * 86400 + 37 * 60            # three years and 37 minutes on
     made = pipe.advance(jump)                                # the live clock, read after the jump
     sms = [r for r in made if r["type"] == "sms"]
-    assert [(r["stage"], r["at"]) for r in sms] == [("update", fmt_time(jump))]
+    assert [(r["stage"], r["at"]) for r in sms] == [("update", fmt_time(serious_at + period))]
     next_slot = serious_at + (int((jump - serious_at) // period) + 1) * period
     assert pipe.dispatcher.timers.next_due() == next_slot
     assert [r for r in pipe.advance(next_slot - 1) if r["type"] == "sms"] == []
@@ -336,28 +336,24 @@ def records_of(out) -> list[dict]:
     return [orjson.loads(x) for x in out.getvalue().splitlines()]
 
 
-def test_T_3_the_live_service_fires_timers_missed_while_down_once_at_its_clock():
-    """Back from a downtime (or a wall-clock jump), the live service fires each timer that
-    fell due meanwhile once, at the clock it reads (T-3), instead of walking the missed
-    hours; replay (no catch-up) fires them at their due times. The decisions are the same."""
-    def serious_after(catch_up_s):
+def test_T_2_T_3_back_from_a_downtime_the_live_service_fires_each_missed_timer_once_at_its_due_time():
+    """Five hours down after a fault opened: TM-1 fires at its due time (T-2), as in
+    replay; only the repeating TM-6 does not walk the missed slots."""
+    def back_after_five_hours(catch_up_s):
         pipe = Pipeline(one_circuit(**PROV).build(), RULEBOOK, catch_up_s=catch_up_s)
-        replay = Replay(pipe, io.BytesIO())
-        replay.run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"), None)
-        return pipe.advance(parse_time(t(300)))                  # back five hours later
+        Replay(pipe, io.BytesIO()).run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"), None)
+        return pipe.advance(parse_time(t(300)))
 
-    live, replayed = serious_after(LIVE_CATCH_UP_S), serious_after(None)
-    assert [r["type"] for r in live if r["type"] != "sms"] == \
-        [r["type"] for r in replayed if r["type"] != "sms"]
-    assert {r["at"] for r in live} == {t(300)}
-    assert next(r for r in replayed if r["type"] == "fault.serious")["at"] == t(30)
-    # TM-6 counts from serious_at (T-6): live, the first stage SMS is due two hours after t(300)
-    assert [r["stage"] for r in live if r["type"] == "sms"] == ["new"]
-    assert [r["stage"] for r in replayed if r["type"] == "sms"] == ["new", "update", "update"]
+    live, replayed = back_after_five_hours(LIVE_CATCH_UP_S), back_after_five_hours(None)
+    assert [r for r in live if r["type"] != "sms"] == [r for r in replayed if r["type"] != "sms"]
+    assert next(r for r in live if r["type"] == "fault.serious")["at"] == t(30)
+    assert [(r["stage"], r["at"]) for r in live if r["type"] == "sms"] == [("new", t(30)), ("update", t(150))]
+    assert [(r["stage"], r["at"]) for r in replayed if r["type"] == "sms"] == \
+        [("new", t(30)), ("update", t(150)), ("update", t(270))]
 
 
-def test_T_3_a_timer_late_by_less_than_the_catch_up_fires_at_its_due_time():
+def test_TM_6_a_slot_late_by_less_than_the_catch_up_is_not_skipped():
     pipe = Pipeline(one_circuit(**PROV).build(), RULEBOOK, catch_up_s=LIVE_CATCH_UP_S)
     Replay(pipe, io.BytesIO()).run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"), None)
-    made = pipe.advance(parse_time(t(30)) + 20)                  # the loop woke 20 s late
-    assert next(r for r in made if r["type"] == "fault.serious")["at"] == t(30)
+    made = pipe.advance(parse_time(t(270)) + 20)                 # the loop woke 20 s late
+    assert [r["at"] for r in made if r["type"] == "sms"] == [t(30), t(150), t(270)]
