@@ -7,6 +7,13 @@ logged as `advance` entries when they produce records. On start-up a fresh Pipel
 re-runs the log (the rules are pure and deterministic, so the same records come out and
 are neither stored nor published again), then advances to the current clock so timers
 that fell due while the service was down fire once, and are stored.
+
+No input stops the engine. An unexpected error while handling one input (a bug the
+decoders or rules did not foresee) refuses that input with the error — kept and
+dead-lettered like any refusal, answered 422 — and rebuilds the pipeline from the log,
+which never holds that input, since the failed step may have half-changed it. A failing
+store is different: the input is answered 503 (not kept: its sender retries), /healthz
+says down, and the engine rebuilds from the log as soon as the database answers again.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ from shared.bus import DEADLETTER, DECISIONS, Bus, workorders_topic
 from shared.clock import fmt_time
 from shared.liveclock import Clock
 from shared.model import Alarm, Rejected
-from shared.store import Batch, LogEntry, Refusal, Store, StoredRecord
+from shared.store import Batch, LogEntry, Refusal, Store, StoredRecord, data_fault, kept_value
 from shared.wire import INPUT_KINDS
 
 log = logging.getLogger("faultline.engine")
 
 MAX_SLEEP = 60.0      # real seconds; re-read the clock at least this often (wall-clock jumps)
+RETRY_MAX = 10.0      # real seconds: the longest wait between attempts to reach a failed store
+INTERNAL = "internal error while handling this input"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,14 @@ class EngineStopped(RuntimeError):
     """The engine task is not running; inputs cannot be handled (HTTP answers 503)."""
 
 
+class StoreUnavailable(EngineStopped):
+    """The store failed: the input was not kept; the engine waits for the database (503)."""
+
+
+class _RebuildFailed(RuntimeError):
+    """Re-running the log raised: the state cannot be trusted, so the engine stops."""
+
+
 class Engine:
     def __init__(self, pipeline_factory: Callable[[], Pipeline], store: Store, bus: Bus,
                  clock: Clock, metrics: EngineMetrics) -> None:
@@ -75,6 +92,10 @@ class Engine:
         self._task: asyncio.Task | None = None
         self._input_seq = 0
         self._record_seq = 0
+        self._down: str | None = None        # why the store cannot be used now
+        self._stopping = False
+        self._timer_failures = 0             # consecutive timer steps that raised
+        self._timer_retry_at = 0.0           # loop time before which due timers are not retried
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -86,6 +107,7 @@ class Engine:
     async def stop(self) -> None:
         if self._task is None or self._task.done():
             return
+        self._stopping = True                 # ends a wait for the store (_await_store)
         await self._jobs.put(_STOP)
         try:
             await asyncio.wait_for(asyncio.shield(self._task), 10)
@@ -94,12 +116,48 @@ class Engine:
 
     @property
     def alive(self) -> bool:
+        """The loop runs and can do its work (/healthz): False once the task ended, while the
+        store is unreachable, and while a due timer keeps failing (a crash loop)."""
+        return self._running and self._down is None and self._timer_failures == 0
+
+    @property
+    def problem(self) -> str | None:
+        """Why `alive` is False, for /healthz's detail (None while alive)."""
+        if not self._running:
+            return "the engine task has stopped"
+        if self._down is not None:
+            return f"the store is unavailable: {self._down}"
+        if self._timer_failures:
+            return f"a due timer failed {self._timer_failures} time(s) in a row; retrying"
+        return None
+
+    @property
+    def _running(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def recover(self) -> int:
         """Rebuild state from the input log; returns the number of entries re-run."""
         entries = await self.store.log()
         pipe = self.pipeline = self._factory()
+        if self._task is not None:            # a rebuild while running: a rule error is fatal
+            try:
+                replayed = self._replay(pipe, entries)
+            except Exception as err:
+                raise _RebuildFailed(f"re-running the log failed: {type(err).__name__}: {err}") from err
+        else:
+            replayed = self._replay(pipe, entries)
+        self._input_seq, self._record_seq, stored = await self.store.counts()
+        if replayed != stored:
+            log.warning("recovery re-made %d records but %d are stored; has the inventory or "
+                        "rulebook changed since they were written?", replayed, stored)
+        if entries:
+            log.info("recovered %d inputs, %d records, clock %s", len(entries), stored,
+                     fmt_time(pipe.clock) if pipe.clock is not None else "-")
+        return len(entries)
+
+    @staticmethod
+    def _replay(pipe: Pipeline, entries: list[LogEntry]) -> int:
+        """Re-run logged entries through a fresh pipeline: nothing is stored or published."""
         replayed = 0
         for e in entries:
             if e.body is None:
@@ -110,14 +168,7 @@ class Engine:
                 log.warning("input %d no longer decodes: %s", e.seq, event.reason)
                 continue
             replayed += len(pipe.submit(event, e.arrival)[0])
-        self._input_seq, self._record_seq, stored = await self.store.counts()
-        if replayed != stored:
-            log.warning("recovery re-made %d records but %d are stored; has the inventory or "
-                        "rulebook changed since they were written?", replayed, stored)
-        if entries:
-            log.info("recovered %d inputs, %d records, clock %s", len(entries), stored,
-                     fmt_time(pipe.clock) if pipe.clock is not None else "-")
-        return len(entries)
+        return replayed
 
     @property
     def logged_inputs(self) -> int:
@@ -143,8 +194,10 @@ class Engine:
         await job.done
 
     def _check_alive(self) -> None:
-        if not self.alive:
+        if not self._running:
             raise EngineStopped("the engine is not running")
+        if self._down is not None:
+            raise StoreUnavailable(f"the store is unavailable ({self._down}); not kept, try again")
 
     # ------------------------------------------------------------------ the loop
 
@@ -158,33 +211,107 @@ class Engine:
                 return
             try:
                 result = await self._step(job)
-            except BaseException as err:
-                # State may now differ from the store: stop; a restart rebuilds from the log.
-                log.exception("engine step failed; the engine stops")
-                if job is not None and not job.done.done():
-                    job.done.set_exception(err)
+            except _RebuildFailed as err:
+                # The log no longer re-runs: no state can be trusted. Stop (/healthz 503);
+                # a restart tries the same rebuild and says why it fails.
+                log.exception("engine cannot rebuild its state; the engine stops")
+                self._fail(job, EngineStopped(f"engine stopped: {err}"))
+                self._fail_waiting(err)
+                raise
+            except Exception as err:
+                # The store (or bus) failed: what was handled may not be kept, and the
+                # pipeline may be ahead of the log. Answer 503, then rebuild once it answers.
+                log.exception("engine step failed: the store is unavailable")
+                self._down = describe(getattr(err, "orig", None) or err)
+                self._fail(job, StoreUnavailable(f"the store failed ({self._down}); not kept, try again"))
+                self._fail_waiting(err)
+                await self._await_store()
+                continue
+            except BaseException as err:          # cancelled: stop() or the process ends
+                self._fail(job, EngineStopped(f"engine stopped: {err!r}"))
                 self._fail_waiting(err)
                 raise
             if job is not None and not job.done.done():
                 job.done.set_result(result)
 
+    @staticmethod
+    def _fail(job: _Job | None, err: BaseException) -> None:
+        if job is not None and not job.done.done():
+            job.done.set_exception(err)
+
+    async def _await_store(self) -> None:
+        """Rebuild from the log until the store answers (doubling waits up to RETRY_MAX)."""
+        wait = 0.2
+        while not self._stopping:
+            await asyncio.sleep(wait)
+            try:
+                await self.recover()
+            except _RebuildFailed:
+                raise
+            except Exception as err:
+                self._down = describe(getattr(err, "orig", None) or err)
+                log.warning("store still unavailable (%s); again in %.1fs", self._down, wait)
+                self._fail_waiting(err)
+                wait = min(wait * 2, RETRY_MAX)
+                continue
+            log.info("store available again; state rebuilt from the log")
+            self._down = None
+            return
+
     async def _step(self, job: _Job | None) -> Outcome | None:
         started = time.perf_counter()
-        if job is None or job.body is None:
-            batch = self._advance_to(self._now())
-            step = "timer"
+        timer = job is None or job.body is None
+        if timer and asyncio.get_running_loop().time() < self._timer_retry_at:
+            return None                       # a failing timer waits for its retry
+        outcome = None
+        try:
+            if timer:
+                batch = self._advance_to(self._now())
+            else:
+                batch, outcome = self._handle(job.body, job.source, job.refuse)
+        except Exception as err:              # decode or rules: this input's fault
+            batch, outcome = await self._refuse_failed(job, timer, err)
         else:
-            batch, outcome = self._handle(job.body, job.source, job.refuse)
-            step = "input"
-        await self._commit(batch)
+            try:
+                await self._commit(batch)
+            except Exception as err:
+                if not data_fault(err):       # the store's own trouble: _run's business
+                    raise
+                batch, outcome = await self._refuse_failed(job, timer, err)   # this input's data
+        if timer and batch is not None:
+            self._timer_failures = 0
+        step = "timer" if timer else "input"
         self.metrics.engine_seconds.labels(step).observe(time.perf_counter() - started)
-        return None if job is None or job.body is None else outcome
+        return outcome
+
+    async def _refuse_failed(self, job: _Job | None, timer: bool,
+                             err: Exception) -> tuple[Batch | None, Outcome | None]:
+        """One step raised: rebuild the pipeline from the log (the failed step may have half
+        changed it; the log never holds this input), then refuse the input with the error.
+        A timer has no input to refuse: it is retried later, with the engine reported down."""
+        cause = getattr(err, "orig", None) or err       # a database's words, not its SQL
+        reason = f"{INTERNAL}: {describe(cause)}"
+        log.error("%s (%s); rebuilding from the log", reason, "timer" if timer else job.source,
+                  exc_info=err)
+        await self.recover()
+        if timer:
+            self._timer_failures += 1
+            wait = min(2.0 ** self._timer_failures, MAX_SLEEP)
+            self._timer_retry_at = asyncio.get_running_loop().time() + wait
+            return None, None
+        refusal = Refusal(self._now(), job.source, reason, kept_value(job.body))
+        await self._commit(Batch(refusal=refusal))
+        return Batch(refusal=refusal), Outcome(None, 0, reason)
 
     def _fail_waiting(self, err: BaseException) -> None:
+        stopping = False
         while not self._jobs.empty():
             job = self._jobs.get_nowait()
             if isinstance(job, _Job) and not job.done.done():
                 job.done.set_exception(EngineStopped(f"engine stopped: {err!r}"))
+            stopping |= job is _STOP
+        if stopping:                          # stop() asked meanwhile: keep asking
+            self._jobs.put_nowait(_STOP)
 
     def _now(self) -> float:
         now = self.clock.now()
@@ -200,7 +327,10 @@ class Engine:
         due = self._next_due()
         if due is None:
             return MAX_SLEEP
-        return min(MAX_SLEEP, max(0.0, self.clock.real_seconds(due - self._now())))
+        wait = min(MAX_SLEEP, max(0.0, self.clock.real_seconds(due - self._now())))
+        if self._timer_failures:              # no busy loop on a timer that keeps failing
+            wait = max(wait, self._timer_retry_at - asyncio.get_running_loop().time())
+        return wait
 
     # ------------------------------------------------------------------ steps (no await inside)
 
@@ -264,7 +394,8 @@ class Engine:
             f = batch.refusal
             self.metrics.rejected.labels(f.source).inc()
             await self.bus.publish(DEADLETTER, f.source, orjson.dumps(
-                {"reason": f.reason, "source": f.source, "arrival": fmt_time(f.arrival), "input": f.body}))
+                {"reason": f.reason, "source": f.source, "arrival": fmt_time(f.arrival),
+                 "input": kept_value(f.body)}))
 
     def _city_of(self, rec: StoredRecord) -> str | None:
         """The bus key: the fault's city, so one city's records stay in order (CONTRACT §4)."""
@@ -274,6 +405,12 @@ class Engine:
             fid = order.fault_ids[0] if order is not None else None
         fault = self.pipeline.correlator.faults.get(fid) if fid else None
         return fault.city if fault is not None else None
+
+
+def describe(err: BaseException, limit: int = 500) -> str:
+    """`Type: message`, the message cut short (it may quote a whole hostile input)."""
+    text = str(err)
+    return f"{type(err).__name__}: {text if len(text) <= limit else text[:limit] + '…'}"
 
 
 def _as_input(body: object) -> tuple[dict, str | None]:

@@ -5,6 +5,10 @@ published to faultline.alarms keyed by its resource, keeping the message's own t
 arrival. A message that cannot be normalized goes to faultline.deadletter with the reason
 and its topic, partition and offset. Offsets are committed after the broker acknowledged
 what they became (at least once; the correlator's dedup makes a repeat harmless, AL-1).
+
+No message stops ingest: one whose normalizing raises is dead-lettered with the error and
+committed like any refusal. A failure of the broker restarts the consumer session after a
+backoff, with /healthz down until a pass of the loop completes again.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from alarm_ingest.raw import FORMATS, normalize
+from services.engine import INTERNAL, describe
 from services.listeners import now_ms, start_listeners
 from services.processes import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
-from services.router import dead
+from services.router import MAX_VALUE, dead
+from services.shard_runner import run_sessions, until_stopped
 from shared.bus import ALARMS, DEADLETTER
 from shared.clock import fmt_time
 from shared.kafka import Consumer, Msg, Producer, next_offsets, raw_alarms_topic
@@ -51,7 +57,22 @@ def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
             "probable_cause": alarm.probable_cause, "severity": alarm.severity, "state": alarm.state,
             "event_time": payload["event_time"] if fmt == "normalized" else fmt_time(alarm.event_time),
             "text": alarm.text}
-    return ALARMS, orjson.dumps(body), alarm.resource_id, msg.timestamp_ms
+    value = orjson.dumps(body)
+    if len(value) > MAX_VALUE:                # could never be sent: refuse, do not retry forever
+        topic, value, key = dead(msg, f"alarm too large: {len(value)} bytes, at most {MAX_VALUE}", None)
+        return topic, value, key, None
+    return ALARMS, value, alarm.resource_id, msg.timestamp_ms
+
+
+def normalize_or_dead(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
+    """normalize_message(), but an unexpected error on one message dead-letters that message."""
+    try:
+        return normalize_message(msg)
+    except Exception as err:
+        log.exception("internal error while normalizing %s[%d]@%d; dead-lettered", msg.topic,
+                      msg.partition, msg.offset)
+        topic, value, key = dead(msg, f"{INTERNAL}: {describe(err)}", None)
+        return topic, value, key, None
 
 
 async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
@@ -65,22 +86,32 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
     state = {"healthy": False}
     app = ops_app(lambda: state["healthy"], lambda: readiness(engine, settings.kafka), registry)
 
-    async def loop() -> None:
+    async def session() -> None:
         consumer = Consumer(settings.kafka, list(RAW_TOPICS), "faultline-ingest")
-        await consumer.start(deadline_s=None)
-        state["healthy"] = True
+        if not await until_stopped(consumer.start(deadline_s=None), stop):
+            return
         try:
             while not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=1000)
-                if not msgs:
-                    continue
-                outs = [normalize_message(m) for m in msgs]
-                await producer.send_many([(t, v, k, None, ts) for t, v, k, ts in outs])
-                for t, *_rest in outs:
-                    normalized.labels("alarm" if t == ALARMS else "refused").inc()
-                await consumer.commit(next_offsets(msgs))
+                if msgs:
+                    outs = [normalize_or_dead(m) for m in msgs]
+                    await producer.send_many([(t, v, k, None, ts) for t, v, k, ts in outs])
+                    for t, *_rest in outs:
+                        normalized.labels("alarm" if t == ALARMS else "refused").inc()
+                    await consumer.commit(next_offsets(msgs))
+                state["healthy"] = True      # a whole pass done: the loop works
         finally:
             await consumer.stop()
+
+    def failed(backoff: float) -> None:
+        state["healthy"] = False
+        log.exception("ingest session failed; again in %.1fs", backoff)
+
+    async def loop() -> None:
+        try:
+            await run_sessions(session, stop, failed)
+        finally:
+            state["healthy"] = False
 
     async def publish_raw(fmt: str, data: bytes) -> None:
         await producer.send(raw_alarms_topic(fmt), data, timestamp_ms=now_ms())

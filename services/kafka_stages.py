@@ -7,9 +7,15 @@ faultline.correlator.inputs (key: city), from the router:
 faultline.faults (key: city), correlator → dispatcher:
     {"id": "<city>:<seq>:<n>", "notice": …, "key": [due, fault, rank], "now": <Unix s>}
     {"tick": <Unix s>}
+
+Anything else on these topics is refused with a reason (the runner dead-letters it): a
+message not of these shapes, or a time that is not a number inside the sane window (a
+clock moved to the year 30000 would fire every timer of the shard at once, for good).
 """
 
 from __future__ import annotations
+
+import math
 
 import orjson
 
@@ -28,8 +34,21 @@ CORRELATOR_INPUTS = "faultline.correlator.inputs"
 FAULTS = "faultline.faults"
 
 
+# 2000-01-01 and 2100-01-01 UTC: the envelope's sanity bounds for a shard's clock.
+EARLIEST, LATEST = 946684800.0, 4102444800.0
+
+
 def tick_message(t: float) -> bytes:
     return orjson.dumps({"tick": t})
+
+
+def _instant(value: object, name: str) -> str | None:
+    """Why `value` is not a usable Unix time (None when it is)."""
+    if type(value) not in (int, float):
+        return f"{name}: expected Unix seconds, got {type(value).__name__}"
+    if not (math.isfinite(value) and EARLIEST <= value < LATEST):
+        return f"{name}: {value!r} is outside 2000-01-01..2100-01-01"
+    return None
 
 
 class CorrelateLogic:
@@ -56,10 +75,18 @@ class CorrelateLogic:
 
     def step(self, core: CorrelatorShard, body: dict, seq: int) -> tuple[Step, float]:
         if "tick" in body:                                # a stream-clock tick is an input: logged
+            bad = _instant(body["tick"], "tick")
+            if bad is not None:
+                return Step(log=False, refused=bad), 0.0
             t = float(body["tick"])
             step = self.tick(core, t, seq)
             step.log = True
             return step, t
+        bad = _instant(body.get("at"), "at")
+        if bad is None and type(body.get("input")) is not dict:
+            bad = f"input: expected a CONTRACT §3 object, got {type(body.get('input')).__name__}"
+        if bad is not None:
+            return Step(log=False, refused=bad), 0.0
         at = float(body["at"])
         event = decode_event(body["input"])
         if isinstance(event, Rejected):                  # the router checks; belt and braces
@@ -131,10 +158,21 @@ class DispatchLogic:
 
     def step(self, core: DispatcherShard, body: dict, seq: int) -> tuple[Step, float]:
         if "tick" in body:
+            bad = _instant(body["tick"], "tick")
+            if bad is not None:
+                return Step(log=False, refused=bad), 0.0
             t = float(body["tick"])
             step = self.tick(core, t, seq)
             return step, t
-        notice, key, now = decode_notice(orjson.dumps(body), self.inventory)
+        bad = _instant(body.get("now"), "now")
+        if bad is not None:
+            return Step(log=False, refused=bad), 0.0
+        decoded = decode_notice(orjson.dumps(body), self.inventory)
+        if isinstance(decoded, Rejected):                 # a decoder that refuses instead of raising
+            return Step(log=False, refused=decoded.reason), 0.0
+        notice, key, now = decoded
+        if isinstance(notice, Rejected):
+            return Step(log=False, refused=notice.reason), 0.0
         records, refused = core.handle(notice, key, now)
         step = self._step(core, records)
         step.log = True

@@ -9,6 +9,10 @@ owning city (services/sharding.py). Refused messages go to faultline.deadletter 
 reason and their topic, partition and offset. Offsets are committed only after the
 broker acknowledged what they became; a crash in between re-sends them, and the shard's
 log skips the duplicate by its source key.
+
+No message stops the router: one whose routing raises (a case nothing above foresaw) is
+dead-lettered with the error and passed like any refusal (`route_or_dead`), so the same
+offset is never retried forever.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
+from services.engine import INTERNAL, describe
 from services.kafka_stages import CORRELATOR_INPUTS, tick_message
 from services.sharding import UNMAPPED
 from services.split import shards_for
@@ -34,6 +39,11 @@ from shared.wire import ACTION_KINDS, action_from_dict, complaint_from_dict
 log = logging.getLogger("faultline.router")
 
 Out = tuple[str, bytes, str | None]          # topic, value, key
+
+# aiokafka's max_request_size is 1 MiB: a routed value or dead letter beyond it could never
+# be sent, and the message would be retried forever. Kept values stop well short of it.
+MAX_VALUE = 900_000
+MAX_KEPT = 256 * 1024
 
 
 def all_shards(inventory: Inventory) -> list[str]:
@@ -77,13 +87,50 @@ def route(inventory: Inventory, msg: Msg) -> list[Out]:
     if isinstance(cities, Rejected):
         return [dead(msg, cities.reason, obj)]
     value = orjson.dumps({"at": at, "source": source, "input": body})    # the same for every city
+    if len(value) > MAX_VALUE:
+        return [dead(msg, f"message too large: {len(value)} bytes routed, at most {MAX_VALUE}", None)]
     return [(CORRELATOR_INPUTS, value, city) for city in cities]
 
 
+def route_or_dead(inventory: Inventory, msg: Msg) -> list[Out]:
+    """route(), but an unexpected error while routing one message dead-letters that message."""
+    try:
+        return route(inventory, msg)
+    except Exception as err:
+        log.exception("internal error while routing %s[%d]@%d; dead-lettered", msg.topic, msg.partition,
+                      msg.offset)
+        return [dead(msg, f"{INTERNAL}: {describe(err)}", None)]
+
+
 def dead(msg: Msg, reason: str, value: object) -> Out:
-    letter = {"reason": reason, "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-              "value": value if value is not None else msg.value.decode(errors="replace")}
-    return (DEADLETTER, orjson.dumps(letter), msg.key)
+    """A dead letter naming the message (topic, partition, offset) with the reason and the value:
+    the decoded JSON when given and it encodes within MAX_KEPT bytes, else the raw text (cut at
+    MAX_KEPT, with `truncated`). Never raises: a letter must always be sendable."""
+    letter = {"reason": reason[:4096], "topic": msg.topic, "partition": msg.partition,
+              "offset": msg.offset, "value": None}
+    if value is not None:
+        letter["value"] = value
+        try:
+            encoded = orjson.dumps(letter)
+            if len(encoded) <= MAX_KEPT + 8192:
+                return (DEADLETTER, encoded, _key(msg))
+        except (TypeError, ValueError):       # nested beyond orjson's depth: keep the raw text
+            pass
+    raw = msg.value.decode(errors="replace")
+    cut = MAX_KEPT
+    while True:              # escapes can make the text several times longer once encoded
+        letter["value"] = raw[:cut]
+        if len(raw) > cut:
+            letter["truncated"] = len(msg.value)
+        encoded = orjson.dumps(letter)
+        if len(encoded) <= MAX_KEPT + 8192:
+            return (DEADLETTER, encoded, _key(msg))
+        cut //= 4
+
+
+def _key(msg: Msg) -> str | None:
+    """The message's own key, unless it is too long to be a key."""
+    return msg.key if msg.key is None or len(msg.key) <= 1024 else None
 
 
 class ArrivalOrder:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from services.router import ROUTED_TOPICS, ArrivalOrder, route
+from services.router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
 from services.shard_runner import run_sessions, until_stopped
 from shared.inventory import Inventory
 from shared.kafka import Consumer, KafkaConfig, Producer, next_offsets
@@ -29,6 +29,8 @@ class RouterRunner:
         self.hold_s = hold_s
         self.late = 0              # messages released after a later one: beyond the hold
         self.lag: dict[tuple[str, int], int] = {}
+        # /healthz: True once a pass of the loop has completed, False from a failure until the
+        # next pass completes, so a session that fails every few seconds never reads healthy.
         self.healthy = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -36,7 +38,10 @@ class RouterRunner:
             self.healthy = False
             log.exception("router session failed; again in %.1fs", backoff)
 
-        await run_sessions(lambda: self._session(stop), stop, failed)
+        try:
+            await run_sessions(lambda: self._session(stop), stop, failed)
+        finally:
+            self.healthy = False
 
     async def _session(self, stop: asyncio.Event) -> None:
         order = ArrivalOrder(self.hold_s)
@@ -48,7 +53,6 @@ class RouterRunner:
                             assignors=(SingleActiveAssignor,))
         if not await until_stopped(consumer.start(deadline_s=None), stop):
             return
-        self.healthy = True
         released_upto = -1
         asked = lag_read = float("-inf")
         try:
@@ -63,12 +67,15 @@ class RouterRunner:
                     lag_read = time.monotonic()
                     self.lag = await consumer.lag()
                 ready = order.release(owned)
-                if not ready:
-                    continue
-                released_upto = self._count_late(ready, released_upto)
-                outs = [o for m in ready for o in route(self.inventory, m)]
-                await self.producer.send_many([(topic, value, key, None, None) for topic, value, key in outs])
-                await consumer.commit(_commit_points(ready, order))
+                if ready:
+                    released_upto = self._count_late(ready, released_upto)
+                    # A message that cannot be routed is dead-lettered and committed like any
+                    # other: retrying it could only fail again, and would hold every later one.
+                    outs = [o for m in ready for o in route_or_dead(self.inventory, m)]
+                    await self.producer.send_many([(topic, value, key, None, None)
+                                                   for topic, value, key in outs])
+                    await consumer.commit(_commit_points(ready, order))
+                self.healthy = True
         finally:
             await consumer.stop()
 

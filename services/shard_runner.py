@@ -9,25 +9,52 @@ stored — redone. A shard is rebuilt, on assignment or after any failure, by re
 log through a fresh shard; timers come back with it and overdue ones fire once, at the
 first tick. Ticks that change nothing are not logged: each logged input carries the clock
 it was handled at, so a rebuild never depends on them.
+
+No message stops a shard. A message that is not a JSON object, or whose handling raises (a
+case the stage's checks did not foresee), is refused — kept in `rejected` and sent to
+faultline.deadletter — and passed. A raise may leave the shard half-changed, so what the
+batch did before it is stored first and the shard is rebuilt from its log, which never
+holds the bad message. A batch the database refuses for its data (a value too long for a
+column…) is redone one message at a time, so only the culprit is refused. A refused
+message without a source key is known by its coordinates, so a redelivery is not refused
+twice. A timer that raises on one shard is retried later, with /healthz down meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 
+from services.engine import INTERNAL, describe
 from services.shardlog import Batch, Entry, Outgoing, ShardLog
 from shared.bus import DEADLETTER
 from shared.clock import fmt_time
 from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, next_offsets, partition_for
+from shared.store import UnstorableInput, data_fault, kept_value
 
 log = logging.getLogger("faultline.shards")
+
+MAX_KEPT = 256 * 1024      # a refused value beyond this is kept as cut text (it must fit a message)
+SHARD_MAX = 32              # shared.db.models.SHARD
+KEY_MAX = 255               # shared.db.models.NAME (source_key)
+TICK_RETRY_MAX_S = 60.0
+
+
+class _Unstorable(Exception):
+    """The database refused a batch for its data (DataError): some message in it is bad."""
+
+
+def _storable(text: str, limit: int) -> bool:
+    """Fits its column, and holds no NUL (PostgreSQL text cannot)."""
+    return len(text) <= limit and "\x00" not in text
 
 
 @dataclass(slots=True)
@@ -81,7 +108,10 @@ class ShardRunner:
         self.owned: set[int] = set()
         self.unflushed = False                # shards were taken over: publish what they stored
         self.known_topics: set[str] = set()
+        # /healthz: True once a pass of the loop completed with no shard's timers failing;
+        # False from a failure until then, so a session failing every few seconds reads down.
         self.healthy = False
+        self.failing: dict[str, tuple[int, float]] = {}   # shard → (failed ticks, retry at)
         self.metrics = metrics                # services.metrics.EngineMetrics, or None
 
     # ------------------------------------------------------------------ lifecycle
@@ -93,7 +123,10 @@ class ShardRunner:
             log.exception("%s: session failed; rebuilding from the log in %.1fs", self.logic.stage, backoff)
             self.shards.clear()
 
-        await run_sessions(lambda: self._session(stop), stop, failed)
+        try:
+            await run_sessions(lambda: self._session(stop), stop, failed)
+        finally:
+            self.healthy = False
 
     async def _session(self, stop: asyncio.Event) -> None:
         consumer = Consumer(self.kafka, [self.logic.input_topic], self.group_id,
@@ -101,7 +134,6 @@ class ShardRunner:
         if not await until_stopped(consumer.start(deadline_s=None), stop):
             return
         try:
-            self.healthy = True
             next_tick = 0.0
             while not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=self.batch_size)
@@ -116,6 +148,7 @@ class ShardRunner:
                 if self.wall_clock is not None and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + self.tick_every_s
                     await self.tick_all(self.wall_clock())
+                self.healthy = not (self.failing.keys() & self.shards.keys())   # a whole pass done
         finally:
             await consumer.stop()
 
@@ -153,35 +186,111 @@ class ShardRunner:
 
     # ------------------------------------------------------------------ processing
 
-    async def process(self, msgs: list[Msg]) -> None:
+    async def process(self, msgs: list[Msg], *, alone: bool = False) -> None:
         batch = Batch()
-        last_clock, alarms = 0.0, 0
-        for msg in msgs:
+        last_clock, alarms, first = 0.0, 0, 0
+        for i, msg in enumerate(msgs):
             shard = msg.key or "-"
+            if not _storable(shard, SHARD_MAX):          # no city's key: kept under "-"
+                shard = "-"
             state = self.shards.get(shard) or await self.open_shard(shard)
             try:
                 body = orjson.loads(msg.value)
             except orjson.JSONDecodeError as err:
-                self._refuse(batch, state, f"{msg.topic}:{msg.partition}:{msg.offset}",
-                             f"not valid JSON: {err}", {"raw": msg.value.decode(errors="replace")})
+                self._refuse(batch, state, _coordinates(msg), f"not valid JSON: {err}",
+                             {"raw": msg.value.decode(errors="replace")}, msg=msg)
+                continue
+            if type(body) is not dict:
+                self._refuse(batch, state, _coordinates(msg),
+                             f"expected a JSON object, got {type(body).__name__}", body, msg=msg)
                 continue
             source_key = self.logic.source_key(body)
+            if source_key is not None and (type(source_key) is not str
+                                           or not _storable(source_key, KEY_MAX)):
+                self._refuse(batch, state, _coordinates(msg), "source key: expected a string of at most "
+                             f"{KEY_MAX} characters, got {type(source_key).__name__}", body, msg=msg)
+                continue
             if source_key is not None and source_key in state.seen:
                 continue                                          # a redelivery: already done
-            step, clock = self.logic.step(state.core, body, state.seq + 1)
-            alarms += (body.get("input") or {}).get("kind") == "alarm"
+            try:
+                step, clock = self.logic.step(state.core, body, state.seq + 1)
+            except Exception as err:
+                # The shard may be half-changed. Store what the batch did so far, rebuild the
+                # shard from its log (which never holds this message), then refuse the message.
+                log.exception("%s %s: internal error on %s; refused, rebuilding the shard",
+                              self.logic.stage, shard, _coordinates(msg))
+                await self._store_or_isolate(batch, last_clock, msgs[first:i], alone, skip_timers={shard})
+                state = await self.open_shard(shard)
+                batch, first = Batch(), i
+                self._refuse(batch, state, source_key or _coordinates(msg), f"{INTERNAL}: {describe(err)}",
+                             body, msg=msg)
+                continue
+            if not (type(clock) in (int, float) and math.isfinite(clock)):
+                clock = 0.0                                       # never let it break the store
+            inp = body.get("input")
+            alarms += type(inp) is dict and inp.get("kind") == "alarm"
             last_clock = max(last_clock, clock)
-            self._collect(batch, state, step, "input", clock, body, source_key)
+            self._collect(batch, state, step, "input", clock, body, source_key,
+                          None if source_key is not None or step.refused is None else _coordinates(msg), msg)
         if self.metrics is not None and alarms:
             self.metrics.alarms.inc(alarms)
-        await self._store(batch, last_clock)
+        await self._store_or_isolate(batch, last_clock, msgs[first:], alone)
+
+    async def _store_or_isolate(self, batch: Batch, clock: float, msgs: list[Msg], alone: bool,
+                                skip_timers: set[str] = frozenset()) -> None:
+        """Store `batch` (what `msgs` did). If the database refuses its data, nothing of it was
+        stored: rebuild the shards it touched and redo the messages one at a time; a message
+        refused alone is dead-lettered with the database's reason."""
+        try:
+            await self._store(batch, clock, skip_timers)
+            return
+        except _Unstorable as err:
+            cause = err.__cause__ or err
+            cause = getattr(cause, "orig", None) or cause      # the driver's words, not the SQL
+        for shard in {s for s, _e in batch.shard_entries}:
+            await self.open_shard(shard)
+        if not alone:
+            log.warning("%s: the database refused a batch of %d (%s); redoing it one by one",
+                        self.logic.stage, len(msgs), describe(cause))
+            for msg in msgs:
+                await self.process([msg], alone=True)
+            return
+        msg = msgs[0]
+        shard = msg.key if msg.key and _storable(msg.key, SHARD_MAX) else "-"
+        state = self.shards.get(shard) or await self.open_shard(shard)
+        retry = Batch()
+        try:
+            body = orjson.loads(msg.value)
+            key = self.logic.source_key(body) if type(body) is dict else None
+        except orjson.JSONDecodeError:
+            body, key = {"raw": msg.value.decode(errors="replace")}, None
+        if type(key) is not str or not _storable(key, KEY_MAX):
+            key = _coordinates(msg)
+        reason = f"{INTERNAL}: {describe(cause)}".replace("\x00", "\ufffd")
+        self._refuse(retry, state, key, reason, body, msg=msg)
+        await self._store(retry, clock)
 
     async def tick_all(self, now: float) -> None:
         """Advance every owned shard to `now`; what fires is logged and published."""
         batch = Batch()
         quiet: list[tuple[str, Outgoing]] = []
         for state in list(self.shards.values()):
-            step = self.logic.tick(state.core, now, state.seq + 1)
+            failed = self.failing.get(state.shard)
+            if failed is not None and time.monotonic() < failed[1]:
+                continue                                  # a failing timer waits for its retry
+            try:
+                step = self.logic.tick(state.core, now, state.seq + 1)
+            except Exception:
+                # No message to refuse: rebuild the shard (its log is whole: a tick is the
+                # shard's only step in this batch) and retry later, reported down meanwhile.
+                n = failed[0] + 1 if failed else 1
+                retry = min(2.0 ** n, TICK_RETRY_MAX_S)
+                log.exception("%s %s: a timer step failed (%d in a row); rebuilt, again in %.0fs",
+                              self.logic.stage, state.shard, n, retry)
+                await self.open_shard(state.shard)
+                self.failing[state.shard] = (n, time.monotonic() + retry)
+                continue
+            self.failing.pop(state.shard, None)
             if step.log:
                 self._collect(batch, state, step, "tick", now, None, None)
             else:
@@ -191,7 +300,9 @@ class ShardRunner:
             await self._send([(shard, o) for shard, o in quiet])   # ticks only follow a flushed outbox
 
     def _collect(self, batch: Batch, state: ShardState, step: Step, kind: str, clock: float,
-                 body: dict | None, source_key: str | None) -> None:
+                 body: dict | None, source_key: str | None, refusal_key: str | None = None,
+                 msg: Msg | None = None) -> None:
+        """`refusal_key` names a refused input that has no source key (its coordinates)."""
         if step.log:
             state.seq += 1
             batch.shard_entries.append((state.shard, Entry(state.seq, kind, clock, body, source_key)))
@@ -202,18 +313,24 @@ class ShardRunner:
             batch.records.extend((state.shard, r) for r in step.records)
             batch.inputs.extend(step.inputs)
         if step.refused is not None:
-            self._refuse(batch, state, source_key, step.refused, body, logged=step.log)
+            self._refuse(batch, state, source_key or refusal_key, step.refused, body, logged=step.log,
+                         msg=msg)
 
     def _refuse(self, batch: Batch, state: ShardState, source_key: str | None, reason: str,
-                body: dict | None, *, logged: bool = False) -> None:
+                body: dict | None, *, logged: bool = False, msg: Msg | None = None) -> None:
         """Keep a refused input (the rejected table and the dead-letter topic), never drop it.
+        The letter names the message it came from (topic, partition, offset) when given.
 
         A `refused` log entry carries the dead letter's outbox row and, unless the input
         itself was logged, its source key, so a redelivery is not refused twice."""
+        if not logged and source_key is not None and source_key in state.seen:
+            return                                  # refused on an earlier delivery
         log.info("%s %s refused %s: %s", self.logic.stage, state.shard, source_key, reason)
-        batch.refusals.append((state.shard, source_key, reason, body))
-        letter = orjson.dumps({"reason": reason, "stage": self.logic.stage, "source": source_key,
-                               "value": body})
+        kept = kept_value(body, MAX_KEPT)       # what encodes, and fits a message
+        batch.refusals.append((state.shard, source_key, reason, kept))
+        where = {} if msg is None else {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
+        letter = orjson.dumps({"reason": reason, "stage": self.logic.stage, "source": source_key, **where,
+                               "value": kept})
         state.seq += 1
         key = None if logged else source_key
         if key is not None:
@@ -221,15 +338,26 @@ class ShardRunner:
         batch.shard_entries.append((state.shard, Entry(state.seq, "refused", 0.0, None, key)))
         batch.outgoing.append((state.shard, Outgoing(state.seq, DEADLETTER, state.shard, [letter])))
 
-    async def _store(self, batch: Batch, clock: float) -> None:
+    async def _store(self, batch: Batch, clock: float, skip_timers: set[str] = frozenset()) -> None:
+        """Store the batch, then publish. `skip_timers`: shards whose core is not to be read
+        (half-changed by a failed step; their timers row is written by their next batch)."""
         if not batch:
             return
-        for shard in {s for s, _e in batch.shard_entries}:
+        for shard in {s for s, _e in batch.shard_entries} - set(skip_timers):
             state = self.shards.get(shard)
             if state is not None:
                 batch.timers[shard] = state.core.pending_timers()
         started = time.perf_counter()
-        await self.log.append(batch, fmt_time(clock) if clock else "")
+        try:
+            at = fmt_time(clock) if clock else ""
+        except (ValueError, OverflowError):      # a clock beyond what a date can show
+            at = ""
+        try:
+            await self.log.append(batch, at)
+        except (DBAPIError, UnstorableInput) as err:
+            if not data_fault(err):
+                raise                                # the database's own trouble: a new session
+            raise _Unstorable(describe(err)) from err    # the data, not the database: see process()
         await self.flush_outbox()
         if self.metrics is not None:
             self.metrics.observe_records(r for _shard, r in batch.records)
@@ -257,6 +385,11 @@ class ShardRunner:
             self.known_topics |= new
         await self.producer.send_many([(o.topic, v, o.key, None, None)
                                        for _s, o in outgoing for v in o.values])
+
+
+def _coordinates(msg: Msg) -> str:
+    """A message's name when it carries no source key; its time survives a recreated topic."""
+    return f"{msg.topic}:{msg.partition}:{msg.offset}@{msg.timestamp_ms}"
 
 
 async def run_sessions(session: Callable[[], Awaitable[None]], stop: asyncio.Event,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.clock import fmt_time
 from shared.db.models import input_log, outbox, rejected, timers
 from shared.db.projection import project_batch
+from shared.store import UnstorableInput
 
 
 @dataclass(slots=True)
@@ -85,24 +86,30 @@ class ShardLog:
                     for r in rows]
 
     async def append(self, batch: Batch, at: str) -> None:
-        """Everything a batch did, in one transaction (or nothing: the caller rebuilds)."""
+        """Everything a batch did, in one transaction (or nothing: the caller rebuilds).
+
+        Raises UnstorableInput, before writing, when an entry's body does not encode (JSON
+        nested deeper than orjson writes): a fault of a message, not of the database."""
         stage = self.stage
+        try:
+            entries = [{"stage": stage, "shard": shard, "seq": e.seq, "kind": e.kind, "clock": e.clock,
+                        "body": orjson.dumps(e.body).decode() if e.body is not None else None,
+                        "source_key": e.source_key} for shard, e in batch.shard_entries]
+            refusals = [{"at": at, "stage": stage, "source_key": source_key, "reason": reason,
+                         "body": orjson.dumps(body).decode()}
+                        for _shard, source_key, reason, body in batch.refusals]
+        except (TypeError, ValueError) as err:          # orjson.JSONEncodeError is a TypeError
+            raise UnstorableInput(f"cannot encode an input: {err}") from err
         async with self.engine.begin() as conn:
-            if batch.shard_entries:
-                await conn.execute(input_log.insert(), [
-                    {"stage": stage, "shard": shard, "seq": e.seq, "kind": e.kind, "clock": e.clock,
-                     "body": orjson.dumps(e.body).decode() if e.body is not None else None,
-                     "source_key": e.source_key} for shard, e in batch.shard_entries])
+            if entries:
+                await conn.execute(input_log.insert(), entries)
             if batch.outgoing:
                 await conn.execute(outbox.insert(), [
                     {"stage": stage, "shard": shard, "seq": o.seq, "topic": o.topic, "key": o.key,
                      "value": orjson.dumps([v.decode() for v in o.values]).decode()}
                     for shard, o in batch.outgoing])
-            if batch.refusals:
-                await conn.execute(rejected.insert(), [
-                    {"at": at, "stage": stage, "source_key": source_key, "reason": reason,
-                     "body": orjson.dumps(body).decode()}
-                    for _shard, source_key, reason, body in batch.refusals])
+            if refusals:
+                await conn.execute(rejected.insert(), refusals)
             for shard, pending in batch.timers.items():       # the due times, for operators
                 await conn.execute(delete(timers).where(timers.c.stage == stage, timers.c.shard == shard))
                 rows = {(f, k, d): None for f, k, d in pending}

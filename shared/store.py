@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.db import database_url
@@ -73,6 +74,53 @@ rejected = Table(
 
 def dumps(obj: object) -> str:
     return orjson.dumps(obj).decode()
+
+
+class UnstorableInput(ValueError):
+    """An input, or what it produced, cannot be written (e.g. JSON nested beyond what the
+    encoder takes): a fault of that one input, not of the database."""
+
+
+def data_fault(err: BaseException) -> bool:
+    """Did the database refuse the data itself rather than fail? UnstorableInput, or SQLSTATE
+    class 22 (a value too long for its column, a NUL in text, a number out of range): then
+    the input that brought it is at fault. A unique key (class 23) is never one input's
+    fault: in the production stages it fences a zombie writer off."""
+    if isinstance(err, (UnstorableInput, DataError)):
+        return True
+    orig = getattr(err, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith("22")
+
+
+def kept_text(body: object, limit: int = 1 << 20) -> str:
+    """A refused body as text that any database takes: JSON when it encodes, else its repr;
+    NULs replaced (PostgreSQL text cannot hold them), cut at `limit` characters."""
+    if isinstance(body, str):
+        text = body
+    else:
+        try:
+            text = dumps(body)
+        except (TypeError, ValueError):            # orjson: nesting beyond its limit, a huge int
+            try:
+                text = repr(body)
+            except (RecursionError, ValueError):     # nested 1,000 deep; an int of 5,000 digits
+                text = f"<unrepresentable {type(body).__name__}>"
+    return text[:limit].replace("\x00", "\ufffd")
+
+
+def kept_value(body: object, limit: int = 1 << 20) -> object:
+    """`body` itself when it encodes as JSON within `limit` bytes, else `kept_text(body)` cut
+    until it encodes within `limit` (escapes can make text several times longer)."""
+    try:
+        if len(orjson.dumps(body)) <= limit:
+            return body
+    except (TypeError, ValueError):
+        pass
+    text = kept_text(body, limit)
+    while len(orjson.dumps(text)) > limit:
+        text = text[:len(text) // 4]
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,29 +209,34 @@ class Store:
             await conn.execute(text("SELECT 1"))
 
     async def append(self, batch: Batch) -> None:
-        """Write one engine step atomically: the entry, its records, its refusal."""
+        """Write one engine step atomically: the entry, its records, its refusal.
+
+        Raises UnstorableInput, before touching the database, when the entry or its records
+        do not encode; a refusal always can be kept (`kept_text`)."""
+        e = batch.entry
+        input_seq = e.seq if e is not None else 0
+        try:
+            entry_body = None if e is None or e.body is None else dumps(e.body)
+            rows = [{"seq": r.seq, "input_seq": input_seq, "type": r.type, "at": r.at,
+                     "fault_id": r.fault_id, "work_order_id": r.work_order_id, "queue": r.queue,
+                     "body": dumps(r.body)} for r in batch.records]
+        except (TypeError, ValueError) as err:     # orjson.JSONEncodeError is a TypeError
+            raise UnstorableInput(f"cannot encode the input or its records: {err}") from err
         async with self.engine.begin() as conn:
-            if batch.entry is not None:
-                e = batch.entry
+            if e is not None:
                 await conn.execute(insert(inputs).values(
                     seq=e.seq, arrival=e.arrival, kind=e.kind, source=e.source,
-                    body=None if e.body is None else dumps(e.body), refused=e.refused))
-            if batch.records:
-                input_seq = batch.entry.seq if batch.entry is not None else 0
-                await conn.execute(insert(records), [
-                    {"seq": r.seq, "input_seq": input_seq, "type": r.type, "at": r.at,
-                     "fault_id": r.fault_id, "work_order_id": r.work_order_id, "queue": r.queue,
-                     "body": dumps(r.body)} for r in batch.records])
-            e = batch.entry
+                    body=entry_body, refused=e.refused))
+            if rows:
+                await conn.execute(insert(records), rows)
             kept = ([(e.kind, e.body[e.kind], e.body["at"])]           # an alarm or complaint taken in
                     if e is not None and e.kind in ("alarm", "complaint") and e.refused is None else [])
             if batch.records or kept:
                 await conn.run_sync(project_batch, kept, [("-", r.body) for r in batch.records], stage="run")
             if batch.refusal is not None:
                 f = batch.refusal
-                body = f.body if isinstance(f.body, str) else dumps(f.body)
                 await conn.execute(insert(rejected).values(
-                    arrival=f.arrival, source=f.source, reason=f.reason, body=body))
+                    arrival=f.arrival, source=f.source, reason=kept_text(f.reason), body=kept_text(f.body)))
 
     async def log(self) -> list[LogEntry]:
         """The whole input log in order (start-up replay)."""
