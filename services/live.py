@@ -31,9 +31,11 @@ from services.metrics import CalendarCollector, EngineMetrics, OpenFaultsCollect
 from services.pipeline import Pipeline
 from services.runtime import LiveSettings, Runtime
 from shared.bus import ACTIONS, ALARMS, Bus, InMemoryBus
+from shared.db import redacted_url
 from shared.liveclock import Clock, ScaledClock, WallClock
 from shared.rulebook import calendar_notice
 from shared.store import Store
+from shared.timers import LIVE_CATCH_UP_S
 
 log = logging.getLogger("faultline")
 
@@ -55,7 +57,9 @@ async def open_runtime(settings: LiveSettings, clock: Clock, registry: Collector
     """Open the store, rebuild the engine from its log, and start the engine task."""
     store = await Store.open(settings.database_url)
     warn = _warn_once()
-    factory = partial(Pipeline, settings.inventory, settings.rulebook, warn)
+    # A real minute the engine could not run (down, or the wall clock jumped), in clock seconds.
+    catch_up_s = LIVE_CATCH_UP_S / clock.real_seconds(1.0)
+    factory = partial(Pipeline, settings.inventory, settings.rulebook, warn, catch_up_s=catch_up_s)
     engine = Engine(factory, store, bus, clock, EngineMetrics(registry))
     registry.register(OpenFaultsCollector(lambda: engine.pipeline.correlator.open_faults.values()))
     registry.register(CalendarCollector(settings.rulebook, clock.now))
@@ -157,7 +161,7 @@ def run_main(args) -> int:
         settings = LiveSettings(inventory, rulebook, url, http_port=args.http_port, http=limits)
         speed = args.speed or 120.0
         clock = ScaledClock(time.time(), speed)
-        print(f"faultline demo: clock ×{speed:g}, database {url}, "
+        print(f"faultline demo: clock ×{speed:g}, database {redacted_url(url)}, "
               f"http://{settings.http_host}:{settings.http_port}/faults", flush=True)
         steps = demo.load_scenario()
 

@@ -113,3 +113,22 @@ async def test_a_database_of_the_engine_from_before_the_migrations_opens_with_it
         assert [(r.source, r.reason) for r in await store.refusals()] == [("http", "state: missing")]
     finally:
         await store.close()
+
+
+async def test_TM_6_back_after_three_years_down_one_stage_sms_per_fault_not_thirteen_thousand(settings):
+    """A clock jump of years (or a downtime) must not fire 2-hourly stage SMS for every
+    missed slot: each serious fault gets the first missed one (at its due time, T-2) and the
+    next on the first slot after the clock it came back at."""
+    clock = FakeClock(T0 + 5)
+    async with live_service(settings, clock) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT)
+        clock.jump(31 * MINUTE)
+        await svc.runtime.engine.tick()                      # SF-3: serious, the `new` SMS
+    clock.jump(3 * 365 * 86400)
+    async with live_service(settings, clock) as svc:
+        updates = [d["record"] for d in await all_decisions(svc.client)
+                   if d["record"]["type"] == "sms" and d["record"]["stage"] == "update"]
+        pending = svc.runtime.engine.pipeline.dispatcher.timers.next_due()
+    assert len(updates) == len({r["fault_id"] for r in updates}) == 3
+    assert {r["at"] for r in updates} == {"2026-11-25T12:30:00+08:00"}     # the first missed slot
+    assert clock.t < pending <= clock.t + 2 * 3600                        # then on after the jump
