@@ -138,13 +138,15 @@ class DispatchLogic:
     stage = "dispatch"
     input_topic = FAULTS
 
-    def __init__(self, inventory: Inventory, rulebook: Rulebook, warn=None) -> None:
+    def __init__(self, inventory: Inventory, rulebook: Rulebook, warn=None, *,
+                 catch_up_s: float | None = None) -> None:
         self.inventory = inventory
         self.rulebook = rulebook
         self.warn = warn
+        self.catch_up_s = catch_up_s          # wall clock: shared.timers.LIVE_CATCH_UP_S; stream: None
 
     def new_shard(self, shard: str) -> DispatcherShard:
-        return DispatcherShard(shard, self.rulebook, self.warn)
+        return DispatcherShard(shard, self.rulebook, self.warn, catch_up_s=self.catch_up_s)
 
     def rerun(self, core: DispatcherShard, entry: Entry) -> None:
         if entry.kind == "tick" or (entry.body is not None and "tick" in entry.body):

@@ -28,6 +28,7 @@ from shared.db import database_url
 from shared.db.migrate import upgrade_async
 from shared.kafka import KafkaConfig, Producer, ensure_topics
 from shared.rulebook import Rulebook, calendar_notice
+from shared.timers import LIVE_CATCH_UP_S
 
 log = logging.getLogger("faultline")
 
@@ -226,7 +227,9 @@ async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
     await producer.start(deadline_s=None)
     registry = CollectorRegistry()
     warn = lambda message: log.warning("%s", message)  # noqa: E731
-    shards = ShardRunner(DispatchLogic(inventory, rulebook, warn), ShardLog(engine, "dispatch"),
+    catch_up_s = LIVE_CATCH_UP_S if settings.clock == "wall" else None     # stream: as replay
+    shards = ShardRunner(DispatchLogic(inventory, rulebook, warn, catch_up_s=catch_up_s),
+                         ShardLog(engine, "dispatch"),
                          settings.kafka, producer, group_id="faultline-dispatch", input_partitions=n,
                          wall_clock=None, metrics=EngineMetrics(registry))
     app = ops_app(lambda: shards.healthy, lambda: readiness(engine, settings.kafka), registry,

@@ -108,20 +108,23 @@ class CorrelatorShard:
 class DispatcherShard:
     """The dispatcher for one city's faults, driven by its correlator shard's notices."""
 
-    def __init__(self, shard: str, rulebook: Rulebook, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, shard: str, rulebook: Rulebook, warn: Callable[[str], None] | None = None, *,
+                 catch_up_s: float | None = None) -> None:
         self.shard = shard
         self.dispatcher = Dispatcher(rulebook, warn, id_prefix=f"{shard}-")
         self.clock: float | None = None
+        self.catch_up_s = catch_up_s          # as Pipeline's: TM-6 does not walk a downtime
 
     def _fire_before(self, key: Key, out: list[dict]) -> None:
         disp = self.dispatcher
+        skip_to = None if self.catch_up_s is None else key[0] - self.catch_up_s
         while True:
             k = disp.next_timer_key()
             if k is None or (k[0], k[1], k[2]) >= key:
                 return
             at = k[0] if self.clock is None or k[0] > self.clock else self.clock
             self.clock = at
-            out.extend(disp.fire_next(at))
+            out.extend(disp.fire_next(at, skip_to))
 
     def handle(self, notice: Notice, key: Key, now: float) -> tuple[list[dict], Rejected | None]:
         out: list[dict] = []

@@ -357,3 +357,18 @@ def test_TM_6_a_slot_late_by_less_than_the_catch_up_is_not_skipped():
     Replay(pipe, io.BytesIO()).run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"), None)
     made = pipe.advance(parse_time(t(270)) + 20)                 # the loop woke 20 s late
     assert [r["at"] for r in made if r["type"] == "sms"] == [t(30), t(150), t(270)]
+
+
+def test_TM_6_a_city_dispatcher_on_the_wall_clock_does_not_walk_a_clock_jump_either():
+    """The Kafka pipeline's dispatcher shard (wall clock) skips the missed slots as the
+    embedded engine does; the split pipeline of the equivalence tests (stream time) walks."""
+    from services.split import SplitPipeline
+
+    split = SplitPipeline(one_circuit(**PROV).build(), RULEBOOK)
+    Replay(split, io.BytesIO()).run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"),
+                                     parse_time(t(31)))
+    for shard in split.dispatchers.values():
+        shard.catch_up_s = LIVE_CATCH_UP_S
+    jump = parse_time(t(30)) + 3 * 365 * 86400 + 37 * 60
+    sms = [r for r in split.advance(jump) if r["type"] == "sms"]
+    assert [(r["stage"], r["at"]) for r in sms] == [("update", t(150))]
