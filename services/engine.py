@@ -58,13 +58,14 @@ class Outcome:
 
 @dataclass(slots=True)
 class _Job:
-    body: object | None          # None: a tick
+    body: object                 # _TICK: fire due timers (a JSON null is an input, refused)
     source: str
     done: asyncio.Future
     refuse: str | None = None    # refused before it reached the engine (e.g. not JSON)
 
 
 _STOP = object()
+_TICK = object()
 
 
 class EngineStopped(RuntimeError):
@@ -189,7 +190,7 @@ class Engine:
     async def tick(self) -> None:
         """Fire whatever timers are due now (the loop does this by itself; tests call it)."""
         self._check_alive()
-        job = _Job(None, "timer", asyncio.get_running_loop().create_future())
+        job = _Job(_TICK, "timer", asyncio.get_running_loop().create_future())
         await self._jobs.put(job)
         await job.done
 
@@ -260,7 +261,7 @@ class Engine:
 
     async def _step(self, job: _Job | None) -> Outcome | None:
         started = time.perf_counter()
-        timer = job is None or job.body is None
+        timer = job is None or job.body is _TICK
         if timer and asyncio.get_running_loop().time() < self._timer_retry_at:
             return None                       # a failing timer waits for its retry
         outcome = None

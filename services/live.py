@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from services.config import UsageError, load_config
-from services.engine import Engine, EngineStopped
+from services.engine import Engine, EngineStopped, StoreUnavailable
 from services.http_api import ROUTERS
 from services.http_guard import HttpLimits, harden, new_app, uvicorn_config
 from services.metrics import CalendarCollector, EngineMetrics, OpenFaultsCollector
@@ -88,12 +88,17 @@ def consume_inputs(rt: Runtime) -> Awaitable[None]:
     async def pump(sub, wrap: Callable[[object], object]) -> None:
         async for msg in sub:
             try:
-                body = orjson.loads(msg.value)
+                body, refuse = wrap(orjson.loads(msg.value)), None
             except orjson.JSONDecodeError as err:
-                await rt.engine.submit(msg.value.decode("utf-8", "replace"), "bus",
-                                       refuse=f"message is not valid JSON: {err}")
-                continue
-            await rt.engine.submit(wrap(body), "bus")
+                body, refuse = msg.value.decode("utf-8", "replace"), f"message is not valid JSON: {err}"
+            wait = 0.2
+            while True:
+                try:
+                    await rt.engine.submit(body, "bus", refuse=refuse)
+                    break
+                except StoreUnavailable:     # not kept: hold the message until the store is back
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, 10.0)
 
     async def run() -> None:
         try:

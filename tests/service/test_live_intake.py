@@ -118,6 +118,17 @@ async def test_bus_producers_feed_the_engine_and_bad_messages_are_dead_lettered(
     assert [(e.kind, e.source) for e in log] == [("alarm", "bus")]
 
 
+async def test_a_null_on_the_bus_is_an_input_refused_and_kept_not_a_timer_tick(settings):
+    bus = InMemoryBus()
+    deadletter = bus.subscribe(DEADLETTER)
+    async with live_service(settings, FakeClock(T0 + 5), bus) as svc:
+        await bus.publish(ACTIONS, "GZ", b"null")
+        letter = orjson.loads((await asyncio.wait_for(deadletter.get(), 5)).value)
+        refusals = await svc.runtime.store.refusals()
+    assert letter["source"] == "bus" and "expected a JSON object, got NoneType" in letter["reason"]
+    assert [(r.source, r.reason) for r in refusals] == [("bus", letter["reason"])]
+
+
 async def test_embedded_store_keeps_the_production_read_model(settings):
     """The SQLite default holds the same read-model tables as PostgreSQL (shared/db, by its
     migrations): the alarms that came in, and faults, work orders and the audit trail that

@@ -173,6 +173,23 @@ async def test_a_store_that_fails_answers_503_and_the_engine_comes_back(settings
         assert svc.runtime.engine.logged_inputs == 2
 
 
+async def test_a_bus_message_is_held_while_the_store_is_down_and_handled_when_it_is_back(
+        settings, monkeypatch):
+    """The in-process bus has no redelivery: the pump keeps the message and tries again."""
+    monkeypatch.setattr(services.live, "Store", FlakyStore)
+    monkeypatch.setattr(FlakyStore, "down", False)
+    bus = InMemoryBus()
+    decisions = bus.subscribe(DECISIONS)
+    async with live_service(settings, FakeClock(T0 + 5), bus) as svc:
+        FlakyStore.down = True
+        await bus.publish(services.live.ALARMS, "GZ", orjson.dumps(FIBRE_CUT[2]))
+        await asyncio.sleep(0.5)
+        assert decisions.pending() == [] and svc.runtime.engine.problem.startswith("the store")
+        FlakyStore.down = False
+        first = orjson.loads((await asyncio.wait_for(decisions.get(), 15)).value)
+        assert first["type"] == "fault.opened" and svc.runtime.engine.logged_inputs == 1
+
+
 async def test_a_timer_that_keeps_failing_makes_healthz_say_down_until_it_passes(settings, monkeypatch):
     monkeypatch.setattr(services.live, "Pipeline", TimerTrapPipeline)
     monkeypatch.setattr(TimerTrapPipeline, "armed", False)
