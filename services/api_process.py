@@ -27,7 +27,7 @@ from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.db.models import faults, work_orders
 from shared.kafka import Producer, raw_alarms_topic
 from shared.model import Rejected
-from shared.wire import ACTION_KINDS, action_from_dict, complaint_from_dict
+from shared.wire import ACTION_KINDS, action_from_dict, complaint_from_dict, show
 
 TMF642 = "/tmf-api/alarmManagement/v4/alarm"
 TMF621 = "/tmf-api/troubleTicket/v4/troubleTicket"
@@ -120,7 +120,7 @@ def intake_router(producer: Producer, registry: CollectorRegistry) -> APIRouter:
         body = await _json_body(request, "action", refuse)
         kind = body.get("kind") if isinstance(body, dict) else None
         if kind not in ACTION_KINDS:
-            await refuse("action", f"kind: {kind!r} is not one of {', '.join(ACTION_KINDS)}", body)
+            await refuse("action", f"kind: {show(kind)} is not one of {', '.join(ACTION_KINDS)}", body)
         action = action_from_dict(kind, body)
         if isinstance(action, Rejected):
             await refuse(kind, action.reason, body)

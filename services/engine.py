@@ -34,7 +34,7 @@ from shared.clock import fmt_time
 from shared.liveclock import Clock
 from shared.model import Alarm, Rejected
 from shared.store import Batch, LogEntry, Refusal, Store, StoredRecord, data_fault, kept_value
-from shared.wire import INPUT_KINDS
+from shared.wire import INPUT_KINDS, show
 
 log = logging.getLogger("faultline.engine")
 
@@ -420,5 +420,5 @@ def _as_input(body: object) -> tuple[dict, str | None]:
         return {}, f"expected a JSON object, got {type(body).__name__}"
     kind = body.get("kind")
     if kind not in INPUT_KINDS:
-        return {}, f"kind: {kind!r} is not one of {', '.join(INPUT_KINDS)}"
+        return {}, f"kind: {show(kind)} is not one of {', '.join(INPUT_KINDS)}"
     return {k: v for k, v in body.items() if k != "at"}, None

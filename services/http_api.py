@@ -33,7 +33,7 @@ from services.http_models import (
 )
 from services.runtime import Runtime
 from shared.rulebook import calendar_notice
-from shared.wire import ACTION_KINDS
+from shared.wire import ACTION_KINDS, show
 
 SOURCE = "http"
 MAX_ALARMS = 1000          # alarms in one POST /alarms list
@@ -137,12 +137,11 @@ async def _post_action(request: Request, rt: Runtime) -> JSONResponse:
     if refused is not None:
         return _answer([refused], True)
     if not isinstance(body, dict):
-        # Refused here: the engine takes a None body for a timer tick, so `null` must not reach it.
         reason = f"expected a JSON object, got {JSON_TYPES.get(type(body), 'value')}"
         kept = body if body is not None else "null"
         return _answer([await rt.engine.submit(kept, SOURCE, refuse=reason)], True)
     if body.get("kind") not in ACTION_KINDS:
-        reason = f"kind: {body.get('kind')!r} is not one of {', '.join(ACTION_KINDS)}"
+        reason = f"kind: {show(body.get('kind'))} is not one of {', '.join(ACTION_KINDS)}"
         return _answer([await rt.engine.submit(body, SOURCE, refuse=reason)], True)
     return _answer([await rt.engine.submit(body, SOURCE)], True)
 

@@ -15,8 +15,6 @@ clock moved to the year 30000 would fire every timer of the shard at once, for g
 
 from __future__ import annotations
 
-import math
-
 import orjson
 
 from services.replay import decode_event
@@ -26,16 +24,15 @@ from services.shardlog import Entry
 from services.split import decode_notice, encode_notice
 from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
 from shared.bus import DECISIONS, workorders_topic
+from shared.clock import TIME_MAX_TEXT, TIME_MIN_TEXT, in_window
 from shared.inventory import Inventory
 from shared.model import Rejected
 from shared.rulebook import Rulebook
+from shared.wire import show
 
 CORRELATOR_INPUTS = "faultline.correlator.inputs"
 FAULTS = "faultline.faults"
 
-
-# 2000-01-01 and 2100-01-01 UTC: the envelope's sanity bounds for a shard's clock.
-EARLIEST, LATEST = 946684800.0, 4102444800.0
 
 
 def tick_message(t: float) -> bytes:
@@ -46,8 +43,8 @@ def _instant(value: object, name: str) -> str | None:
     """Why `value` is not a usable Unix time (None when it is)."""
     if type(value) not in (int, float):
         return f"{name}: expected Unix seconds, got {type(value).__name__}"
-    if not (math.isfinite(value) and EARLIEST <= value < LATEST):
-        return f"{name}: {value!r} is outside 2000-01-01..2100-01-01"
+    if not in_window(value):                 # the sane window of shared.clock (NaN is outside)
+        return f"{name}: {show(value)} is outside {TIME_MIN_TEXT} … {TIME_MAX_TEXT}"
     return None
 
 

@@ -34,7 +34,7 @@ from shared.clock import TimeFormatError, parse_time
 from shared.inventory import Inventory
 from shared.kafka import Msg
 from shared.model import Rejected
-from shared.wire import ACTION_KINDS, action_from_dict, complaint_from_dict
+from shared.wire import ACTION_KINDS, action_from_dict, complaint_from_dict, show
 
 log = logging.getLogger("faultline.router")
 
@@ -79,7 +79,7 @@ def route(inventory: Inventory, msg: Msg) -> list[Out]:
         elif kind in ACTION_KINDS:
             event = action_from_dict(kind, obj)
         else:
-            return [dead(msg, f"kind: {kind!r} is not one of complaint, {', '.join(ACTION_KINDS)}", obj)]
+            return [dead(msg, f"kind: {show(kind)} is not one of complaint, {', '.join(ACTION_KINDS)}", obj)]
         body = obj
     if isinstance(event, Rejected):
         return [dead(msg, event.reason, obj)]

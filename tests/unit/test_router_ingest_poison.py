@@ -64,6 +64,13 @@ def test_any_message_is_routed_or_dead_lettered_once(topic):
             assert letters[0]["reason"] and (letters[0]["topic"], letters[0]["offset"]) == (topic, i)
 
 
+def test_a_kind_nested_1000_deep_is_refused_by_its_own_reason_not_an_internal_error():
+    """repr() of such a kind raises RecursionError: the reason shows it without recursing."""
+    value = b'{"kind": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    (letter,) = _letters(route_or_dead(INVENTORY, _msg(ACTIONS, value)))
+    assert letter["reason"].startswith("kind: ") and INTERNAL not in letter["reason"]
+
+
 def test_an_unexpected_error_while_routing_is_dead_lettered(monkeypatch):
     def broken(inventory, msg):
         raise KeyError("nobody thought of this")
