@@ -34,13 +34,12 @@ from shared.clock import fmt_time
 from shared.liveclock import Clock
 from shared.model import Alarm, Rejected
 from shared.store import Batch, LogEntry, Refusal, Store, StoredRecord, data_fault, kept_value
-from shared.wire import INPUT_KINDS, show
+from shared.wire import INPUT_KINDS, INTERNAL, describe, show
 
 log = logging.getLogger("faultline.engine")
 
 MAX_SLEEP = 60.0      # real seconds; re-read the clock at least this often (wall-clock jumps)
 RETRY_MAX = 10.0      # real seconds: the longest wait between attempts to reach a failed store
-INTERNAL = "internal error while handling this input"
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,12 +405,6 @@ class Engine:
             fid = order.fault_ids[0] if order is not None else None
         fault = self.pipeline.correlator.faults.get(fid) if fid else None
         return fault.city if fault is not None else None
-
-
-def describe(err: BaseException, limit: int = 500) -> str:
-    """`Type: message`, the message cut short (it may quote a whole hostile input)."""
-    text = str(err)
-    return f"{type(err).__name__}: {text if len(text) <= limit else text[:limit] + '…'}"
 
 
 def _as_input(body: object) -> tuple[dict, str | None]:

@@ -22,7 +22,6 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from alarm_ingest.raw import FORMATS, normalize
-from services.engine import INTERNAL, describe
 from services.listeners import now_ms, start_listeners
 from services.processes import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
 from services.router import MAX_VALUE, dead
@@ -30,6 +29,7 @@ from services.shard_runner import run_sessions, until_stopped
 from shared.bus import ALARMS, DEADLETTER
 from shared.clock import fmt_time
 from shared.kafka import Consumer, Msg, Producer, next_offsets, raw_alarms_topic
+from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.ingest")
 

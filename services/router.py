@@ -25,7 +25,6 @@ from collections.abc import Callable
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.engine import INTERNAL, describe
 from services.kafka_stages import CORRELATOR_INPUTS, tick_message
 from services.sharding import UNMAPPED
 from services.split import shards_for
@@ -34,7 +33,7 @@ from shared.clock import TimeFormatError, parse_time
 from shared.inventory import Inventory
 from shared.kafka import Msg
 from shared.model import Rejected
-from shared.wire import ACTION_KINDS, action_from_dict, complaint_from_dict, show
+from shared.wire import ACTION_KINDS, INTERNAL, action_from_dict, complaint_from_dict, describe, show
 
 log = logging.getLogger("faultline.router")
 

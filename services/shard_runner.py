@@ -33,12 +33,12 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy.exc import DBAPIError
 
-from services.engine import INTERNAL, describe
 from services.shardlog import Batch, Entry, Outgoing, ShardLog
 from shared.bus import DEADLETTER
 from shared.clock import fmt_time
 from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, next_offsets, partition_for
 from shared.store import UnstorableInput, data_fault, kept_value
+from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.shards")
 

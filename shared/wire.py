@@ -19,6 +19,16 @@ ACTION_KINDS = ("confirm", "attribution", "ack", "resolve", "escalate")
 INPUT_KINDS = ("alarm", "raw", "complaint") + ACTION_KINDS
 
 
+# The reason of an input refused because handling it raised (a case no check foresaw).
+INTERNAL = "internal error while handling this input"
+
+
+def describe(err: BaseException, limit: int = 500) -> str:
+    """`Type: message`, the message cut short (it may quote a whole hostile input)."""
+    text = str(err)
+    return f"{type(err).__name__}: {text if len(text) <= limit else text[:limit] + '…'}"
+
+
 def show(value: object) -> str:
     """A short picture of a JSON value for a reason. Never repr() of an arbitrary value:
     a list nested 1,000 deep raises RecursionError, an int of 5,000 digits ValueError,

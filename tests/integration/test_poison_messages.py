@@ -160,11 +160,11 @@ async def test_faultline_run_on_postgresql_refuses_what_the_database_cannot_hold
     lettered), the engine rebuilds from its log, and the next alarm is handled."""
     from service.support import T0, FakeClock, live_service
 
-    from services.engine import INTERNAL
     from services.runtime import LiveSettings
     from shared.bus import InMemoryBus
     from shared.inventory import load_inventory
     from shared.rulebook import load_rulebook
+    from shared.wire import INTERNAL
 
     settings = LiveSettings(load_inventory(ROOT / "samples" / "inventory.json"), load_rulebook(), pg_url)
     bus = InMemoryBus()

@@ -14,7 +14,6 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.engine import INTERNAL
 from services.kafka_stages import CORRELATOR_INPUTS, FAULTS, CorrelateLogic, DispatchLogic
 from services.shard_runner import ShardRunner
 from services.shardlog import ShardLog
@@ -24,6 +23,7 @@ from shared.db.migrate import upgrade_async
 from shared.inventory import load_inventory
 from shared.kafka import KafkaConfig, Msg
 from shared.rulebook import load_rulebook
+from shared.wire import INTERNAL
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = parse_time("2026-11-25T10:00:05+08:00")
