@@ -32,6 +32,7 @@ from services.pipeline import Pipeline
 from services.runtime import LiveSettings, Runtime
 from shared.bus import ACTIONS, ALARMS, Bus, InMemoryBus
 from shared.db import redacted_url
+from shared.db.migrate import current_revision
 from shared.liveclock import Clock, ScaledClock, WallClock
 from shared.rulebook import calendar_notice
 from shared.store import Store
@@ -160,10 +161,12 @@ def run_main(args) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.demo:
         settings = LiveSettings(inventory, rulebook, args.database_url, http_port=args.http_port, http=limits)
+        current_revision(settings.database_url)      # unreachable: one line (DatabaseError), no server
         return asyncio.run(_serve(settings, WallClock(), ()))
     with tempfile.TemporaryDirectory(prefix="faultline-demo-") as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{tmp}/demo.sqlite3"
         settings = LiveSettings(inventory, rulebook, url, http_port=args.http_port, http=limits)
+        current_revision(url)
         speed = args.speed or 120.0
         clock = ScaledClock(time.time(), speed)
         print(f"faultline demo: clock ×{speed:g}, database {redacted_url(url)}, "

@@ -178,3 +178,16 @@ def test_a_process_whose_database_is_unreachable_says_so_in_one_line() -> None:
     assert proc.stderr.startswith("faultline correlate: database "
                                   "postgresql+asyncpg://alice:***@127.0.0.1:1/fl: cannot connect: ")
     assert proc.stderr.count("\n") == 1 and "s3cret" not in proc.stderr
+
+
+@pytest.mark.parametrize("demo", [False, True])
+def test_faultline_run_whose_database_is_unreachable_says_so_in_one_line(demo: bool) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", "run", "--database-url",
+         "postgresql://alice:s3cret@127.0.0.1:1/fl", "--inventory", INVENTORY, "--http-port", "0",
+         *(["--demo"] if demo else [])],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("faultline run: database postgresql")
+    assert "alice:***@127.0.0.1:1/fl: cannot connect: " in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "s3cret" not in proc.stderr + proc.stdout
