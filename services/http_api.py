@@ -232,7 +232,7 @@ ops = APIRouter(tags=["operations"])
 async def healthz(rt: RuntimeDep) -> JSONResponse:
     if rt.engine.alive:
         return JSONResponse({"status": "ok"})
-    return JSONResponse({"status": "down", "detail": "the engine task has stopped"}, status_code=503)
+    return JSONResponse({"status": "down", "detail": rt.engine.problem}, status_code=503)
 
 
 def calendar_warnings(rt: Runtime) -> list[str]:
@@ -245,7 +245,7 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     """Ready: the engine task runs and the store answers. `warnings` never make it unready."""
     warnings = calendar_warnings(rt)
     if not rt.engine.alive:
-        return JSONResponse({"status": "down", "detail": "the engine task has stopped",
+        return JSONResponse({"status": "down", "detail": rt.engine.problem,
                              "warnings": warnings}, status_code=503)
     try:
         await rt.store.ping()

@@ -93,7 +93,8 @@ def ops_router(health, ready, registry: CollectorRegistry, warnings: Warnings | 
 
     @app.get("/readyz")
     async def readyz(response: Response):
-        problems = await ready()
+        # A process whose loop is down or crash-looping is not ready either, whatever it reaches.
+        problems = ([] if health() else ["loop: down (see /healthz and the log)"]) + await ready()
         response.status_code = 200 if not problems else 503
         return {"status": "ready" if not problems else "not ready", "problems": problems,
                 "warnings": warnings() if warnings is not None else []}

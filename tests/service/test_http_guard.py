@@ -172,6 +172,21 @@ async def test_readyz_is_503_when_the_engine_task_is_dead(settings):
         assert ready.status_code == 503 and ready.json()["status"] == "down"
 
 
+async def test_a_process_whose_loop_is_down_is_neither_healthy_nor_ready():
+    loop = {"up": True}
+
+    async def reachable() -> list[str]:
+        return []
+    app = ops_app(lambda: loop["up"], reachable, CollectorRegistry())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ops") as http:
+        assert [(await http.get(p)).status_code for p in ("/healthz", "/readyz")] == [200, 200]
+        loop["up"] = False
+        health, ready = await http.get("/healthz"), await http.get("/readyz")
+    assert (health.status_code, ready.status_code) == (503, 503)
+    assert ready.json()["problems"] == ["loop: down (see /healthz and the log)"]
+
+
 async def test_the_holiday_calendar_end_is_warned_in_readyz_and_counted_in_a_gauge(settings, caplog):
     ends = settings.rulebook.calendar_ends
     from shared.clock import parse_time
