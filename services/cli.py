@@ -25,6 +25,10 @@ environment (each also a flag):
   FAULTLINE_HTTP_HOST        address the processes listen on (default 0.0.0.0; `run`: 127.0.0.1)
   FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT
                              raw listeners (off when unset)
+  FAULTLINE_HTTP_MAX_BODY_BYTES  larger request bodies get 413 (default 1048576)
+  FAULTLINE_HTTP_BODY_TIMEOUT_S  a body slower than this gets 408 (default 10)
+  FAULTLINE_HTTP_MAX_CONNECTIONS more connections get 503 at once (default 1000)
+  FAULTLINE_CORS_ORIGINS     comma-separated origins allowed cross-site (default: none)
 """
 
 
