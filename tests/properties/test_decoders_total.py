@@ -28,6 +28,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonfields import field_paths
 from scenario import RULEBOOK
 
 from alarm_ingest.normalized import alarm_from_dict
@@ -138,17 +139,6 @@ SAMPLES: dict[str, tuple[object, object, tuple[type, ...], set[str], set[str]]] 
 }
 
 
-def _paths(value: object, prefix: str = "") -> list[str]:
-    """Every field path of an example (nested objects included)."""
-    out = []
-    if type(value) is dict:
-        for k, v in value.items():
-            path = f"{prefix}.{k}" if prefix else k
-            out.append(path)
-            out.extend(_paths(v, path))
-    return out
-
-
 _MISSING = object()
 
 
@@ -192,7 +182,7 @@ TYPES = {
 }
 
 CASES = [(name, path, tname) for name, (example, *_rest) in SAMPLES.items()
-         for path in _paths(example) for tname in TYPES]
+         for path in field_paths(example) for tname in TYPES]
 
 
 def _names_field(reason: str, path: str) -> bool:
@@ -232,7 +222,7 @@ def json_values(max_leaves: int = 12) -> st.SearchStrategy:
 
 SEVERITY_LIKE = ("critical", "raised", "cleared", "alarm", "raw", "complaint", "confirm", "resolve",
                  "tmf642", "normalized", "2026-11-25T10:00:00+08:00", "GZ-INT-0001", "F-000001")
-FIELD_NAMES = sorted({p.split(".")[-1] for ex, *_r in SAMPLES.values() for p in _paths(ex)})
+FIELD_NAMES = sorted({p.split(".")[-1] for ex, *_r in SAMPLES.values() for p in field_paths(ex)})
 
 ALL_DECODERS = [
     ("alarm_from_dict", alarm_from_dict, (Alarm,)),
@@ -265,7 +255,7 @@ def test_issue_7_normalize_takes_any_format_and_any_string_payload(fmt, payload)
 @given(st.sampled_from(sorted(SAMPLES)), st.data())
 def test_issue_7_arbitrary_json_in_one_field_of_a_valid_example_decodes_or_names_the_field(sample, data):
     example, decoder, kinds, _optional, _ignored = SAMPLES[sample]
-    path = data.draw(st.sampled_from(_paths(example)))
+    path = data.draw(st.sampled_from(field_paths(example)))
     new = data.draw(json_values())
     result = decoder(_substitute(example, path, new))
     assert _decoded_ok(result, kinds) is None
@@ -338,7 +328,7 @@ def _line_bytes(example: dict, path: str, tname: str) -> bytes:
 
 
 LINE_SAMPLES = [name for name in SAMPLES if name.startswith(("envelope-", "raw-"))]
-LINE_CASES = [(name, path) for name in LINE_SAMPLES for path in _paths(SAMPLES[name][0])]
+LINE_CASES = [(name, path) for name in LINE_SAMPLES for path in field_paths(SAMPLES[name][0])]
 
 
 @pytest.mark.parametrize(("sample", "path"), LINE_CASES, ids=[f"{s}:{p}" for s, p in LINE_CASES])

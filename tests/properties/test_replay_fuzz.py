@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonfields import field_paths
 from scenario import RULEBOOK
 
 from services.pipeline import Pipeline
@@ -33,16 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = load_inventory(ROOT / "samples" / "inventory.json")
 SAMPLE = [x for x in (ROOT / "samples" / "replay_events.jsonl").read_bytes().splitlines() if x.strip()]
 EXAMPLES = int(os.environ.get("FAULTLINE_FUZZ_EXAMPLES", "40"))
-
-
-def _paths(value: object, prefix: str = "") -> list[str]:
-    out = []
-    if type(value) is dict:
-        for k, v in value.items():
-            path = f"{prefix}.{k}" if prefix else k
-            out.append(path)
-            out.extend(_paths(v, path))
-    return out
 
 
 def _set(doc: dict, path: str, value: object) -> dict:
@@ -90,7 +81,7 @@ def garbage_line(draw) -> bytes:
     if how == "not-an-object":
         return _dumps(draw(json_values.filter(lambda v: type(v) is not dict)))
     doc = orjson.loads(base)
-    path = draw(st.sampled_from(_paths(doc)))
+    path = draw(st.sampled_from(field_paths(doc)))
     if how == "json-in-field":
         return _dumps(_set(doc, path, draw(json_values)))
     if how == "raw-in-field":
