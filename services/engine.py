@@ -71,8 +71,16 @@ class EngineStopped(RuntimeError):
     """The engine task is not running; inputs cannot be handled (HTTP answers 503)."""
 
 
-class StoreUnavailable(EngineStopped):
+class TryAgain(EngineStopped):
+    """The input was not kept and the engine cannot take it now (503): send it again."""
+
+
+class StoreUnavailable(TryAgain):
     """The store failed: the input was not kept; the engine waits for the database (503)."""
+
+
+class TimerFailing(TryAgain):
+    """A due timer fails, and timers fire before any later input (T-3): the input waits (503)."""
 
 
 class _RebuildFailed(RuntimeError):
@@ -101,7 +109,7 @@ class Engine:
 
     async def start(self) -> None:
         await self.recover()
-        await self._commit(self._advance_to(self._now()))
+        await self._fire_due(self._now())     # a store that fails here fails the start: one line
         self._task = asyncio.create_task(self._run(), name="faultline-engine")
 
     async def stop(self) -> None:
@@ -224,7 +232,7 @@ class Engine:
                 log.exception("engine step failed: the store is unavailable")
                 self._down = describe(getattr(err, "orig", None) or err)
                 self._fail(job, StoreUnavailable(f"the store failed ({self._down}); not kept, try again"))
-                self._fail_waiting(err)
+                self._fail_waiting(err, StoreUnavailable)
                 await self._await_store()
                 continue
             except BaseException as err:          # cancelled: stop() or the process ends
@@ -247,11 +255,12 @@ class Engine:
             try:
                 await self.recover()
             except _RebuildFailed:
+                log.exception("engine cannot rebuild its state; the engine stops")
                 raise
             except Exception as err:
                 self._down = describe(getattr(err, "orig", None) or err)
                 log.warning("store still unavailable (%s); again in %.1fs", self._down, wait)
-                self._fail_waiting(err)
+                self._fail_waiting(err, StoreUnavailable)
                 wait = min(wait * 2, RETRY_MAX)
                 continue
             log.info("store available again; state rebuilt from the log")
@@ -261,54 +270,80 @@ class Engine:
     async def _step(self, job: _Job | None) -> Outcome | None:
         started = time.perf_counter()
         timer = job is None or job.body is _TICK
-        if timer and asyncio.get_running_loop().time() < self._timer_retry_at:
-            return None                       # a failing timer waits for its retry
-        outcome = None
+        failing = asyncio.get_running_loop().time() < self._timer_retry_at
+        if timer:
+            if not failing:
+                await self._fire_due(self._now())
+            self.metrics.engine_seconds.labels("timer").observe(time.perf_counter() - started)
+            return None
+        # Timers due by now fire first (T-3), as a step of their own: one that fails is the
+        # timers' trouble, not this input's, which waits (503, not kept) instead of being refused.
+        if failing or not await self._fire_due(self._now()):
+            self._fail(job, TimerFailing(f"{self.problem}; not kept, try again"))
+            return None
         try:
-            if timer:
-                batch = self._advance_to(self._now())
-            else:
-                batch, outcome = self._handle(job.body, job.source, job.refuse)
+            batch, outcome = self._handle(job.body, job.source, job.refuse)
         except Exception as err:              # decode or rules: this input's fault
-            batch, outcome = await self._refuse_failed(job, timer, err)
+            outcome = await self._refuse_failed(job, err)
         else:
             try:
                 await self._commit(batch)
             except Exception as err:
                 if not data_fault(err):       # the store's own trouble: _run's business
                     raise
-                batch, outcome = await self._refuse_failed(job, timer, err)   # this input's data
-        if timer and batch is not None:
-            self._timer_failures = 0
-        step = "timer" if timer else "input"
-        self.metrics.engine_seconds.labels(step).observe(time.perf_counter() - started)
+                outcome = await self._refuse_failed(job, err)   # this input's data
+        self.metrics.engine_seconds.labels("input").observe(time.perf_counter() - started)
         return outcome
 
-    async def _refuse_failed(self, job: _Job | None, timer: bool,
-                             err: Exception) -> tuple[Batch | None, Outcome | None]:
-        """One step raised: rebuild the pipeline from the log (the failed step may have half
-        changed it; the log never holds this input), then refuse the input with the error.
-        A timer has no input to refuse: it is retried later, with the engine reported down."""
+    async def _fire_due(self, now: float) -> bool:
+        """Fire the timers due by `now` and store what they made; False when the rules raised
+        (or the store refused their data): the pipeline is rebuilt from the log and the timers
+        are retried later, the engine reported down meanwhile (alive, problem). A store that
+        fails raises (while running: _run waits for it; at start: the start fails)."""
+        if (due := self._next_due()) is None or due > now:
+            return True
+        try:
+            batch = self._advance_to(now)
+        except Exception as err:              # the rules raised
+            return await self._timers_failed(err)
+        try:
+            await self._commit(batch)
+        except Exception as err:
+            if not data_fault(err):
+                raise
+            return await self._timers_failed(err)
+        self._timer_failures = 0
+        return True
+
+    async def _timers_failed(self, err: Exception) -> bool:
+        log.error("a due timer failed: %s; rebuilding from the log, timers again later",
+                  describe(getattr(err, "orig", None) or err), exc_info=err)
+        await self.recover()
+        self._timer_failures += 1
+        wait = min(2.0 ** self._timer_failures, MAX_SLEEP)
+        self._timer_retry_at = asyncio.get_running_loop().time() + wait
+        return False
+
+    async def _refuse_failed(self, job: _Job, err: Exception) -> Outcome:
+        """Handling one input raised: rebuild the pipeline from the log (the failed step may
+        have half changed it; the log never holds this input), then refuse it with the error."""
         cause = getattr(err, "orig", None) or err       # a database's words, not its SQL
         reason = f"{INTERNAL}: {describe(cause)}"
-        log.error("%s (%s); rebuilding from the log", reason, "timer" if timer else job.source,
-                  exc_info=err)
+        log.error("%s (%s); rebuilding from the log", reason, job.source, exc_info=err)
         await self.recover()
-        if timer:
-            self._timer_failures += 1
-            wait = min(2.0 ** self._timer_failures, MAX_SLEEP)
-            self._timer_retry_at = asyncio.get_running_loop().time() + wait
-            return None, None
         refusal = Refusal(self._now(), job.source, reason, kept_value(job.body))
         await self._commit(Batch(refusal=refusal))
-        return Batch(refusal=refusal), Outcome(None, 0, reason)
+        return Outcome(None, 0, reason)
 
-    def _fail_waiting(self, err: BaseException) -> None:
+    def _fail_waiting(self, err: BaseException, kind: type[EngineStopped] = EngineStopped) -> None:
+        """Answer every queued input: `kind` StoreUnavailable while the engine waits for its
+        store (their senders try again), EngineStopped when it stops."""
         stopping = False
         while not self._jobs.empty():
             job = self._jobs.get_nowait()
             if isinstance(job, _Job) and not job.done.done():
-                job.done.set_exception(EngineStopped(f"engine stopped: {err!r}"))
+                job.done.set_exception(kind(f"engine: {describe(err)}; not kept, try again"
+                                            if kind is not EngineStopped else f"engine stopped: {err!r}"))
             stopping |= job is _STOP
         if stopping:                          # stop() asked meanwhile: keep asking
             self._jobs.put_nowait(_STOP)

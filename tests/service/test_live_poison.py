@@ -209,3 +209,44 @@ async def test_a_timer_that_keeps_failing_makes_healthz_say_down_until_it_passes
         assert (await svc.client.get("/healthz")).status_code == 200
         faults = await _faults(svc)
     assert {f["fault_id"]: f["severity"] for f in faults}["F-000001"] == "serious"
+
+
+async def test_an_input_behind_a_failing_timer_waits_503_and_is_not_refused_for_it(settings, monkeypatch):
+    """Timers due before an input fire first (T-3); when they fail, the input is not to
+    blame: 503, not kept, not refused; once the timer passes, the same input is handled."""
+    monkeypatch.setattr(services.live, "Pipeline", TimerTrapPipeline)
+    monkeypatch.setattr(TimerTrapPipeline, "armed", False)
+    clock = FakeClock(T0 + 5)
+    async with live_service(settings, clock) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT[2])
+        engine = svc.runtime.engine
+        TimerTrapPipeline.armed = True
+        clock.jump(40 * 60)                         # a timer falls due, and fails
+        late = alarm("SZ-PE-1:GE0/0/1", "884299")
+        first = await svc.client.post("/alarms", json=late)
+        again = await svc.client.post("/alarms", json=late)      # within the back-off: at once
+        assert (first.status_code, again.status_code) == (503, 503)
+        assert "timer" in first.json()["detail"]
+        assert await svc.runtime.store.refusals() == []
+        TimerTrapPipeline.armed = False
+        engine._timer_retry_at = 0.0                # skip the back-off wait in the test
+        assert (await svc.client.post("/alarms", json=late)).status_code == 202
+        assert (await svc.client.get("/healthz")).status_code == 200
+        assert await svc.runtime.store.refusals() == []
+
+
+async def test_a_timer_that_fails_at_start_up_does_not_stop_the_service(settings, monkeypatch):
+    monkeypatch.setattr(services.live, "Pipeline", TimerTrapPipeline)
+    monkeypatch.setattr(TimerTrapPipeline, "armed", False)
+    clock = FakeClock(T0 + 5)
+    async with live_service(settings, clock) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT)
+    TimerTrapPipeline.armed = True
+    clock.jump(40 * 60)                             # down while SF-3's TM-1 fell due
+    async with live_service(settings, clock) as svc:
+        assert (await svc.client.get("/healthz")).status_code == 503
+        TimerTrapPipeline.armed = False
+        svc.runtime.engine._timer_retry_at = 0.0
+        await svc.runtime.engine.tick()
+        assert (await svc.client.get("/healthz")).status_code == 200
+        assert {f["fault_id"]: f["severity"] for f in await _faults(svc)}["F-000001"] == "serious"
