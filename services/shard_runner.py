@@ -78,6 +78,8 @@ class StageLogic(Protocol):
 
     def source_key(self, body: dict) -> str | None: ...
 
+    def clock_of(self, body: dict) -> float | None: ...
+
     def step(self, state: Any, body: dict, seq: int) -> tuple[Step, float]: ...
 
     def tick(self, state: Any, now: float, seq: int) -> Step: ...
@@ -221,6 +223,12 @@ class ShardRunner:
                               self.logic.stage, shard, _coordinates(msg))
                 await self._store_or_isolate(batch, last_clock, msgs[first:i], alone, skip_timers={shard})
                 state = await self.open_shard(shard)
+                if await self._timers_raise(state, body):
+                    # Its due timers raise, not the message (they fire first, T-3): nothing
+                    # to refuse. The session ends before the commit; the message comes again.
+                    raise TimersFailing(f"{self.logic.stage} {shard}: a due timer raises "
+                                        f"({describe(err)}); {_coordinates(msg)} waits") from err
+                state = self.shards[shard]                        # rebuilt once more by the probe
                 batch, first = Batch(), i
                 self._refuse(batch, state, source_key or _coordinates(msg), f"{INTERNAL}: {describe(err)}",
                              body, msg=msg)
@@ -269,6 +277,20 @@ class ShardRunner:
         reason = f"{INTERNAL}: {describe(cause)}".replace("\x00", "\ufffd")
         self._refuse(retry, state, key, reason, body, msg=msg)
         await self._store(retry, clock)
+
+    async def _timers_raise(self, state: ShardState, body: dict) -> bool:
+        """Do the shard's timers due by the message's clock raise on their own? Probed on the
+        rebuilt shard, which is rebuilt once more either way (a probe's tick is not logged)."""
+        clock = self.logic.clock_of(body)
+        if clock is None:
+            return False
+        try:
+            self.logic.tick(state.core, clock, state.seq + 1)
+            raised = False
+        except Exception:
+            raised = True
+        await self.open_shard(state.shard)
+        return raised
 
     async def tick_all(self, now: float) -> None:
         """Advance every owned shard to `now`; what fires is logged and published."""
@@ -385,6 +407,10 @@ class ShardRunner:
             self.known_topics |= new
         await self.producer.send_many([(o.topic, v, o.key, None, None)
                                        for _s, o in outgoing for v in o.values])
+
+
+class TimersFailing(RuntimeError):
+    """A shard's due timers raise: the session restarts (with backoff) and retries them."""
 
 
 def _coordinates(msg: Msg) -> str:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.kafka_stages import CORRELATOR_INPUTS, FAULTS, CorrelateLogic, DispatchLogic
-from services.shard_runner import ShardRunner
+from services.shard_runner import ShardRunner, TimersFailing
 from services.shardlog import ShardLog
 from shared.bus import DEADLETTER, DECISIONS
 from shared.clock import parse_time
@@ -210,3 +210,38 @@ async def test_a_timer_that_raises_on_one_shard_is_retried_and_the_others_go_on(
     assert runner.failing == {}
     serious = [d for d in sent.on(DECISIONS) if d["type"] == "fault.serious"]
     assert serious and {d["rule"] for d in serious} == {"SF-3"}
+
+
+class FireTrap(CorrelateLogic):
+    """GZ's correlator raises whenever a timer fires while `armed`: in a tick and in the
+    timer step that comes before each input (T-3) alike."""
+
+    armed = False
+
+    def new_shard(self, shard):
+        core = super().new_shard(shard)
+        fire = core.correlator.fire_next
+
+        def fire_next(now):
+            if self.armed and shard == "GZ":
+                raise RuntimeError("timer trap")
+            return fire(now)
+        core.correlator.fire_next = fire_next
+        return core
+
+
+async def test_a_message_behind_a_failing_timer_is_not_refused_and_comes_again(make_runner, config):
+    inventory, rulebook = config
+    logic = FireTrap(inventory, rulebook)
+    runner, sent = await make_runner("behind", logic)
+    await runner.process(_msgs([_alarm(1, "GZ-OTN-A:1-3-1", "a")]))
+    logic.armed = True
+    late = _msgs([_alarm(40 * 60, "GZ-OTN-B:2-1-4", "b")])      # TM-1 (30 min) is due before it
+    with pytest.raises(TimersFailing):
+        await runner.process(late)
+    assert sent.on(DEADLETTER) == [] and "refused" not in {e.kind for e in await runner.log.entries("GZ")}
+    logic.armed = False
+    await runner.open_shard("GZ")                               # a new session rebuilds it
+    await runner.process(late)                                  # the redelivery is handled
+    assert sent.on(DEADLETTER) == []
+    assert {d["rule"] for d in sent.on(DECISIONS) if d["type"] == "fault.serious"} == {"SF-3"}
