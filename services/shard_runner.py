@@ -110,11 +110,18 @@ class ShardRunner:
         self.owned: set[int] = set()
         self.unflushed = False                # shards were taken over: publish what they stored
         self.known_topics: set[str] = set()
-        # /healthz: True once a pass of the loop completed with no shard's timers failing;
-        # False from a failure until then, so a session failing every few seconds reads down.
+        # /healthz (liveness): a session runs. False from a session failure until the next one
+        # has started; not while it takes over its shards (a long rebuild is not a dead loop).
+        # A shard whose timers fail is `degraded` (/readyz), not dead.
         self.healthy = False
         self.failing: dict[str, tuple[int, float]] = {}   # shard → (failed ticks, retry at)
         self.metrics = metrics                # services.metrics.EngineMetrics, or None
+
+    @property
+    def degraded(self) -> list[str]:
+        """For /readyz: the owned shards whose due timers fail (retried with backoff)."""
+        return [f"{self.logic.stage} {shard}: a due timer fails; retrying"
+                for shard in sorted(self.failing.keys() & self.shards.keys())]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -136,6 +143,7 @@ class ShardRunner:
         if not await until_stopped(consumer.start(deadline_s=None), stop):
             return
         try:
+            self.healthy = True
             next_tick = 0.0
             while not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=self.batch_size)
@@ -150,7 +158,6 @@ class ShardRunner:
                 if self.wall_clock is not None and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + self.tick_every_s
                     await self.tick_all(self.wall_clock())
-                self.healthy = not (self.failing.keys() & self.shards.keys())   # a whole pass done
         finally:
             await consumer.stop()
 

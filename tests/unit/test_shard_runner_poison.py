@@ -201,13 +201,14 @@ async def test_a_timer_that_raises_on_one_shard_is_retried_and_the_others_go_on(
     logic.armed = True
     await runner.tick_all(T0 + 40 * 60)                  # TM-1 (SF-3, 30 min) is due on GZ
     assert set(runner.failing) == {"GZ"}
+    assert runner.degraded == ["correlate GZ: a due timer fails; retrying"]     # for /readyz
     assert not [d for d in sent.on(DECISIONS) if d["type"] == "fault.serious"]
     await runner.tick_all(T0 + 41 * 60)                  # within the back-off: not retried
     assert runner.failing["GZ"][0] == 1
     logic.armed = False
     runner.failing["GZ"] = (1, 0.0)                      # the back-off is over
     await runner.tick_all(T0 + 42 * 60)
-    assert runner.failing == {}
+    assert runner.failing == {} and runner.degraded == []
     serious = [d for d in sent.on(DECISIONS) if d["type"] == "fault.serious"]
     assert serious and {d["rule"] for d in serious} == {"SF-3"}
 
