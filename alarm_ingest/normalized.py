@@ -8,11 +8,14 @@ out which field was wrong, and every refusal names the field and the problem.
 from __future__ import annotations
 
 from shared.clock import TimeFormatError, parse_time, parse_time_cached
-from shared.model import ALARM_STATES, SEVERITIES, Alarm, Rejected
+from shared.model import ALARM_STATES, MAX_CAUSE, MAX_NAME, SEVERITIES, Alarm, Rejected
 from shared.wire import show
 
 _FIELDS = ("source", "alarm_id", "resource_id", "probable_cause", "severity", "state", "event_time")
 _STRINGS = ("source", "alarm_id", "resource_id", "probable_cause")
+# What the read model's columns hold (shared/db/models.py): a longer value, or a NUL, which
+# PostgreSQL text cannot hold, is refused here, not by the database a whole batch later.
+_LENGTHS = {"source": MAX_NAME, "alarm_id": MAX_NAME, "resource_id": MAX_NAME, "probable_cause": MAX_CAUSE}
 
 
 def alarm_from_dict(d: object, where: str = "alarm") -> Alarm | Rejected:
@@ -35,7 +38,11 @@ def alarm_from_dict(d: object, where: str = "alarm") -> Alarm | Rejected:
                 and type(resource_id) is str and type(cause) is str
                 and source and alarm_id and resource_id and cause
                 and type(severity) is str and severity in SEVERITIES
-                and type(state) is str and state in ALARM_STATES and type(text) is str):
+                and type(state) is str and state in ALARM_STATES and type(text) is str
+                and len(source) <= MAX_NAME and len(alarm_id) <= MAX_NAME
+                and len(resource_id) <= MAX_NAME and len(cause) <= MAX_CAUSE
+                and "\x00" not in source and "\x00" not in alarm_id and "\x00" not in resource_id
+                and "\x00" not in cause and "\x00" not in text):
             return Alarm(source, alarm_id, resource_id, cause, severity, state, et, text)
     return _diagnose(d, where)
 
@@ -53,6 +60,8 @@ def _diagnose(d: object, where: str) -> Rejected:
             return Rejected(f"{where}.{name}: expected a string, got {show(value)}")
         if not value:
             return Rejected(f"{where}.{name}: must not be empty")
+        if len(value) > _LENGTHS[name]:
+            return Rejected(f"{where}.{name}: longer than {_LENGTHS[name]} characters ({len(value):,})")
     for name, allowed in (("severity", sorted(SEVERITIES)), ("state", ("raised", "cleared"))):
         value = d[name]
         if type(value) is not str:
@@ -66,4 +75,7 @@ def _diagnose(d: object, where: str) -> Rejected:
     text = d.get("text")
     if text is not None and type(text) is not str:
         return Rejected(f"{where}.text: expected a string, got {show(text)}")
+    for name in (*_STRINGS, "text"):
+        if "\x00" in (d.get(name) or ""):
+            return Rejected(f"{where}.{name}: holds a NUL character (\\u0000), which cannot be stored")
     return Rejected(f"{where}: not a normalized alarm")

@@ -7,7 +7,7 @@ import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
 from shared.clock import TimeFormatError, parse_time
-from shared.model import SEVERITIES, Alarm, Rejected
+from shared.model import MAX_CAUSE, MAX_NAME, SEVERITIES, Alarm, Rejected
 from shared.wire import show
 
 FORMATS = ("tmf642", "syslog", "snmp", "normalized")
@@ -43,15 +43,21 @@ def normalize(fmt: object, payload: object, where: str = "raw") -> Alarm | Rejec
     return _from_tmf642(doc, f"{where}.payload")
 
 
-def _tmf_str(doc: dict, names: tuple[str, ...], where: str) -> str | None | Rejected:
+def _tmf_str(doc: dict, names: tuple[str, ...], where: str, longest: int | None = MAX_NAME,
+             ) -> str | None | Rejected:
     """The first of `names` holding a non-empty string; absent, null or "" fall through to
-    the next (TMF642 leaves optional fields out or empty); any other type is refused."""
+    the next (TMF642 leaves optional fields out or empty); any other type is refused, and
+    so is what the read model cannot store (too long, a NUL), naming the TMF642 field."""
     for name in names:
         value = doc.get(name)
         if value is None or value == "":
             continue
         if type(value) is not str:
             return Rejected(f"{where}.{name}: expected a string, got {show(value)}")
+        if longest is not None and len(value) > longest:
+            return Rejected(f"{where}.{name}: longer than {longest} characters ({len(value):,})")
+        if "\x00" in value:
+            return Rejected(f"{where}.{name}: holds a NUL character (\\u0000), which cannot be stored")
         return value
     return None
 
@@ -72,11 +78,11 @@ def _from_tmf642(doc: object, where: str) -> Alarm | Rejected:
     resource_id = _tmf_str(obj, ("id",), f"{where}.alarmedObject")
     if resource_id is None:
         return Rejected(f"{where}.alarmedObject: missing field id")
-    cause = _tmf_str(doc, ("probableCause",), where)
+    cause = _tmf_str(doc, ("probableCause",), where, MAX_CAUSE)
     severity = _tmf_str(doc, ("perceivedSeverity",), where)
     tmf_state = _tmf_str(doc, ("state",), where)
     source = _tmf_str(doc, ("sourceSystemId", "reportingSystemId"), where)
-    text = _tmf_str(doc, ("specificProblem", "alarmDetails"), where)
+    text = _tmf_str(doc, ("specificProblem", "alarmDetails"), where, None)
     for value in (alarm_id, resource_id, cause, severity, tmf_state, source, text):
         if isinstance(value, Rejected):
             return value

@@ -37,14 +37,15 @@ from services.shardlog import Batch, Entry, Outgoing, ShardLog
 from shared.bus import DEADLETTER
 from shared.clock import fmt_time
 from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, next_offsets, partition_for
+from shared.model import MAX_CITY, MAX_NAME
 from shared.store import UnstorableInput, data_fault, kept_value
 from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.shards")
 
 MAX_KEPT = 256 * 1024      # a refused value beyond this is kept as cut text (it must fit a message)
-SHARD_MAX = 32              # shared.db.models.SHARD
-KEY_MAX = 255               # shared.db.models.NAME (source_key)
+SHARD_MAX = MAX_CITY        # shared.db.models.SHARD
+KEY_MAX = MAX_NAME          # shared.db.models.NAME (source_key)
 TICK_RETRY_MAX_S = 60.0
 
 

@@ -19,6 +19,13 @@ OPERATOR_ESCALATIONS = frozenset({"ES-4", "ES-5", "ES-6", "ES-7"})
 CORE_LAYERS = frozenset({"core", "data", "vas", "transmission"})
 CUSTOMER_LAYERS = frozenset({"access", "cpe"})
 
+# The longest values the read model's columns hold (shared/db/models.py uses these): the
+# decoders refuse longer ones, naming the field, before they reach a database.
+MAX_NAME = 255      # alarm sources, alarm and resource ids
+MAX_CAUSE = 64      # probable causes
+MAX_ID = 64         # complaint and customer ids
+MAX_CITY = 32       # city codes
+
 
 class Alarm:
     """A normalized alarm (CONTRACT §2) with its event time parsed to Unix seconds."""

@@ -6,6 +6,9 @@ from shared.model import (
     ATTRIBUTIONS,
     CHANNELS,
     IMPACTS,
+    MAX_CITY,
+    MAX_ID,
+    MAX_NAME,
     OPERATOR_ESCALATIONS,
     SCOPES,
     SERVICE_TYPES,
@@ -51,12 +54,22 @@ def show(value: object) -> str:
     return f"a {t.__name__}"
 
 
-def _str(d: dict, name: str, where: str, *, required: bool = True) -> str | None | Rejected:
+def _str(d: dict, name: str, where: str, *, required: bool = True,
+         longest: int = MAX_NAME) -> str | None | Rejected:
     value = d.get(name)
     if value is None:
         return Rejected(f"{where}: missing field {name}") if required else None
     if type(value) is not str or not value:
         return Rejected(f"{where}.{name}: expected a non-empty string, got {show(value)}")
+    return _storable(value, name, where, longest)
+
+
+def _storable(value: str, name: str, where: str, longest: int | None) -> str | Rejected:
+    """What a database column can hold: not over its length, and no NUL (PostgreSQL text)."""
+    if longest is not None and len(value) > longest:
+        return Rejected(f"{where}.{name}: longer than {longest} characters ({len(value):,})")
+    if "\x00" in value:
+        return Rejected(f"{where}.{name}: holds a NUL character (\\u0000), which cannot be stored")
     return value
 
 
@@ -67,7 +80,7 @@ def text_field(d: dict, name: str, where: str) -> str | Rejected:
         return ""
     if type(value) is not str:
         return Rejected(f"{where}.{name}: expected a string, got {show(value)}")
-    return value
+    return _storable(value, name, where, None)
 
 
 def _enum(d: dict, name: str, allowed: frozenset[str], where: str) -> str | Rejected:
@@ -83,9 +96,10 @@ def complaint_from_dict(d: object, where: str = "complaint") -> Complaint | Reje
     if type(d) is not dict:
         return Rejected(f"{where}: expected an object, got {show(d)}")
     values = {}
-    for name, allowed in (("complaint_id", None), ("channel", CHANNELS), ("customer_id", None),
-                          ("city", None), ("service_type", SERVICE_TYPES), ("scope", SCOPES)):
-        value = _str(d, name, where) if allowed is None else _enum(d, name, allowed, where)
+    for name, allowed in (("complaint_id", MAX_ID), ("channel", CHANNELS), ("customer_id", MAX_ID),
+                          ("city", MAX_CITY), ("service_type", SERVICE_TYPES), ("scope", SCOPES)):
+        value = (_str(d, name, where, longest=allowed) if type(allowed) is int
+                 else _enum(d, name, allowed, where))
         if isinstance(value, Rejected):
             return value
         values[name] = value

@@ -45,6 +45,8 @@ from sqlalchemy import (
     func,
 )
 
+from shared.model import MAX_CAUSE, MAX_CITY, MAX_ID, MAX_NAME
+
 # Constraint names are explicit (and stable across SQLite and PostgreSQL) so migrations
 # can refer to them.
 NAMING = {
@@ -60,13 +62,13 @@ metadata = MetaData(naming_convention=NAMING)
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only an INTEGER PRIMARY KEY autoincrements.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-ID = String(64)          # fault, incident, work-order, complaint, alarm ids
+ID = String(MAX_ID)      # fault, incident, work-order, complaint, alarm ids
 STAGE = String(32)       # "correlate" | "dispatch"
-SHARD = String(32)       # a city code or "-"
+SHARD = String(MAX_CITY)  # a city code or "-"
 QUEUE = String(128)      # RULES.md §4 queue names
 RULE = String(16)        # SF-3, RT-2, TM-4...
 TIME = String(40)        # ISO-8601 text (see the module docstring)
-NAME = String(255)       # resource ids, sources, keys
+NAME = String(MAX_NAME)  # resource ids, sources, keys
 
 
 def _stamp(name: str) -> Column:
@@ -125,7 +127,7 @@ alarms = Table(
     Column("source", NAME, nullable=False),
     Column("alarm_id", NAME, nullable=False),
     Column("resource_id", NAME, nullable=True),
-    Column("probable_cause", String(64), nullable=True),
+    Column("probable_cause", String(MAX_CAUSE), nullable=True),
     Column("severity", String(16), nullable=True),
     Column("state", String(16), nullable=True),              # raised | cleared
     Column("event_time", TIME, nullable=True),
@@ -151,7 +153,7 @@ faults = Table(
     Column("cause_side", String(16), nullable=True),
     Column("root_resource", NAME, nullable=True),
     Column("layer", String(16), nullable=True),
-    Column("probable_cause", String(64), nullable=True),
+    Column("probable_cause", String(MAX_CAUSE), nullable=True),
     Column("opened_at", TIME, nullable=True),
     Column("severity", String(16), nullable=True),           # general | serious
     Column("serious_at", TIME, nullable=True),

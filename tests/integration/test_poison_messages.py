@@ -154,10 +154,13 @@ async def test_garbage_on_every_topic_is_dead_lettered_and_the_pipeline_goes_on(
             assert p.terminate() == 0, p.tail()
 
 
-async def test_faultline_run_on_postgresql_refuses_what_the_database_cannot_hold(pg_url):
-    """The embedded engine on PostgreSQL: an alarm the database refuses (a NUL in its id, an
-    id longer than its column) is refused with the database's reason (422, kept, dead-
-    lettered), the engine rebuilds from its log, and the next alarm is handled."""
+async def test_faultline_run_on_postgresql_refuses_what_the_database_cannot_hold(pg_url, monkeypatch):
+    """The embedded engine on PostgreSQL: an alarm whose id the database cannot hold (a NUL,
+    longer than its column) is refused by the decoder, naming the field; and should one get
+    past the decoder (here: its length check widened), the database's refusal is the safety
+    net: refused with the database's reason (422, kept, dead-lettered), the engine rebuilt
+    from its log. Either way the next alarm is handled."""
+    import alarm_ingest.normalized
     from service.support import T0, FakeClock, live_service
 
     from services.runtime import LiveSettings
@@ -170,16 +173,20 @@ async def test_faultline_run_on_postgresql_refuses_what_the_database_cannot_hold
     bus = InMemoryBus()
     letters = bus.subscribe(DEADLETTER)
     async with live_service(settings, FakeClock(T0 + 5), bus) as svc:
-        for alarm_id in ("a\u0000b", "n" * 300):
+        for alarm_id, reason in (("a\u0000b", "alarm.alarm_id: holds a NUL"),
+                                 ("n" * 300, "alarm.alarm_id: longer than 255 characters")):
             resp = await svc.client.post("/alarms", json={**ALARM, "alarm_id": alarm_id})
-            assert resp.status_code == 422, resp.text
-            assert resp.json()["reasons"][0]["reason"].startswith(INTERNAL)
-            assert (await svc.client.get("/healthz")).status_code == 200
-            assert (await svc.client.get("/faults")).json() == []      # rolled back by the rebuild
+            assert resp.status_code == 422 and resp.json()["reasons"][0]["reason"].startswith(reason)
+        monkeypatch.setattr(alarm_ingest.normalized, "MAX_NAME", 10_000)
+        resp = await svc.client.post("/alarms", json={**ALARM, "alarm_id": "n" * 300})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["reasons"][0]["reason"].startswith(INTERNAL)
+        assert (await svc.client.get("/healthz")).status_code == 200
+        assert (await svc.client.get("/faults")).json() == []      # rolled back by the rebuild
         resp = await svc.client.post("/alarms", json=ALARM)
         assert resp.status_code == 202 and resp.json()["accepted"] == 1
         faults = (await svc.client.get("/faults")).json()
         refusals = await svc.runtime.store.refusals()
         logged = svc.runtime.engine.logged_inputs
     assert faults and {f["root_resource"] for f in faults} == {ALARM["resource_id"]}
-    assert logged == 1 and len(refusals) == 2 and len(letters.pending()) == 2
+    assert logged == 1 and len(refusals) == 3 and len(letters.pending()) == 3

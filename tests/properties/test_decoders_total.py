@@ -398,3 +398,41 @@ def test_issue_7_fmt_time_is_total(ts):
     assert isinstance(text, str) and text
     if TIME_MIN <= ts < TIME_MAX:            # in the window: the ISO-8601 text reads back
         assert abs(parse_time(text) - ts) < 1e-6
+
+
+# ---------------------------------------------------------------- what a database can hold
+
+GOOD_ALARM = {"source": "gd-otn-nms-1", "alarm_id": "884213", "resource_id": "GZ-OTN-A:1-3-1",
+              "probable_cause": "LOS", "severity": "critical", "state": "raised",
+              "event_time": "2026-11-25T10:00:00+08:00", "text": "R_LOS"}
+
+
+@pytest.mark.parametrize(("field", "longest"), [("source", 255), ("alarm_id", 255), ("resource_id", 255),
+                                                ("probable_cause", 64)])
+def test_issue_7_an_alarm_field_longer_than_its_column_is_refused_naming_it(field, longest):
+    assert type(alarm_from_dict({**GOOD_ALARM, field: "x" * longest})) is Alarm
+    refused = alarm_from_dict({**GOOD_ALARM, field: "x" * (longest + 1)})
+    assert refused == Rejected(f"alarm.{field}: longer than {longest} characters ({longest + 1:,})")
+
+
+@pytest.mark.parametrize("field", ["source", "alarm_id", "resource_id", "probable_cause", "text"])
+def test_issue_7_a_nul_in_any_alarm_string_is_refused_naming_the_field(field):
+    refused = alarm_from_dict({**GOOD_ALARM, field: "a\x00b"})
+    assert type(refused) is Rejected and refused.reason.startswith(f"alarm.{field}: holds a NUL")
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("city", "G" * 33, "complaint.city: longer than 32 characters (33)"),
+    ("complaint_id", "C" * 65, "complaint.complaint_id: longer than 64 characters (65)"),
+    ("text", "全部\x00无法上网", "complaint.text: holds a NUL character (\\u0000), which cannot be stored"),
+])
+def test_issue_7_a_complaint_field_the_database_cannot_hold_is_refused(field, value, reason):
+    good = {"complaint_id": "CSP-1", "channel": "400", "customer_id": "C-NH", "city": "GZ",
+            "service_type": "internet", "scope": "all_users", "text": "全部无法上网"}
+    assert complaint_from_dict({**good, field: value}) == Rejected(reason)
+
+
+def test_issue_7_a_tmf642_field_too_long_is_refused_naming_the_tmf642_field():
+    doc = {"id": "x" * 256, "alarmedObject": {"id": "GZ-OTN-A:1-3-1"}, "perceivedSeverity": "critical",
+           "eventTime": "2026-11-25T10:00:00+08:00"}
+    assert normalize("tmf642", doc) == Rejected("raw.payload.id: longer than 255 characters (256)")
