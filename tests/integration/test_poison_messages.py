@@ -160,9 +160,9 @@ async def test_faultline_run_on_postgresql_refuses_what_the_database_cannot_hold
     past the decoder (here: its length check widened), the database's refusal is the safety
     net: refused with the database's reason (422, kept, dead-lettered), the engine rebuilt
     from its log. Either way the next alarm is handled."""
-    import alarm_ingest.normalized
     from service.support import T0, FakeClock, live_service
 
+    import alarm_ingest.normalized
     from services.runtime import LiveSettings
     from shared.bus import InMemoryBus
     from shared.inventory import load_inventory
