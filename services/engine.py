@@ -230,7 +230,7 @@ class Engine:
                 # The store (or bus) failed: what was handled may not be kept, and the
                 # pipeline may be ahead of the log. Answer 503, then rebuild once it answers.
                 log.exception("engine step failed: the store is unavailable")
-                self._down = describe(getattr(err, "orig", None) or err)
+                self._down = describe(err)
                 self._fail(job, StoreUnavailable(f"the store failed ({self._down}); not kept, try again"))
                 self._fail_waiting(err, StoreUnavailable)
                 await self._await_store()
@@ -258,7 +258,7 @@ class Engine:
                 log.exception("engine cannot rebuild its state; the engine stops")
                 raise
             except Exception as err:
-                self._down = describe(getattr(err, "orig", None) or err)
+                self._down = describe(err)
                 log.warning("store still unavailable (%s); again in %.1fs", self._down, wait)
                 self._fail_waiting(err, StoreUnavailable)
                 wait = min(wait * 2, RETRY_MAX)
@@ -317,7 +317,7 @@ class Engine:
 
     async def _timers_failed(self, err: Exception) -> bool:
         log.error("a due timer failed: %s; rebuilding from the log, timers again later",
-                  describe(getattr(err, "orig", None) or err), exc_info=err)
+                  describe(err), exc_info=err)
         await self.recover()
         self._timer_failures += 1
         wait = min(2.0 ** self._timer_failures, MAX_SLEEP)
@@ -327,8 +327,7 @@ class Engine:
     async def _refuse_failed(self, job: _Job, err: Exception) -> Outcome:
         """Handling one input raised: rebuild the pipeline from the log (the failed step may
         have half changed it; the log never holds this input), then refuse it with the error."""
-        cause = getattr(err, "orig", None) or err       # a database's words, not its SQL
-        reason = f"{INTERNAL}: {describe(cause)}"
+        reason = f"{INTERNAL}: {describe(err)}"
         log.error("%s (%s); rebuilding from the log", reason, job.source, exc_info=err)
         await self.recover()
         refusal = Refusal(self._now(), job.source, reason, kept_value(job.body))

@@ -262,7 +262,6 @@ class ShardRunner:
             return
         except _Unstorable as err:
             cause = err.__cause__ or err
-            cause = getattr(cause, "orig", None) or cause      # the driver's words, not the SQL
         for shard in {s for s, _e in batch.shard_entries}:
             await self.open_shard(shard)
         if not alone:

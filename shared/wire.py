@@ -27,7 +27,9 @@ INTERNAL = "internal error while handling this input"
 
 
 def describe(err: BaseException, limit: int = 500) -> str:
-    """`Type: message`, the message cut short (it may quote a whole hostile input)."""
+    """`Type: message`, the message cut short (it may quote a whole hostile input); for a
+    database error, the driver's own words (`orig`), not the SQL statement around them."""
+    err = getattr(err, "orig", None) or err
     text = str(err)
     return f"{type(err).__name__}: {text if len(text) <= limit else text[:limit] + '…'}"
 
