@@ -299,11 +299,13 @@ class ShardRunner:
         await self.open_shard(state.shard)
         return raised
 
-    async def tick_all(self, now: float) -> None:
-        """Advance every owned shard to `now`; what fires is logged and published."""
+    async def tick_all(self, now: float, shards: list[str] | None = None) -> None:
+        """Advance every owned shard (or those named) to `now`; what fires is logged and
+        published. A batch the database refuses for its data is redone shard by shard, and
+        a shard whose timers' records it refuses waits like a failing timer."""
         batch = Batch()
         quiet: list[tuple[str, Outgoing]] = []
-        for state in list(self.shards.values()):
+        for state in [self.shards[s] for s in shards] if shards is not None else list(self.shards.values()):
             failed = self.failing.get(state.shard)
             if failed is not None and time.monotonic() < failed[1]:
                 continue                                  # a failing timer waits for its retry
@@ -312,21 +314,37 @@ class ShardRunner:
             except Exception:
                 # No message to refuse: rebuild the shard (its log is whole: a tick is the
                 # shard's only step in this batch) and retry later, reported down meanwhile.
-                n = failed[0] + 1 if failed else 1
-                retry = min(2.0 ** n, TICK_RETRY_MAX_S)
-                log.exception("%s %s: a timer step failed (%d in a row); rebuilt, again in %.0fs",
-                              self.logic.stage, state.shard, n, retry)
-                await self.open_shard(state.shard)
-                self.failing[state.shard] = (n, time.monotonic() + retry)
+                log.exception("%s %s: a timer step failed; rebuilt", self.logic.stage, state.shard)
+                await self._tick_failed(state.shard)
                 continue
             self.failing.pop(state.shard, None)
             if step.log:
                 self._collect(batch, state, step, "tick", now, None, None)
             else:
                 quiet.extend((state.shard, Outgoing(0, t, state.shard, v)) for t, v in step.outgoing.items())
-        await self._store(batch, now)
+        try:
+            await self._store(batch, now)
+        except _Unstorable as err:
+            touched = sorted({s for s, _e in batch.shard_entries})
+            for shard in touched:
+                await self.open_shard(shard)              # nothing of the batch was stored
+            if shards is not None and len(touched) == 1:
+                log.error("%s %s: the database refuses what its timers made (%s)", self.logic.stage,
+                          touched[0], describe(err.__cause__ or err))
+                await self._tick_failed(touched[0])
+                return
+            for shard in touched:
+                await self.tick_all(now, [shard])
+            return
         if quiet and not await self.log.unpublished(set(self.shards), limit=1):
             await self._send([(shard, o) for shard, o in quiet])   # ticks only follow a flushed outbox
+
+    async def _tick_failed(self, shard: str) -> None:
+        """Rebuild the shard and retry its timers later (doubling waits), `degraded` meanwhile."""
+        failed = self.failing.get(shard)
+        n = failed[0] + 1 if failed else 1
+        await self.open_shard(shard)
+        self.failing[shard] = (n, time.monotonic() + min(2.0 ** n, TICK_RETRY_MAX_S))
 
     def _collect(self, batch: Batch, state: ShardState, step: Step, kind: str, clock: float,
                  body: dict | None, source_key: str | None, refusal_key: str | None = None,

@@ -23,6 +23,7 @@ from shared.db.migrate import upgrade_async
 from shared.inventory import load_inventory
 from shared.kafka import KafkaConfig, Msg
 from shared.rulebook import load_rulebook
+from shared.store import UnstorableInput
 from shared.wire import INTERNAL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,3 +247,29 @@ async def test_a_message_behind_a_failing_timer_is_not_refused_and_comes_again(m
     await runner.process(late)                                  # the redelivery is handled
     assert sent.on(DEADLETTER) == []
     assert {d["rule"] for d in sent.on(DECISIONS) if d["type"] == "fault.serious"} == {"SF-3"}
+
+
+async def test_timers_whose_records_cannot_be_stored_hold_back_only_their_shard(make_runner, config):
+    """The database refuses what GZ's timers made (as PostgreSQL refuses a value too long
+    for its column; SQLite enforces no lengths, so the log's append is made to refuse it):
+    the batch is redone shard by shard, GZ waits like a failing timer, FS goes on."""
+    inventory, rulebook = config
+    runner, sent = await make_runner("unstorable-tick", CorrelateLogic(inventory, rulebook))
+    await runner.process(_msgs([_alarm(1, "GZ-OTN-A:1-3-1", "a")]))
+    await runner.process(_msgs([_alarm(2, "FS-SDH-GM-01:1-1-4", "f")], key="FS"))
+    append, armed = runner.log.append, {"on": True}
+
+    async def refusing_append(batch, at):
+        if armed["on"] and any(s == "GZ" and e.kind == "tick" for s, e in batch.shard_entries):
+            raise UnstorableInput("value too long for type character varying(255)")
+        await append(batch, at)
+    runner.log.append = refusing_append
+    await runner.tick_all(T0 + 40 * 60)                  # no exception: the session goes on
+    assert set(runner.failing) == {"GZ"}                 # FS is not held back
+    assert "tick" not in [e.kind for e in await runner.log.entries("GZ")]
+    await runner.process(_msgs([_alarm(3, "FS-SDH-CC-02:1-2-1", "g")], key="FS"))
+    assert [e.kind for e in await runner.log.entries("FS")] == ["input", "input"]
+    armed["on"] = False
+    runner.failing["GZ"] = (1, 0.0)
+    await runner.tick_all(T0 + 41 * 60)
+    assert runner.failing == {} and "tick" in [e.kind for e in await runner.log.entries("GZ")]
