@@ -248,7 +248,7 @@ class ShardRunner:
             last_clock = max(last_clock, clock)
             self._collect(batch, state, step, "input", clock, body, source_key,
                           None if source_key is not None or step.refused is None else _coordinates(msg), msg)
-        if self.metrics is not None and alarms:
+        if self.metrics is not None and alarms and not alone:     # a redone batch was counted once
             self.metrics.alarms.inc(alarms)
         await self._store_or_isolate(batch, last_clock, msgs[first:], alone)
 
