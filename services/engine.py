@@ -19,6 +19,7 @@ says down, and the engine rebuilds from the log as soon as the database answers 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -152,6 +153,10 @@ class Engine:
                 replayed = self._replay(pipe, entries)
             except Exception as err:
                 raise _RebuildFailed(f"re-running the log failed: {type(err).__name__}: {err}") from err
+            # The old state was frozen out of the cyclic GC at start (Pipeline.settle): let it
+            # go, and freeze the new one in its place.
+            gc.unfreeze()
+            pipe.settle()
         else:
             replayed = self._replay(pipe, entries)
         self._input_seq, self._record_seq, stored = await self.store.counts()
