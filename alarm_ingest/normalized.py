@@ -36,11 +36,10 @@ def alarm_from_dict(d: object, where: str = "alarm") -> Alarm | Rejected:
         # type() before `in`: a list or object is unhashable, and frozenset membership raises.
         if (et is not None and type(source) is str and type(alarm_id) is str
                 and type(resource_id) is str and type(cause) is str
-                and source and alarm_id and resource_id and cause
+                and 0 < len(source) <= MAX_NAME and 0 < len(alarm_id) <= MAX_NAME
+                and 0 < len(resource_id) <= MAX_NAME and 0 < len(cause) <= MAX_CAUSE
                 and type(severity) is str and severity in SEVERITIES
                 and type(state) is str and state in ALARM_STATES and type(text) is str
-                and len(source) <= MAX_NAME and len(alarm_id) <= MAX_NAME
-                and len(resource_id) <= MAX_NAME and len(cause) <= MAX_CAUSE
                 and "\x00" not in source and "\x00" not in alarm_id and "\x00" not in resource_id
                 and "\x00" not in cause and "\x00" not in text):
             return Alarm(source, alarm_id, resource_id, cause, severity, state, et, text)
