@@ -3,35 +3,52 @@
 Intake never calls a stage: alarms go to faultline.alarms, complaints and operator actions
 to faultline.actions, TMF642 alarms to faultline.alarms.raw.tmf642, each only after the
 broker acknowledged them; a body that cannot be used is answered 422 with the reason and
-kept on faultline.deadletter. Reads come from the PostgreSQL read model the stages write,
-a page at a time. Bodies are checked by services/http_guard.py (JSON content type, size,
-time) and decoded with orjson, as the embedded app and every consumer of the topics do.
+kept on faultline.deadletter (cut to fit a message, services/deadletter.py); an accepted
+value that could not fit a Kafka message is answered 413, nothing sent. At most
+`max_decoded_bodies` bodies are decoded and held at once (`IntakeSlots`). Reads come from
+the PostgreSQL read model the stages write, a page at a time. Bodies are checked by
+services/http_guard.py (JSON content type, size, time) and decoded with orjson, as the
+embedded app and every consumer of the topics do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
 
 import orjson
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import func, select
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.http_guard import PAGE_HEADERS, Limit, Offset, decode_json, harden, new_app, paged
+from services.deadletter import MAX_VALUE, fits
+from services.deadletter import dead_letter as letter
+from services.http_guard import (
+    PAGE_HEADERS,
+    HttpLimits,
+    IntakeSlots,
+    Limit,
+    Offset,
+    action_refusal,
+    alarm_list_refusal,
+    decode_json,
+    harden,
+    new_app,
+    paged,
+)
 from services.http_models import ACTION_BODY, ALARMS_BODY, COMPLAINT_BODY, TMF642_BODY
 from services.processes import ProcessSettings, ops_router, prepare, readiness, serve_until_stopped
 from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.db.models import faults, work_orders
 from shared.kafka import Producer, raw_alarms_topic
 from shared.model import Rejected
-from shared.wire import ACTION_KINDS, action_from_dict, complaint_from_dict, show
+from shared.wire import action_from_dict, complaint_from_dict
 
 TMF642 = "/tmf-api/alarmManagement/v4/alarm"
 TMF621 = "/tmf-api/troubleTicket/v4/troubleTicket"
-MAX_ALARMS = 1000          # alarms in one POST /alarms list: one send_many, bounded
 
 
 def _row(row) -> dict:
@@ -42,97 +59,116 @@ def _row(row) -> dict:
     return d
 
 
-def _usable(raw: bytes, kind: str) -> tuple[Any, str | None]:
-    """The body (services/http_guard.decode_json), or what to keep of it and why it is refused."""
-    body, reason = decode_json(raw)
-    if reason is not None:
-        return body, reason
-    if kind == "alarm" and isinstance(body, list) and len(body) > MAX_ALARMS:
-        return body, f"a list of {len(body)} alarms; at most {MAX_ALARMS} in one request"
-    return body, None
-
-
-async def _json_body(request: Request, kind: str, refuse) -> Any:
-    body, reason = _usable(await request.body(), kind)
-    if reason is not None:
-        await refuse(kind, reason, body)          # raises: 422
-    return body
-
-
 def create_api(settings: ProcessSettings, engine, producer: Producer, registry: CollectorRegistry) -> FastAPI:
     app = new_app(title="faultline", description="Alarm correlation and fault dispatch (CONTRACT §4)")
-    app.include_router(intake_router(producer, registry))
+    app.include_router(intake_router(producer, registry, settings.http))
     app.include_router(read_router(engine))
     app.include_router(ops_router(lambda: True, lambda: readiness(engine, settings.kafka), registry))
     return harden(app, settings.http)
 
 
-def intake_router(producer: Producer, registry: CollectorRegistry) -> APIRouter:
-    intake = Counter("faultline_api_inputs", "Inputs received over HTTP, by kind and outcome",
-                     ["kind", "outcome"], registry=registry)
-    router = APIRouter()
+class _TooLarge(HTTPException):
+    def __init__(self, what: str, size: int) -> None:
+        super().__init__(413, f"{what} is {size} bytes once encoded; at most {MAX_VALUE} fit a message")
 
-    def message(topic: str, value: object, key: str | None) -> tuple:
-        return (topic, orjson.dumps(value), key, None, int(time.time() * 1000))
 
-    async def publish(topic: str, value: object, key: str | None) -> None:
-        await producer.send_many([message(topic, value, key)])
+class _Intake:
+    """What the intake endpoints share: the producer, the counter, and how a body becomes
+    records (accepted, or refused and dead-lettered)."""
 
-    def dead_letter(kind: str, reason: str, body: Any) -> tuple:
-        """A refused input, counted, as the message that keeps it on faultline.deadletter."""
-        intake.labels(kind, "refused").inc()
-        return message(DEADLETTER, {"reason": reason, "topic": "http", "value": body}, None)
+    def __init__(self, producer: Producer, registry: CollectorRegistry) -> None:
+        self.producer = producer
+        self.counted = Counter("faultline_api_inputs", "Inputs received over HTTP, by kind and outcome",
+                               ["kind", "outcome"], registry=registry)
 
-    async def refuse(kind: str, reason: str, body: Any) -> None:
-        await producer.send_many([dead_letter(kind, reason, body)])
+    def message(self, kind: str, topic: str, value: object, key: str | None) -> tuple:
+        """An accepted value as the record to send; 413 (nothing sent) if it could never be sent:
+        Kafka refuses a record over 1 MiB, and a smaller body can encode larger."""
+        encoded = orjson.dumps(value)
+        if not fits(encoded):
+            self.counted.labels(kind, "too_large").inc()
+            raise _TooLarge(kind, len(encoded))
+        return (topic, encoded, key, None, int(time.time() * 1000))
+
+    async def publish(self, kind: str, topic: str, value: object, key: str | None) -> None:
+        await self.producer.send_many([self.message(kind, topic, value, key)])
+        self.counted.labels(kind, "accepted").inc()
+
+    def dead_letter(self, kind: str, reason: str, body: Any) -> tuple:
+        """A refused input, counted, as the message that keeps it on faultline.deadletter: the
+        body cut to fit (services/deadletter.py), whatever its size."""
+        self.counted.labels(kind, "refused").inc()
+        return (DEADLETTER, letter(reason, {"topic": "http"}, body), None, None, int(time.time() * 1000))
+
+    async def refuse(self, kind: str, reason: str, body: Any) -> NoReturn:
+        await self.producer.send_many([self.dead_letter(kind, reason, body)])
         raise HTTPException(status_code=422, detail=reason)
+
+    async def json_body(self, request: Request, kind: str) -> Any:
+        """The body (services/http_guard.decode_json), or 422 once it is dead-lettered; an alarm
+        list over the cap is kept as the text it came as, its decoded items dropped at once."""
+        raw = await request.body()
+        body, reason = decode_json(raw)
+        if reason is None and kind == "alarm" and (reason := alarm_list_refusal(body)) is not None:
+            body = raw.decode("utf-8", "replace")
+        if reason is not None:
+            await self.refuse(kind, reason, body)
+        return body
+
+
+def intake_router(producer: Producer, registry: CollectorRegistry, limits: HttpLimits) -> APIRouter:
+    io = _Intake(producer, registry)
+    slots = IntakeSlots(limits.max_decoded_bodies)
+
+    async def one_slot() -> AsyncIterator[None]:
+        async with slots.slot():          # held while the handler decodes and holds the body
+            yield
+    router = APIRouter(dependencies=[Depends(one_slot)])
 
     @router.post("/alarms", status_code=202, openapi_extra=ALARMS_BODY)
     async def post_alarms(request: Request):
-        body = await _json_body(request, "alarm", refuse)
+        body = await io.json_body(request, "alarm")
         items = body if isinstance(body, list) else [body]
         out, refused = [], []
         for i, item in enumerate(items):
             alarm = alarm_from_dict(item, f"alarms[{i}]" if isinstance(body, list) else "alarm")
             if isinstance(alarm, Rejected):
                 if not isinstance(body, list):
-                    await refuse("alarm", alarm.reason, item)
+                    await io.refuse("alarm", alarm.reason, item)
                 refused.append(alarm.reason)
-                out.append(dead_letter("alarm", alarm.reason, item))
+                out.append(io.dead_letter("alarm", alarm.reason, item))
                 continue
-            out.append(message(ALARMS, item, alarm.resource_id))
-            intake.labels("alarm", "accepted").inc()
+            out.append(io.message("alarm", ALARMS, item, alarm.resource_id))
         await producer.send_many(out)                  # one round of acks for the whole list
+        io.counted.labels("alarm", "accepted").inc(len(out) - len(refused))
         return {"accepted": len(out) - len(refused), "refused": refused}
 
     @router.post("/complaints", status_code=202, openapi_extra=COMPLAINT_BODY)
     async def post_complaint(request: Request):
-        body = await _json_body(request, "complaint", refuse)
+        body = await io.json_body(request, "complaint")
         complaint = complaint_from_dict(body)
         if isinstance(complaint, Rejected):
-            await refuse("complaint", complaint.reason, body)
-        await publish(ACTIONS, {"kind": "complaint", "complaint": body}, complaint.city)
-        intake.labels("complaint", "accepted").inc()
+            await io.refuse("complaint", complaint.reason, body)
+        await io.publish("complaint", ACTIONS, {"kind": "complaint", "complaint": body}, complaint.city)
         return {"accepted": 1}
 
     @router.post("/actions", status_code=202, openapi_extra=ACTION_BODY)
     async def post_action(request: Request):
-        body = await _json_body(request, "action", refuse)
-        kind = body.get("kind") if isinstance(body, dict) else None
-        if kind not in ACTION_KINDS:
-            await refuse("action", f"kind: {show(kind)} is not one of {', '.join(ACTION_KINDS)}", body)
+        body = await io.json_body(request, "action")
+        reason = action_refusal(body)
+        if reason is not None:
+            await io.refuse("action", reason, body)
+        kind = body["kind"]
         action = action_from_dict(kind, body)
         if isinstance(action, Rejected):
-            await refuse(kind, action.reason, body)
-        await publish(ACTIONS, {k: v for k, v in body.items() if k != "at"}, None)
-        intake.labels(kind, "accepted").inc()
+            await io.refuse(kind, action.reason, body)
+        await io.publish(kind, ACTIONS, {k: v for k, v in body.items() if k != "at"}, None)
         return {"accepted": 1}
 
     @router.post(TMF642, status_code=202, openapi_extra=TMF642_BODY)
     async def post_tmf642(request: Request):
-        body = await _json_body(request, "tmf642", refuse)
-        await publish(raw_alarms_topic("tmf642"), body, None)
-        intake.labels("tmf642", "accepted").inc()
+        body = await io.json_body(request, "tmf642")
+        await io.publish("tmf642", raw_alarms_topic("tmf642"), body, None)
         return {"accepted": 1}
 
     return router
@@ -209,7 +245,7 @@ async def api(settings: ProcessSettings, stop: asyncio.Event) -> None:
     await producer.start(deadline_s=None)
     try:
         app = create_api(settings, engine, producer, CollectorRegistry())
-        await serve_until_stopped(app, settings.http_port, stop)
+        await serve_until_stopped(app, settings.http_port, stop, settings.http)
     finally:
         await producer.stop()
         await engine.dispose()

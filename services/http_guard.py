@@ -5,12 +5,25 @@ production api (`faultline api`) and each production process's ops app (issue 7,
   a Content-Length over the limit is answered 413 at once, a chunked body is counted as it
   streams and refused at the limit (413), nothing past the limit is kept (the rest of a
   refused body of at most 4 MiB is read and dropped, so a client still sending reads the
-  answer instead of a reset; a larger one is not read, the connection is closed); a body that
-  does not arrive within the body timeout is answered 408; a body that is not JSON by its
-  content type is answered 415 (`text/plain`, forms and multipart are what a web page can
-  post cross-site without a CORS preflight); NUL in the path or query is answered 400; and a
-  client that goes away mid-request costs one log line, not a traceback.
-- `decode_json`: the one reading of a JSON body, refusing what could not be stored later.
+  answer instead of a reset; a larger one is not read, the connection is closed; nor is the
+  body of a client that sent `Expect: 100-continue`: it is told at once, never invited to
+  send); a body that does not arrive within the body timeout is answered 408; a body that is
+  not JSON by its content type is answered 415 (`text/plain`, forms and multipart are what a
+  web page can post cross-site without a CORS preflight); a request of any other method
+  (GET, HEAD, DELETE, OPTIONS) that carries a body is answered 400 at once and its
+  connection closed (no endpoint reads one, and an unread body must not hold the
+  connection); NUL in the path or query is answered 400; and a client that goes away
+  mid-request costs one log line, not a traceback.
+- `HeadDeadline`, uvicorn's h11 protocol with one more timer: a connection that has not
+  delivered a complete request head within the body timeout of connecting, or of its last
+  answer, is closed. uvicorn arms none before the first request, and any data cancels its
+  keep-alive timer, so without it silent or trickling sockets hold the connection slots
+  (`max_connections`) for ever.
+- `decode_json`: the one reading of a JSON body, refusing what could not be stored later;
+  `IntakeSlots` bounds how many decoded bodies intake holds at once (a decoded 1 MiB body
+  of `{}`s is ~23 MiB of Python objects); `alarm_list_refusal` (MAX_ALARMS) and
+  `action_refusal` are the checks both apps make on a decoded alarm body or action, so both
+  refuse the same input with the same reason.
 - `new_app` builds a FastAPI app whose /docs and /redoc load their assets from the
   `fastapi-offline` package instead of a CDN (an operator's browser may have no internet).
 - `harden` puts the guard (and CORS, only when FAULTLINE_CORS_ORIGINS names origins) on an app.
@@ -21,9 +34,10 @@ production api (`faultline api`) and each production process's ops app (issue 7,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -35,8 +49,10 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from services.config import UsageError
+from shared.wire import ACTION_KINDS, show
 
 log = logging.getLogger("faultline.http")
 
@@ -72,6 +88,7 @@ class HttpLimits:
     max_connections: int = 1000            # FAULTLINE_HTTP_MAX_CONNECTIONS: more are answered 503 at once
     keep_alive_s: int = 5                  # idle keep-alive connections are closed after this
     max_header_bytes: int = 16 * 1024      # request line + headers (h11's incomplete-event limit)
+    max_decoded_bodies: int = 16           # request bodies intake decodes and holds at once (IntakeSlots)
     backlog: int = 2048
 
     @classmethod
@@ -105,6 +122,13 @@ class _Gone(Exception):
         self.received = received
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    status: int
+    reason: str
+    close: bool = True
+
+
 def is_json(content_type: str | None) -> bool:
     """application/json or application/*+json, parameters (charset) allowed."""
     if not content_type:
@@ -112,6 +136,12 @@ def is_json(content_type: str | None) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     kind, _, sub = media.partition("/")
     return kind == "application" and (sub == "json" or (sub.endswith("+json") and len(sub) > 5))
+
+
+def _carries_body(headers: Headers) -> bool:
+    length = headers.get("content-length")
+    # h11 refuses a Content-Length that is not 1 to 20 digits before any app sees the request.
+    return (length is not None and int(length) > 0) or "transfer-encoding" in headers
 
 
 class HttpGuard:
@@ -132,67 +162,75 @@ class HttpGuard:
             # No id, queue or city holds NUL, and PostgreSQL text refuses it (an error, not a miss).
             await _refuse(send, 400, "NUL character in the request path or query")
             return
+        headers = Headers(scope=scope)
         if scope["method"] in BODY_METHODS:
+            timeout = self.limits.body_timeout_s
             try:
-                async with asyncio.timeout(self.limits.body_timeout_s):
-                    body = await self._take_body(Headers(scope=scope), receive, send)
+                # Only reading is timed: an answer is sent after this block, so the timer can
+                # never fire between its start and its body.
+                async with asyncio.timeout(timeout):
+                    body = await self._take_body(headers, receive)
             except TimeoutError:
-                log.info("%s: request body not received within %gs; answered 408",
-                         what, self.limits.body_timeout_s)
-                await _refuse(send, 408, f"request body not received within {self.limits.body_timeout_s:g} s")
-                return
+                log.info("%s: request body not received within %gs; answered 408", what, timeout)
+                body = _Refusal(408, f"request body not received within {timeout:g} s")
             except _Gone as gone:
                 log.info("%s: client went away after %d bytes of the request body", what, gone.received)
                 return
-            if body is None:                       # refused, answered
+            if isinstance(body, _Refusal):
+                await _refuse(send, body.status, body.reason, close=body.close)
                 return
             receive = _replay(body, receive)
+        elif _carries_body(headers):
+            # Nothing here reads the body of a GET: unread, it would hold the connection (and its
+            # slot) for as long as the client cares to trickle it. Refused unread, and closed.
+            await _refuse(send, 400, f"a {scope['method']} request carries no body")
+            return
         try:
             await self.app(scope, receive, send)
         except ClientDisconnect:
             # The app read on after the client left: starlette raises; nobody is there to answer.
             log.info("%s: client went away before the answer", what)
 
-    async def _take_body(self, headers: Headers, receive: Receive, send: Send) -> bytes | None:
-        """The whole body, or None once a refusal is sent (413, 415, 400)."""
+    async def _take_body(self, headers: Headers, receive: Receive) -> bytes | _Refusal:
+        """The whole body, or the refusal to send (413, 415) once what should be is drained."""
         limit = self.limits.max_body_bytes
         length = headers.get("content-length")
-        declared = int(length) if length is not None and length.isdigit() else None
-        if length is not None and declared is None:          # h11 refuses most of these already
-            await _refuse(send, 400, "content-length is not a number")
-            return None
+        declared = int(length) if length is not None else None      # digits: h11 checked
+        # A client that asked to be told before it sends (Expect: 100-continue) is told at once:
+        # draining would make uvicorn invite the body it is about to refuse.
+        waiting = headers.get("expect", "").strip().lower() == "100-continue"
         if not is_json(headers.get("content-type")):
-            await self._refuse_after(receive, send, declared, 415,
-                                     "content-type must be application/json (or application/*+json)")
-            return None
+            return await self._refuse_after(receive, declared, waiting, 415,
+                                            "content-type must be application/json (or application/*+json)")
         if declared is not None and declared > limit:
-            await self._refuse_after(receive, send, declared, 413, f"request body over {limit} bytes")
-            return None
+            return await self._refuse_after(receive, declared, waiting, 413,
+                                            f"request body over {limit} bytes")
         chunks, size = [], 0
         while True:
             chunk, more = await _next_chunk(receive, size)
             size += len(chunk)
             if size > limit:
-                await self._refuse_after(receive, send, None, 413, f"request body over {limit} bytes",
-                                         already=size)
-                return None
+                return await self._refuse_after(receive, None, False, 413, f"request body over {limit} bytes",
+                                                already=size)
             chunks.append(chunk)
             if not more:
                 return b"".join(chunks)
 
-    async def _refuse_after(self, receive: Receive, send: Send, declared: int | None, status: int,
-                            reason: str, already: int = 0) -> None:
+    async def _refuse_after(self, receive: Receive, declared: int | None, waiting: bool, status: int,
+                            reason: str, already: int = 0) -> _Refusal:
         """Refuse; but first read and drop the rest of a body of at most DRAIN_BYTES, so that the
-        client, still sending, gets the answer instead of a connection reset. A larger body is
-        not read: the answer closes the connection."""
+        client, still sending, gets the answer instead of a connection reset. A larger body, or
+        one the client waits to be invited to send, is not read: the answer closes the connection."""
+        if waiting or declared == 0:
+            return _Refusal(status, reason, close=declared != 0)
         drained = declared is None or declared <= DRAIN_BYTES
-        if drained and declared != 0:
+        if drained:
             size, more = already, True
             while more and size <= DRAIN_BYTES:
                 chunk, more = await _next_chunk(receive, size)
                 size += len(chunk)
             drained = not more
-        await _refuse(send, status, reason, close=not drained)
+        return _Refusal(status, reason, close=not drained)
 
 
 async def _next_chunk(receive: Receive, received: int) -> tuple[bytes, bool]:
@@ -224,6 +262,66 @@ async def _refuse(send: Send, status: int, reason: str, close: bool = True) -> N
     await send({"type": "http.response.body", "body": body})
 
 
+# ---------------------------------------------------------------------- connections
+
+class HeadDeadline(H11Protocol):
+    """uvicorn's h11 protocol (uvicorn/protocols/http/h11_impl.py), plus: a connection must
+    deliver a complete request head within `head_timeout_s` of connecting and of each answer,
+    or it is closed. uvicorn's own keep-alive timer is armed only after an answer and cancelled
+    by any incoming data, so two silent sockets and two sending a header line every few seconds
+    would hold four connection slots for ever; this timer is cancelled only by a whole head.
+
+    Hooks: `connection_made` and `on_response_complete` arm the timer; `_should_upgrade`, which
+    uvicorn calls for each complete head (h11.Request) before anything else is done with it,
+    disarms it; `connection_lost` disarms it. `uvicorn_config` makes a subclass per limits."""
+
+    head_timeout_s: float = 10.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _should_upgrade(self) -> bool:
+        self._disarm_head_timer()              # a whole request head is here
+        return super()._should_upgrade()
+
+    def on_response_complete(self) -> None:
+        # Armed before uvicorn goes on to a pipelined request (which disarms it again).
+        if not self.transport.is_closing():
+            self._arm_head_timer()
+        super().on_response_complete()
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        # Part of a head waiting in h11's buffer: a client too slow (or trickling on purpose),
+        # logged; nothing at all: an idle connection, closed quietly (as keep-alive would).
+        partial = len(self.conn.trailing_data[0])
+        log.log(logging.INFO if partial else logging.DEBUG,
+                "%s: request head incomplete after %gs (%d bytes); connection closed",
+                "%s:%d" % self.client if self.client else "a client", self.head_timeout_s, partial)
+        self.transport.close()
+
+
+def head_deadline(timeout_s: float) -> type[HeadDeadline]:
+    return type("HeadDeadline", (HeadDeadline,), {"head_timeout_s": timeout_s})
+
+
 # ---------------------------------------------------------------------- bodies
 
 ENVELOPE_MARGIN = 16         # levels a body may be wrapped in on its way on (§3 input, log, dead letter)
@@ -249,6 +347,42 @@ def decode_json(raw: bytes) -> tuple[Any, str | None]:
     return body, None
 
 
+class IntakeSlots:
+    """At most `n` request bodies decoded and held by intake at once, across an app's intake
+    endpoints: a decoded 1 MiB body of `{}`s is ~23 MiB of Python objects, so a burst of large
+    posts would otherwise cost their number times that. Raw bodies (at most the body limit
+    each, within the connection limit) wait for a slot undecoded."""
+
+    def __init__(self, n: int) -> None:
+        self._free = asyncio.Semaphore(n)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._free:
+            yield
+
+
+MAX_ALARMS = 1000          # alarms in one POST /alarms list (both apps)
+
+
+def alarm_list_refusal(body: Any) -> str | None:
+    """Why an alarm body is refused whole, or None. Each item is one engine step and one commit
+    (embedded) or one record of one send (api): a 1 MiB list of `0`s would hold intake for minutes."""
+    if isinstance(body, list) and len(body) > MAX_ALARMS:
+        return f"a list of {len(body)} alarms; at most {MAX_ALARMS} in one request"
+    return None
+
+
+def action_refusal(body: Any) -> str | None:
+    """Why a body is not an operator action at all (not an object, or no known kind), or None."""
+    if not isinstance(body, dict):
+        return f"expected a JSON object, got {show(body)}"
+    kind = body.get("kind")
+    if kind not in ACTION_KINDS:
+        return f"kind: {show(kind)} is not one of {', '.join(ACTION_KINDS)}"
+    return None
+
+
 # ---------------------------------------------------------------------- apps and servers
 
 def new_app(*, docs: bool = True, **kwargs: Any) -> FastAPI:
@@ -271,7 +405,9 @@ def harden(app: FastAPI, limits: HttpLimits | None = None) -> FastAPI:
 def uvicorn_config(app: ASGIApp, host: str, port: int, limits: HttpLimits | None = None,
                    **kwargs: Any) -> uvicorn.Config:
     limits = limits or HttpLimits()
-    return uvicorn.Config(app, host=host, port=port, timeout_keep_alive=limits.keep_alive_s,
+    # h11, named: "auto" would pick httptools when installed, which has no HeadDeadline.
+    return uvicorn.Config(app, host=host, port=port, http=head_deadline(limits.body_timeout_s),
+                          timeout_keep_alive=limits.keep_alive_s,
                           limit_concurrency=limits.max_connections, backlog=limits.backlog,
                           h11_max_incomplete_event_size=limits.max_header_bytes,
                           # Shutdown waits this long for open connections, not for the slowest client.

@@ -22,9 +22,10 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from alarm_ingest.raw import FORMATS, normalize
+from services.deadletter import MAX_VALUE
 from services.listeners import now_ms, start_listeners
 from services.processes import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
-from services.router import MAX_VALUE, dead
+from services.router import dead
 from services.shard_runner import run_sessions, until_stopped
 from shared.bus import ALARMS, DEADLETTER
 from shared.clock import fmt_time
@@ -84,7 +85,8 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
     normalized = Counter("faultline_ingest_messages", "Raw messages handled, by outcome", ["outcome"],
                          registry=registry)
     state = {"healthy": False}
-    app = ops_app(lambda: state["healthy"], lambda: readiness(engine, settings.kafka), registry)
+    app = ops_app(lambda: state["healthy"], lambda: readiness(engine, settings.kafka), registry,
+                  limits=settings.http)
 
     async def session() -> None:
         consumer = Consumer(settings.kafka, list(RAW_TOPICS), "faultline-ingest")
@@ -122,7 +124,7 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
     handles = await start_listeners(publish_raw, syslog_udp=ports.get("syslog_udp"),
                                     syslog_tcp=ports.get("syslog_tcp"), snmp_udp=ports.get("snmp_trap"))
     try:
-        await asyncio.gather(loop(), serve_until_stopped(app, settings.http_port, stop))
+        await asyncio.gather(loop(), serve_until_stopped(app, settings.http_port, stop, settings.http))
     finally:
         for h in handles:
             h.close()

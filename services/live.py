@@ -26,15 +26,14 @@ from prometheus_client import CollectorRegistry
 from services.config import UsageError, load_config
 from services.engine import Engine, EngineStopped, StoreUnavailable
 from services.http_api import ROUTERS
-from services.http_guard import HttpLimits, harden, new_app, uvicorn_config
-from services.metrics import CalendarCollector, EngineMetrics, OpenFaultsCollector
+from services.http_guard import HttpLimits, IntakeSlots, harden, new_app, uvicorn_config
+from services.metrics import EngineMetrics, OpenFaultsCollector, calendar_watch
 from services.pipeline import Pipeline
-from services.runtime import LiveSettings, Runtime
+from services.runtime import IntakeFirst, LiveSettings, Runtime
 from shared.bus import ACTIONS, ALARMS, Bus, InMemoryBus
 from shared.db import redacted_url
 from shared.db.migrate import current_revision
 from shared.liveclock import Clock, ScaledClock, WallClock
-from shared.rulebook import calendar_notice
 from shared.store import Store
 from shared.timers import LIVE_CATCH_UP_S
 
@@ -63,10 +62,7 @@ async def open_runtime(settings: LiveSettings, clock: Clock, registry: Collector
     factory = partial(Pipeline, settings.inventory, settings.rulebook, warn, catch_up_s=catch_up_s)
     engine = Engine(factory, store, bus, clock, EngineMetrics(registry))
     registry.register(OpenFaultsCollector(lambda: engine.pipeline.correlator.open_faults.values()))
-    registry.register(CalendarCollector(settings.rulebook, clock.now))
-    notice = calendar_notice(settings.rulebook, clock.now())
-    if notice:
-        log.warning("%s", notice)
+    warnings = calendar_watch(settings.rulebook, registry, clock.now)
     try:
         await engine.start()
     except BaseException:
@@ -76,7 +72,8 @@ async def open_runtime(settings: LiveSettings, clock: Clock, registry: Collector
     # one pass over a 40,000-circuit inventory takes ~0.35 s on the engine's loop, and reads
     # make garbage enough to trigger them (bench/http_reads.py).
     engine.pipeline.settle()
-    return Runtime(settings, store, bus, clock, registry, engine)
+    gate = IntakeFirst(slots=IntakeSlots(settings.http.max_decoded_bodies))
+    return Runtime(settings, store, bus, clock, registry, engine, warnings, gate)
 
 
 def consume_inputs(rt: Runtime) -> Awaitable[None]:

@@ -7,13 +7,18 @@ never from ids or exception text, so every series stays bounded.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from shared.rulebook import Rulebook
+from shared.rulebook import Rulebook, calendar_notice
+
+log = logging.getLogger("faultline")
+
+Warnings = Callable[[], list[str]]     # what /readyz lists beside its problems
 
 
 class EngineMetrics:
@@ -83,3 +88,18 @@ class CalendarCollector:
 
     def describe(self):
         return []
+
+
+def calendar_watch(rulebook: Rulebook, registry: CollectorRegistry, now: Callable[[], float]) -> Warnings:
+    """TM-4's calendar end, for every app that loads a rulebook (`faultline run`, correlate,
+    dispatch): the warning logged once now, the days-left gauge, and what /readyz lists (read
+    on the service's clock `now` each time)."""
+    notice = calendar_notice(rulebook, now())
+    if notice:
+        log.warning("%s", notice)
+    registry.register(CalendarCollector(rulebook, now))
+
+    def warnings() -> list[str]:
+        notice = calendar_notice(rulebook, now())
+        return [notice] if notice else []
+    return warnings

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import uvicorn
@@ -23,11 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.config import UsageError, load_config
 from services.http_guard import HttpLimits, harden, new_app, uvicorn_config
-from services.metrics import CalendarCollector, EngineMetrics, OpenFaultsCollector
+from services.metrics import EngineMetrics, OpenFaultsCollector, Warnings, calendar_watch
 from shared.db import database_url
 from shared.db.migrate import upgrade_async
 from shared.kafka import KafkaConfig, Producer, ensure_topics
-from shared.rulebook import Rulebook, calendar_notice
 from shared.timers import LIVE_CATCH_UP_S
 
 log = logging.getLogger("faultline")
@@ -69,15 +67,13 @@ class ProcessSettings:
                    args.http_port, clock, hold_s, HttpLimits.from_env(env))
 
 
-Warnings = Callable[[], list[str]]     # what /readyz lists beside its problems
-
-
-def ops_app(health, ready, registry: CollectorRegistry, warnings: Warnings | None = None,
-            limits: HttpLimits | None = None) -> FastAPI:
-    """A process's own HTTP app: nothing but ops_router, behind the same guard as the api."""
+def ops_app(health, ready, registry: CollectorRegistry, warnings: Warnings | None = None, *,
+            limits: HttpLimits) -> FastAPI:
+    """A process's own HTTP app: nothing but ops_router, behind the same guard as the api
+    (`limits`: the process's settings.http, read from the environment once, at start)."""
     app = new_app(docs=False, title="faultline process")
     app.include_router(ops_router(health, ready, registry, warnings))
-    return harden(app, limits or HttpLimits.from_env())
+    return harden(app, limits)
 
 
 def ops_router(health, ready, registry: CollectorRegistry, warnings: Warnings | None = None) -> APIRouter:
@@ -122,11 +118,10 @@ async def readiness(engine: AsyncEngine, kafka: KafkaConfig) -> list[str]:
     return problems
 
 
-async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event,
-                              limits: HttpLimits | None = None) -> None:
+async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event, limits: HttpLimits) -> None:
     # Production processes run in containers, where the scraper and probes come from outside.
     config = uvicorn_config(app, os.environ.get("FAULTLINE_HTTP_HOST", "0.0.0.0"), port,
-                            limits or HttpLimits.from_env(), log_level="warning", lifespan="off")
+                            limits, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None       # SIGTERM is ours: drain, then stop
     task = asyncio.create_task(server.serve())
@@ -145,20 +140,6 @@ async def prepare(settings: ProcessSettings, topics: dict[str, int]) -> AsyncEng
     await upgrade_async(settings.database_url)
     await ensure_topics(settings.kafka, topics, deadline_s=None)
     return create_async_engine(settings.database_url, pool_pre_ping=True)
-
-
-def calendar_watch(rulebook: Rulebook, registry: CollectorRegistry) -> Warnings:
-    """TM-4's calendar end, for a process that loads a rulebook: the warning logged once now,
-    the days-left gauge, and what /readyz lists (read on the wall clock each time)."""
-    notice = calendar_notice(rulebook, time.time())
-    if notice:
-        log.warning("%s", notice)
-    registry.register(CalendarCollector(rulebook, time.time))
-
-    def warnings() -> list[str]:
-        notice = calendar_notice(rulebook, time.time())
-        return [notice] if notice else []
-    return warnings
 
 
 def _lag_gauge(registry: CollectorRegistry) -> Gauge:
@@ -194,7 +175,7 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
         lambda: [f for st in list(shards.shards.values()) for f in st.core.correlator.open_faults.values()]))
     app = ops_app(lambda: router.healthy and shards.healthy,
                   lambda: readiness(engine, settings.kafka), registry,
-                  calendar_watch(rulebook, registry), settings.http)
+                  calendar_watch(rulebook, registry, time.time), limits=settings.http)
 
     async def lag_loop():
         counted = 0
@@ -234,7 +215,7 @@ async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
                          settings.kafka, producer, group_id="faultline-dispatch", input_partitions=n,
                          wall_clock=None, metrics=EngineMetrics(registry))
     app = ops_app(lambda: shards.healthy, lambda: readiness(engine, settings.kafka), registry,
-                  calendar_watch(rulebook, registry), settings.http)
+                  calendar_watch(rulebook, registry, time.time), limits=settings.http)
     try:
         await asyncio.gather(shards.run(stop),
                              serve_until_stopped(app, settings.http_port, stop, settings.http))

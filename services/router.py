@@ -25,6 +25,8 @@ from collections.abc import Callable
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
+from services.deadletter import MAX_KEPT as MAX_KEPT  # re-exported (tests, old callers)
+from services.deadletter import MAX_VALUE, dead_letter
 from services.kafka_stages import CORRELATOR_INPUTS, tick_message
 from services.sharding import UNMAPPED
 from services.split import shards_for
@@ -40,9 +42,8 @@ log = logging.getLogger("faultline.router")
 Out = tuple[str, bytes, str | None]          # topic, value, key
 
 # aiokafka's max_request_size is 1 MiB: a routed value or dead letter beyond it could never
-# be sent, and the message would be retried forever. Kept values stop well short of it.
-MAX_VALUE = 900_000
-MAX_KEPT = 256 * 1024
+# be sent, and the message would be retried forever. Kept values stop well short of it
+# (services/deadletter.py; MAX_VALUE and MAX_KEPT are re-exported here for their users).
 
 
 def all_shards(inventory: Inventory) -> list[str]:
@@ -103,28 +104,10 @@ def route_or_dead(inventory: Inventory, msg: Msg) -> list[Out]:
 
 def dead(msg: Msg, reason: str, value: object) -> Out:
     """A dead letter naming the message (topic, partition, offset) with the reason and the value:
-    the decoded JSON when given and it encodes within MAX_KEPT bytes, else the raw text (cut at
-    MAX_KEPT, with `truncated`). Never raises: a letter must always be sendable."""
-    letter = {"reason": reason[:4096], "topic": msg.topic, "partition": msg.partition,
-              "offset": msg.offset, "value": None}
-    if value is not None:
-        letter["value"] = value
-        try:
-            encoded = orjson.dumps(letter)
-            if len(encoded) <= MAX_KEPT + 8192:
-                return (DEADLETTER, encoded, _key(msg))
-        except (TypeError, ValueError):       # nested beyond orjson's depth: keep the raw text
-            pass
-    raw = msg.value.decode(errors="replace")
-    cut = MAX_KEPT
-    while True:              # escapes can make the text several times longer once encoded
-        letter["value"] = raw[:cut]
-        if len(raw) > cut:
-            letter["truncated"] = len(msg.value)
-        encoded = orjson.dumps(letter)
-        if len(encoded) <= MAX_KEPT + 8192:
-            return (DEADLETTER, encoded, _key(msg))
-        cut //= 4
+    the decoded JSON when given and it encodes within MAX_KEPT bytes, else the raw text (cut to
+    fit, with `truncated`; services/deadletter.py). Never raises: a letter must always be sendable."""
+    where = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
+    return (DEADLETTER, dead_letter(reason, where, value, msg.value), _key(msg))
 
 
 def _key(msg: Msg) -> str | None:

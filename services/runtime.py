@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from services.engine import Engine
-from services.http_guard import HttpLimits
+from services.http_guard import HttpLimits, IntakeSlots
+from services.metrics import Warnings
 from shared.bus import Bus
 from shared.inventory import Inventory
 from shared.liveclock import Clock
@@ -32,15 +33,18 @@ class LiveSettings:
 
 
 class IntakeFirst:
-    """Reads give way to intake on the engine's event loop.
+    """Reads give way to intake on the engine's event loop; intake holds few decoded bodies.
 
     Intake handlers hold `intake()`; a read first waits, up to `max_wait_s`, until no intake
     request is in flight. Every read is bounded (a page), but four clients polling in a loop
     would otherwise run a page build before each of an intake request's many awaits; with
-    this gate an alarm waits for at most the reads already running (bench/http_reads.py)."""
+    this gate an alarm waits for at most the reads already running (bench/http_reads.py).
+    `intake()` also takes one of `slots` (services/http_guard.IntakeSlots) for the request's
+    whole handling, so at most that many bodies are decoded and held at once."""
 
-    def __init__(self, max_wait_s: float = 1.0) -> None:
+    def __init__(self, max_wait_s: float = 1.0, slots: IntakeSlots | None = None) -> None:
         self.max_wait_s = max_wait_s
+        self.slots = slots or IntakeSlots(HttpLimits().max_decoded_bodies)
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -50,7 +54,8 @@ class IntakeFirst:
         self._busy += 1
         self._idle.clear()
         try:
-            yield
+            async with self.slots.slot():
+                yield
         finally:
             self._busy -= 1
             if not self._busy:
@@ -73,4 +78,5 @@ class Runtime:
     clock: Clock
     registry: CollectorRegistry
     engine: Engine
+    warnings: Warnings                   # what /readyz lists (the holiday calendar's end)
     gate: IntakeFirst = field(default_factory=IntakeFirst)

@@ -131,6 +131,7 @@ def _limits(http: httpx.Client, port: int) -> None:
         s.sendall(b"POST /alarms HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                   b"content-length: 100\r\n\r\n[")
     time.sleep(0.5)
+    _kafka_sized(http, port)
     for path in ("/faults", "/workorders", TMF621):
         page = http.get(path, params={"limit": 5})
         assert page.status_code == 200 and page.headers["x-result-count"] == str(len(page.json()))
@@ -142,6 +143,31 @@ def _limits(http: httpx.Client, port: int) -> None:
     assert two.headers["x-next-offset"] == "2"
     assert [f["fault_id"] for f in http.get("/faults", params={"offset": 2}).json()] == ["F-GZ-000002"]
     assert http.get("/faults", params={"city": "G\x00Z"}).status_code == 400
+
+
+def _kafka_sized(http: httpx.Client, port: int) -> None:
+    """Bodies within the 1 MiB limit whose record or dead letter aiokafka would refuse (over its
+    1 MiB max_request_size) are refused or cut, never a 500; connections that never complete a
+    request head, or send a body with a GET, are closed."""
+    json_ct = {"content-type": "application/json"}
+    for path, body in (("/alarms", b"\xff" * 400_000), ("/alarms", b"\x01" * 200_000),
+                       ("/complaints", b'{"text":"' + b"b" * (1024 * 1024 - 11) + b'"}')):
+        resp = http.post(path, content=body, headers=json_ct)
+        assert resp.status_code == 422, (path, resp.status_code, resp.text[:200])
+    tmf = {"id": "T-1", "alarmedObject": {"id": "GZ-OTN-A:1-3-1"}, "probableCause": "LOS",
+           "perceivedSeverity": "critical", "state": "raised", "eventTime": "2026-11-25T10:00:00+08:00",
+           "alarmDetails": "d" * (1024 * 1024 - 300)}
+    resp = http.post(TMF642, content=orjson.dumps(tmf), headers=json_ct)
+    assert resp.status_code == 413 and "fit a message" in resp.json()["detail"], resp.text[:200]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as silent, \
+            socket.create_connection(("127.0.0.1", port), timeout=10) as partial:
+        partial.sendall(b"GET /healthz HTTP/1.1\r\n")
+        started = time.monotonic()
+        assert silent.recv(4096) == b"" and partial.recv(4096) == b""      # closed at the 1 s deadline
+        assert time.monotonic() - started < 5
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\ncontent-length: 100000000\r\n\r\n0123456789")
+        assert s.recv(4096).startswith(b"HTTP/1.1 400 ")
 
 
 def test_a_process_with_a_rulebook_reports_the_holiday_calendar_end(broker, pg_url, tmp_path):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import orjson
 import uvicorn
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -91,9 +93,15 @@ def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
+MAX_REQUEST_SIZE = 1024 * 1024       # aiokafka's default max_request_size, as shared.kafka.Producer keeps it
+
+
 class RecordingProducer:
     """Stands in for shared.kafka.Producer: keeps what `faultline api` would send, and checks it
-    is what Kafka would take (bytes values, a JSON document each)."""
+    is what Kafka would take: bytes values, a JSON document each, and each record within
+    aiokafka's own size check (AIOKafkaProducer._serialize: DefaultRecordBatchBuilder's estimate
+    of key, value and framing against max_request_size; over it, send raises
+    MessageSizeTooLargeError, which the api would answer 500). The check raises the same error."""
 
     def __init__(self) -> None:
         self.sent: list[tuple] = []
@@ -102,6 +110,10 @@ class RecordingProducer:
         for topic, value, key, _partition, _ts in records:
             assert isinstance(topic, str) and isinstance(value, bytes), (topic, type(value))
             assert key is None or isinstance(key, str), key
+            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+                None if key is None else key.encode(), value, [])
+            if size > MAX_REQUEST_SIZE:
+                raise MessageSizeTooLargeError(f"The message is {size} bytes when serialized ({topic})")
             orjson.loads(value)
         self.sent.extend(records)
         return [(0, i) for i in range(len(records))]

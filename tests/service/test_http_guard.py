@@ -177,7 +177,7 @@ async def test_a_process_whose_loop_is_down_is_neither_healthy_nor_ready():
 
     async def reachable() -> list[str]:
         return []
-    app = ops_app(lambda: loop["up"], reachable, CollectorRegistry())
+    app = ops_app(lambda: loop["up"], reachable, CollectorRegistry(), limits=HttpLimits())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ops") as http:
         assert [(await http.get(p)).status_code for p in ("/healthz", "/readyz")] == [200, 200]
@@ -325,7 +325,7 @@ def test_docs_load_nothing_from_outside_the_app(settings, tmp_path):
     with ServerThread(production) as srv, httpx.Client(base_url=srv.base_url) as http:
         _check_offline_docs(http)
     # A process's ops app serves no docs at all.
-    app = ops_app(lambda: True, None, CollectorRegistry())
+    app = ops_app(lambda: True, None, CollectorRegistry(), limits=HttpLimits())
     assert app.docs_url is None and app.redoc_url is None
 
 
