@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from services.config import UsageError, load_config
-from services.engine import Engine, EngineStopped, StoreUnavailable
+from services.engine import Engine, EngineStopped, TryAgain
 from services.http_api import ROUTERS
 from services.http_guard import HttpLimits, IntakeSlots, harden, new_app, uvicorn_config
 from services.metrics import EngineMetrics, OpenFaultsCollector, calendar_watch
@@ -94,7 +94,7 @@ def consume_inputs(rt: Runtime) -> Awaitable[None]:
                 try:
                     await rt.engine.submit(body, "bus", refuse=refuse)
                     break
-                except StoreUnavailable:     # not kept: hold the message until the store is back
+                except TryAgain:             # not kept (store down, a due timer failing): hold it
                     await asyncio.sleep(wait)
                     wait = min(wait * 2, 10.0)
 

@@ -102,6 +102,12 @@ def ops_router(health, ready, registry: CollectorRegistry, warnings: Warnings | 
     return app
 
 
+async def _with(degraded: list[str], reachable) -> list[str]:
+    """/readyz problems: the process's degraded parts (shards whose timers fail), then what
+    it cannot reach."""
+    return degraded + await reachable
+
+
 async def readiness(engine: AsyncEngine, kafka: KafkaConfig) -> list[str]:
     problems = []
     try:
@@ -174,7 +180,7 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
     registry.register(OpenFaultsCollector(
         lambda: [f for st in list(shards.shards.values()) for f in st.core.correlator.open_faults.values()]))
     app = ops_app(lambda: router.healthy and shards.healthy,
-                  lambda: readiness(engine, settings.kafka), registry,
+                  lambda: _with(shards.degraded, readiness(engine, settings.kafka)), registry,
                   calendar_watch(rulebook, registry, time.time), limits=settings.http)
 
     async def lag_loop():
@@ -214,7 +220,8 @@ async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
                          ShardLog(engine, "dispatch"),
                          settings.kafka, producer, group_id="faultline-dispatch", input_partitions=n,
                          wall_clock=None, metrics=EngineMetrics(registry))
-    app = ops_app(lambda: shards.healthy, lambda: readiness(engine, settings.kafka), registry,
+    app = ops_app(lambda: shards.healthy,
+                  lambda: _with(shards.degraded, readiness(engine, settings.kafka)), registry,
                   calendar_watch(rulebook, registry, time.time), limits=settings.http)
     try:
         await asyncio.gather(shards.run(stop),

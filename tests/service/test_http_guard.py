@@ -187,6 +187,24 @@ async def test_a_process_whose_loop_is_down_is_neither_healthy_nor_ready():
     assert ready.json()["problems"] == ["loop: down (see /healthz and the log)"]
 
 
+async def test_a_process_with_a_degraded_shard_is_alive_but_not_ready():
+    from services.processes import _with
+
+    degraded: list[str] = []
+
+    async def reachable() -> list[str]:
+        return []
+    app = ops_app(lambda: True, lambda: _with(list(degraded), reachable()), CollectorRegistry(),
+                  limits=HttpLimits())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ops") as http:
+        assert (await http.get("/readyz")).status_code == 200
+        degraded.append("correlate GZ: a due timer fails; retrying")
+        health, ready = await http.get("/healthz"), await http.get("/readyz")
+    assert (health.status_code, ready.status_code) == (200, 503)
+    assert ready.json()["problems"] == ["correlate GZ: a due timer fails; retrying"]
+
+
 async def test_the_holiday_calendar_end_is_warned_in_readyz_and_counted_in_a_gauge(settings, caplog):
     ends = settings.rulebook.calendar_ends
     from shared.clock import parse_time

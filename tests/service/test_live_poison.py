@@ -250,3 +250,31 @@ async def test_a_timer_that_fails_at_start_up_does_not_stop_the_service(settings
         await svc.runtime.engine.tick()
         assert (await svc.client.get("/healthz")).status_code == 200
         assert {f["fault_id"]: f["severity"] for f in await _faults(svc)}["F-000001"] == "serious"
+
+
+async def test_a_bus_message_behind_a_failing_timer_is_held_and_handled_once_it_passes(settings, monkeypatch):
+    monkeypatch.setattr(services.live, "Pipeline", TimerTrapPipeline)
+    monkeypatch.setattr(TimerTrapPipeline, "armed", False)
+    clock = FakeClock(T0 + 5)
+    bus = InMemoryBus()
+    decisions = bus.subscribe(DECISIONS)
+    async with live_service(settings, clock, bus) as svc:
+        await svc.client.post("/alarms", json=FIBRE_CUT)
+        decisions.pending()                         # drained: what the fibre cut made
+        before = svc.runtime.engine.logged_inputs
+        TimerTrapPipeline.armed = True
+        clock.jump(40 * 60)                         # SF-3's TM-1 falls due, and fails
+        await bus.publish(services.live.ALARMS, "SZ", orjson.dumps(alarm("SZ-PE-1:GE0/0/1", "884299")))
+        await asyncio.sleep(0.5)
+        assert await svc.runtime.store.refusals() == [] and decisions.pending() == []
+        TimerTrapPipeline.armed = False
+        svc.runtime.engine._timer_retry_at = 0.0
+        first = orjson.loads((await asyncio.wait_for(decisions.get(), 15)).value)
+        assert first["type"] == "fault.serious"     # the timer first (T-3), then the held alarm
+        for _ in range(100):
+            log = await svc.runtime.store.log()
+            if len(log) >= before + 2:
+                break
+            await asyncio.sleep(0.05)
+    assert [e.kind for e in log][before:] == ["advance", "alarm"]
+    assert await svc.runtime.store.refusals() == []
