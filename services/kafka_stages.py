@@ -19,7 +19,7 @@ import orjson
 
 from services.replay import decode_event
 from services.shard_runner import Step
-from services.sharding import alarm_shards
+from services.sharding import alarm_shards, all_shards
 from services.shardlog import Entry
 from services.split import decode_notice, encode_notice
 from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
@@ -60,6 +60,7 @@ class CorrelateLogic:
     def __init__(self, inventory: Inventory, rulebook: Rulebook) -> None:
         self.inventory = inventory
         self.rulebook = rulebook
+        self.known_shards = frozenset(all_shards(inventory))   # the only keys the router writes
 
     def new_shard(self, shard: str) -> CorrelatorShard:
         return CorrelatorShard(shard, self.inventory, self.rulebook)
@@ -149,6 +150,7 @@ class DispatchLogic:
         self.inventory = inventory
         self.rulebook = rulebook
         self.warn = warn
+        self.known_shards = frozenset(all_shards(inventory))   # the only keys correlate writes
         self.catch_up_s = catch_up_s          # wall clock: shared.timers.LIVE_CATCH_UP_S; stream: None
 
     def new_shard(self, shard: str) -> DispatcherShard:

@@ -28,7 +28,7 @@ from alarm_ingest.normalized import alarm_from_dict
 from services.deadletter import MAX_KEPT as MAX_KEPT  # re-exported (tests, old callers)
 from services.deadletter import MAX_VALUE, dead_letter
 from services.kafka_stages import CORRELATOR_INPUTS, tick_message
-from services.sharding import UNMAPPED
+from services.sharding import all_shards
 from services.split import shards_for
 from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.clock import TimeFormatError, parse_time
@@ -44,11 +44,6 @@ Out = tuple[str, bytes, str | None]          # topic, value, key
 # aiokafka's max_request_size is 1 MiB: a routed value or dead letter beyond it could never
 # be sent, and the message would be retried forever. Kept values stop well short of it
 # (services/deadletter.py; MAX_VALUE and MAX_KEPT are re-exported here for their users).
-
-
-def all_shards(inventory: Inventory) -> list[str]:
-    cities = {c.a_city for c in inventory.circuits.values()} | {r.city for r in inventory.resources.values()}
-    return sorted(cities) + [UNMAPPED]
 
 
 def route(inventory: Inventory, msg: Msg) -> list[Out]:

@@ -37,14 +37,13 @@ from services.shardlog import Batch, Entry, Outgoing, ShardLog
 from shared.bus import DEADLETTER
 from shared.clock import fmt_time
 from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, next_offsets, partition_for
-from shared.model import MAX_CITY, MAX_NAME
+from shared.model import MAX_NAME
 from shared.store import UnstorableInput, data_fault, kept_value
 from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.shards")
 
 MAX_KEPT = 256 * 1024      # a refused value beyond this is kept as cut text (it must fit a message)
-SHARD_MAX = MAX_CITY        # shared.db.models.SHARD
 KEY_MAX = MAX_NAME          # shared.db.models.NAME (source_key)
 TICK_RETRY_MAX_S = 60.0
 
@@ -76,6 +75,8 @@ class StageLogic(Protocol):
     def new_shard(self, shard: str) -> Any: ...
 
     def rerun(self, state: Any, entry: Entry) -> None: ...
+
+    known_shards: frozenset[str]
 
     def source_key(self, body: dict) -> str | None: ...
 
@@ -201,8 +202,8 @@ class ShardRunner:
         last_clock, alarms, first = 0.0, 0, 0
         for i, msg in enumerate(msgs):
             shard = msg.key or "-"
-            if not _storable(shard, SHARD_MAX):          # no city's key: kept under "-"
-                shard = "-"
+            if shard not in self.logic.known_shards:     # no city's key: kept under "-", so
+                shard = "-"                              # garbage keys make no new shards
             state = self.shards.get(shard) or await self.open_shard(shard)
             try:
                 body = orjson.loads(msg.value)
@@ -271,7 +272,7 @@ class ShardRunner:
                 await self.process([msg], alone=True)
             return
         msg = msgs[0]
-        shard = msg.key if msg.key and _storable(msg.key, SHARD_MAX) else "-"
+        shard = msg.key if msg.key in self.logic.known_shards else "-"
         state = self.shards.get(shard) or await self.open_shard(shard)
         retry = Batch()
         try:

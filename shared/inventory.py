@@ -109,7 +109,7 @@ class Circuit:
 class Inventory:
     """Customers, resources and circuits by id (in file order), with lookup indexes."""
 
-    __slots__ = ("customers", "resources", "circuits", "_by_customer", "_on_resource")
+    __slots__ = ("customers", "resources", "circuits", "cities", "_by_customer", "_on_resource")
 
     def __init__(self, customers: Iterable[Customer], resources: Iterable[Resource],
                  circuits: Iterable[Circuit]):
@@ -125,6 +125,12 @@ class Inventory:
                     on_resource.setdefault(resource_id, []).append((circuit, index))
         self._by_customer = {k: tuple(v) for k, v in by_customer.items()}
         self._on_resource = {k: tuple(v) for k, v in on_resource.items()}
+        # Every city the inventory names: where a complaint or an operator's `city` may point.
+        self.cities: frozenset[str] = frozenset(
+            {c.a_city for c in self.circuits.values()}
+            | {c.z_city for c in self.circuits.values() if c.z_city}
+            | {r.city for r in self.resources.values()}
+            | {c.hq_city for c in self.customers.values() if c.hq_city})
 
     def circuits_of(self, customer_id: str) -> tuple[Circuit, ...]:
         """The customer's circuits, in file order."""

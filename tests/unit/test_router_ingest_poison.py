@@ -132,3 +132,22 @@ def test_a_dead_letter_of_escaped_bytes_still_fits_a_message():
     for raw in (b"\x01" * 900_000, os.urandom(900_000)):
         _t, value, _k = dead(_msg(ALARMS, raw), "why", None)
         assert len(value) < MAX_VALUE and orjson.loads(value)["truncated"] == len(raw)
+
+
+def test_complaints_and_actions_naming_unknown_cities_make_no_new_shards():
+    """Only the inventory's cities and UNMAPPED are keys: a hostile feed of complaints from
+    made-up cities cannot grow the correlate stage's shards (each one a correlator)."""
+    from services.sharding import all_shards
+
+    known = set(all_shards(INVENTORY))
+    keys = set()
+    for i in range(200):
+        complaint = {"kind": "complaint", "complaint": {
+            "complaint_id": f"C{i}", "channel": "400", "customer_id": "C-NH", "city": f"X{i}",
+            "service_type": "internet", "scope": "all_users"}}
+        action = {"kind": "resolve", "select": {"city": f"Y{i}", "service_type": "internet"}}
+        by_id = {"kind": "ack", "queue": "q", "select": {"fault_id": f"F-Z{i}-000001"}}
+        for n, value in enumerate((complaint, action, by_id)):
+            keys |= {k for t, _v, k in route_or_dead(INVENTORY, _msg(ACTIONS, orjson.dumps(value), 3 * i + n))
+                     if t == CORRELATOR_INPUTS}
+    assert keys == {"-"} and keys <= known

@@ -273,3 +273,14 @@ async def test_timers_whose_records_cannot_be_stored_hold_back_only_their_shard(
     runner.failing["GZ"] = (1, 0.0)
     await runner.tick_all(T0 + 41 * 60)
     assert runner.failing == {} and "tick" in [e.kind for e in await runner.log.entries("GZ")]
+
+
+async def test_garbage_keys_make_no_new_shards(make_runner, config):
+    """A rogue producer's keys on the shards' topic: kept under "-", refused, no shard each."""
+    inventory, rulebook = config
+    runner, sent = await make_runner("keys", CorrelateLogic(inventory, rulebook))
+    for i in range(50):
+        await runner.process([Msg(CORRELATOR_INPUTS, 0, i, f"ZZ{i}", b'{"at": "x"}', 1_000 + i)])
+    assert set(runner.shards) <= set(runner.logic.known_shards) and "ZZ0" not in runner.shards
+    assert len(sent.on(DEADLETTER)) == 50
+    assert set(await runner.log.shards()) <= set(runner.logic.known_shards)
