@@ -28,7 +28,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonfields import field_paths
+from jsonfields import MISSING, field_paths, with_field
 from scenario import RULEBOOK
 
 from alarm_ingest.normalized import alarm_from_dict
@@ -139,23 +139,6 @@ SAMPLES: dict[str, tuple[object, object, tuple[type, ...], set[str], set[str]]] 
 }
 
 
-_MISSING = object()
-
-
-def _substitute(example: object, path: str, new: object) -> object:
-    """A copy of `example` with the field at `path` replaced by `new` (or removed)."""
-    doc = json.loads(json.dumps(example))
-    parts = path.split(".")
-    node = doc
-    for p in parts[:-1]:
-        node = node[p]
-    if new is _MISSING:
-        del node[parts[-1]]
-    else:
-        node[parts[-1]] = new
-    return doc
-
-
 def _lookup(example: object, path: str) -> object:
     node = example
     for p in path.split("."):
@@ -173,7 +156,7 @@ def _deep(n: int) -> list:
 # One value of every JSON type (and of the values a Python caller can pass that JSON cannot
 # carry: NaN, ±inf, ints beyond 64 bits), plus "missing".
 TYPES = {
-    "missing": _MISSING, "null": None, "true": True, "false": False, "zero": 0, "int": -7,
+    "missing": MISSING, "null": None, "true": True, "false": False, "zero": 0, "int": -7,
     "int-huge": 10**30, "int-enormous": 10**5000, "float": 1.5, "nan": math.nan, "inf": math.inf,
     "empty-string": "", "string": "zzz", "string-long": "x" * 20_000, "surrogate": "\ud800",
     "time-9999": "9999-01-01T00:00:00+08:00", "time-0001": "0001-01-01T00:00:00+08:00",
@@ -195,7 +178,7 @@ def _names_field(reason: str, path: str) -> bool:
 def test_issue_7_each_json_type_in_each_field_decodes_or_is_refused_naming_the_field(sample, path, tname):
     example, decoder, kinds, optional, ignored = SAMPLES[sample]
     new = TYPES[tname]
-    result = decoder(_substitute(example, path, new))
+    result = decoder(with_field(example, path, new))
     assert _decoded_ok(result, kinds) is None, type(result)
     if isinstance(result, Rejected):
         assert len(result.reason) < 1000 and _names_field(result.reason, path), result.reason[:300]
@@ -203,7 +186,7 @@ def test_issue_7_each_json_type_in_each_field_decodes_or_is_refused_naming_the_f
     # Decoded: only a value of the field's own JSON type, or null/missing for an optional
     # field, or anything in a field the decoder does not read.
     original = _lookup(example, path)
-    nullish = new is _MISSING or new is None
+    nullish = new is MISSING or new is None
     assert (path in ignored or (nullish and path in optional)
             or (not nullish and type(new) is type(original))), f"{path}={tname} was accepted"
 
@@ -257,7 +240,7 @@ def test_issue_7_arbitrary_json_in_one_field_of_a_valid_example_decodes_or_names
     example, decoder, kinds, _optional, _ignored = SAMPLES[sample]
     path = data.draw(st.sampled_from(field_paths(example)))
     new = data.draw(json_values())
-    result = decoder(_substitute(example, path, new))
+    result = decoder(with_field(example, path, new))
     assert _decoded_ok(result, kinds) is None
     # Another valid kind or format asks for other fields: the refusal names one of those.
     switched = path.split(".")[-1] in ("kind", "format") and new in INPUT_KINDS + FORMATS + NOTICE_KINDS
@@ -321,9 +304,9 @@ def _line_bytes(example: dict, path: str, tname: str) -> bytes:
     if tname in ("deep-list", "int-enormous", "nan", "inf"):
         raw = {"deep-list": b"[" * 2000 + b"]" * 2000, "int-enormous": b"1" + b"0" * 5000,
                "nan": b"NaN", "inf": b"Infinity"}[tname]
-        text = json.dumps(_substitute(example, path, "\u0000SUBST"), ensure_ascii=False).encode()
+        text = json.dumps(with_field(example, path, "\u0000SUBST"), ensure_ascii=False).encode()
         return text.replace(b'"\\u0000SUBST"', raw)
-    return json.dumps(_substitute(example, path, value), ensure_ascii=False).encode(
+    return json.dumps(with_field(example, path, value), ensure_ascii=False).encode(
         "utf-8", "surrogatepass")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonfields import field_paths
+from jsonfields import field_paths, with_field
 from scenario import RULEBOOK
 
 from services.pipeline import Pipeline
@@ -34,16 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = load_inventory(ROOT / "samples" / "inventory.json")
 SAMPLE = [x for x in (ROOT / "samples" / "replay_events.jsonl").read_bytes().splitlines() if x.strip()]
 EXAMPLES = int(os.environ.get("FAULTLINE_FUZZ_EXAMPLES", "40"))
-
-
-def _set(doc: dict, path: str, value: object) -> dict:
-    doc = json.loads(json.dumps(doc))
-    parts = path.split(".")
-    node = doc
-    for p in parts[:-1]:
-        node = node[p]
-    node[parts[-1]] = value
-    return doc
 
 
 # Raw JSON texts no JSON writer makes, spliced in where a value belongs.
@@ -83,10 +73,10 @@ def garbage_line(draw) -> bytes:
     doc = orjson.loads(base)
     path = draw(st.sampled_from(field_paths(doc)))
     if how == "json-in-field":
-        return _dumps(_set(doc, path, draw(json_values)))
+        return _dumps(with_field(doc, path, draw(json_values)))
     if how == "raw-in-field":
         marker = "\u0000SPLICE"
-        text = _dumps(_set(doc, path, marker))
+        text = _dumps(with_field(doc, path, marker))
         return text.replace(_dumps(marker), draw(st.sampled_from(RAW_VALUES)))
     # duplicate-key: the same key again, with a garbage value, before or after the real one
     key = path.split(".")[0]
