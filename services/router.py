@@ -25,7 +25,6 @@ from collections.abc import Callable
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.deadletter import MAX_KEPT as MAX_KEPT  # re-exported (tests, old callers)
 from services.deadletter import MAX_VALUE, dead_letter
 from services.kafka_stages import CORRELATOR_INPUTS, tick_message
 from services.sharding import all_shards
@@ -43,7 +42,7 @@ Out = tuple[str, bytes, str | None]          # topic, value, key
 
 # aiokafka's max_request_size is 1 MiB: a routed value or dead letter beyond it could never
 # be sent, and the message would be retried forever. Kept values stop well short of it
-# (services/deadletter.py; MAX_VALUE and MAX_KEPT are re-exported here for their users).
+# (services/deadletter.py).
 
 
 def route(inventory: Inventory, msg: Msg) -> list[Out]:

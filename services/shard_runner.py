@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy.exc import DBAPIError
 
+from services.deadletter import MAX_KEPT  # a refused value beyond it is kept as cut text
 from services.shardlog import Batch, Entry, Outgoing, ShardLog
 from shared.bus import DEADLETTER
 from shared.clock import fmt_time
@@ -43,7 +44,6 @@ from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.shards")
 
-MAX_KEPT = 256 * 1024      # a refused value beyond this is kept as cut text (it must fit a message)
 KEY_MAX = MAX_NAME          # shared.db.models.NAME (source_key)
 TICK_RETRY_MAX_S = 60.0
 
