@@ -47,9 +47,7 @@ Out = tuple[str, bytes, str | None]          # topic, value, key
 
 def route(inventory: Inventory, msg: Msg) -> list[Out]:
     """What one message of faultline.alarms or faultline.actions becomes."""
-    # The message's coordinates name it for the shard's dedup; its time makes the name survive a
-    # topic that was recreated (offsets start again at 0: a broker that lost its data).
-    source = f"{msg.topic}:{msg.partition}:{msg.offset}@{msg.timestamp_ms}"
+    source = msg.coordinates                     # the shard's dedup key for it
     try:
         obj = orjson.loads(msg.value)
     except orjson.JSONDecodeError as err:

@@ -208,17 +208,17 @@ class ShardRunner:
             try:
                 body = orjson.loads(msg.value)
             except orjson.JSONDecodeError as err:
-                self._refuse(batch, state, _coordinates(msg), f"not valid JSON: {err}",
+                self._refuse(batch, state, msg.coordinates, f"not valid JSON: {err}",
                              {"raw": msg.value.decode(errors="replace")}, msg=msg)
                 continue
             if type(body) is not dict:
-                self._refuse(batch, state, _coordinates(msg),
+                self._refuse(batch, state, msg.coordinates,
                              f"expected a JSON object, got {type(body).__name__}", body, msg=msg)
                 continue
             source_key = self.logic.source_key(body)
             if source_key is not None and (type(source_key) is not str
                                            or not _storable(source_key, KEY_MAX)):
-                self._refuse(batch, state, _coordinates(msg), "source key: expected a string of at most "
+                self._refuse(batch, state, msg.coordinates, "source key: expected a string of at most "
                              f"{KEY_MAX} characters, got {type(source_key).__name__}", body, msg=msg)
                 continue
             if source_key is not None and source_key in state.seen:
@@ -229,17 +229,17 @@ class ShardRunner:
                 # The shard may be half-changed. Store what the batch did so far, rebuild the
                 # shard from its log (which never holds this message), then refuse the message.
                 log.exception("%s %s: internal error on %s; refused, rebuilding the shard",
-                              self.logic.stage, shard, _coordinates(msg))
+                              self.logic.stage, shard, msg.coordinates)
                 await self._store_or_isolate(batch, last_clock, msgs[first:i], alone, skip_timers={shard})
                 state = await self.open_shard(shard)
                 if await self._timers_raise(state, body):
                     # Its due timers raise, not the message (they fire first, T-3): nothing
                     # to refuse. The session ends before the commit; the message comes again.
                     raise TimersFailing(f"{self.logic.stage} {shard}: a due timer raises "
-                                        f"({describe(err)}); {_coordinates(msg)} waits") from err
+                                        f"({describe(err)}); {msg.coordinates} waits") from err
                 state = self.shards[shard]                        # rebuilt once more by the probe
                 batch, first = Batch(), i
-                self._refuse(batch, state, source_key or _coordinates(msg), f"{INTERNAL}: {describe(err)}",
+                self._refuse(batch, state, source_key or msg.coordinates, f"{INTERNAL}: {describe(err)}",
                              body, msg=msg)
                 continue
             if not (type(clock) in (int, float) and math.isfinite(clock)):
@@ -248,7 +248,7 @@ class ShardRunner:
             alarms += type(inp) is dict and inp.get("kind") == "alarm"
             last_clock = max(last_clock, clock)
             self._collect(batch, state, step, "input", clock, body, source_key,
-                          None if source_key is not None or step.refused is None else _coordinates(msg), msg)
+                          None if source_key is not None or step.refused is None else msg.coordinates, msg)
         if self.metrics is not None and alarms and not alone:     # a redone batch was counted once
             self.metrics.alarms.inc(alarms)
         await self._store_or_isolate(batch, last_clock, msgs[first:], alone)
@@ -281,7 +281,7 @@ class ShardRunner:
         except orjson.JSONDecodeError:
             body, key = {"raw": msg.value.decode(errors="replace")}, None
         if type(key) is not str or not _storable(key, KEY_MAX):
-            key = _coordinates(msg)
+            key = msg.coordinates
         reason = f"{INTERNAL}: {describe(cause)}".replace("\x00", "\ufffd")
         self._refuse(retry, state, key, reason, body, msg=msg)
         await self._store(retry, clock)
@@ -437,11 +437,6 @@ class ShardRunner:
 
 class TimersFailing(RuntimeError):
     """A shard's due timers raise: the session restarts (with backoff) and retries them."""
-
-
-def _coordinates(msg: Msg) -> str:
-    """A message's name when it carries no source key; its time survives a recreated topic."""
-    return f"{msg.topic}:{msg.partition}:{msg.offset}@{msg.timestamp_ms}"
 
 
 async def run_sessions(session: Callable[[], Awaitable[None]], stop: asyncio.Event,

@@ -327,6 +327,12 @@ class Msg:
     value: bytes
     timestamp_ms: int
 
+    @property
+    def coordinates(self) -> str:
+        """The message's name for dedup and dead letters, `topic:partition:offset@time`: its
+        time keeps the name unique when a topic is recreated (offsets start again at 0)."""
+        return f"{self.topic}:{self.partition}:{self.offset}@{self.timestamp_ms}"
+
 
 class _Listener(ConsumerRebalanceListener):
     """Turns aiokafka's TopicPartition sets into (topic, partition) sets for our callbacks."""
