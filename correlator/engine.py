@@ -45,8 +45,7 @@ class Correlator:
         self.sf6b_window: dict[tuple[str, str], list[tuple[float, str, Fault]]] = {}
         self.fault_count = 0
         self.incident_count = 0
-        self._outage = rulebook.outage_causes
-        self._degr = rulebook.degradation_causes
+        self._cause_class = rulebook.cause_class            # AL-2, bound once for the hot path
         self._build_state()
 
     def _build_state(self) -> None:
@@ -99,7 +98,7 @@ class Correlator:
 
     def _raise(self, key: tuple[str, str], alarm: Alarm, now: float) -> list[Out]:
         cause = alarm.probable_cause
-        cls = "outage" if cause in self._outage else "degradation" if cause in self._degr else "other"
+        cls = self._cause_class(cause)
         et = alarm.event_time
         self.alarms[key] = AlarmState(alarm.resource_id, cls, cause, et)
         rs = self.resources.get(alarm.resource_id)
@@ -271,26 +270,17 @@ class Correlator:
         """SV-1: the first SF row that fits an important customer's outage starts TM-1."""
         if not f.important:
             return
-        cust, circuit = f.customer, f.circuit
-        for row in self.rulebook.serious_rows:
-            if row.service_type is not None and row.service_type != f.service_type:
-                continue
-            if row.root_layers is not None and f.layer not in row.root_layers:
-                continue
-            if row.causes is not None and f.probable_cause not in row.causes:
-                continue
-            if f.probable_cause in row.exclude_causes:
-                continue
-            threshold = row.threshold_s
-            if (row.long_threshold_s is not None and cust is not None and circuit is not None
-                    and (row.long_when_level is None or cust.level == row.long_when_level)
-                    and (row.long_when_not_grade is None or cust.grade != row.long_when_not_grade)
-                    and (row.long_when_span is None or circuit.span == row.long_when_span)):
-                threshold = row.long_threshold_s
-                f.sf_long = True
-            f.sf_rule = row.id
-            self.start_tm1(f, f.opened_at + threshold)
+        row = self.rulebook.serious_row(f.service_type, f.layer, f.probable_cause)
+        if row is None:
             return
+        cust, circuit = f.customer, f.circuit
+        threshold = row.threshold_s
+        if circuit is not None and cust is not None and row.long_applies(cust.level, cust.grade,
+                                                                         circuit.span):
+            threshold = row.long_threshold_s
+            f.sf_long = True
+        f.sf_rule = row.id
+        self.start_tm1(f, f.opened_at + threshold)
 
     def start_tm1(self, f: Fault, due: float) -> None:
         f.tm1_gen += 1

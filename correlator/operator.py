@@ -85,8 +85,7 @@ def _open_complaint_fault(c: Correlator, complaint: Complaint, cust, now: float,
                     service_type=complaint.service_type, important=cust.important,
                     cause_side="unknown", root=None, probable_cause=None, opened_at=now)
     f.complaints.append(complaint.complaint_id)
-    f.green = (complaint.channel in rb.green_channels
-               or (complaint.channel == "direct" and cust.grade in rb.green_direct_grades))
+    f.green = rb.is_green(complaint.channel, cust.grade)          # CP-2
     f.found_by_city = f.green                                  # ES-1: a complaint the city took
     c.complaint_faults.setdefault((cust.customer_id, complaint.service_type, complaint.city), []).append(f)
     cs = c.circuits.get(circuit.circuit_id) if circuit is not None else None

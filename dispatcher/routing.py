@@ -50,19 +50,6 @@ def expand(symbol: str, f: FaultFacts) -> str:
     return symbol
 
 
-def _level_row(f: FaultFacts, rb: Rulebook):
-    cust = f.customer
-    for row in rb.level_rows:
-        if row.grade is not None and cust.grade != row.grade:
-            continue
-        if row.level is not None and cust.level != row.level:
-            continue
-        if row.cause_side is not None and f.cause_side != row.cause_side:
-            continue
-        return row
-    return None
-
-
 def opening_targets(f: FaultFacts, rb: Rulebook) -> list[Target]:
     """§4 steps 1–3 (the first that applies) and step 4 (always added)."""
     circuit, cust = f.circuit, f.customer
@@ -77,7 +64,7 @@ def opening_targets(f: FaultFacts, rb: Rulebook) -> list[Target]:
     elif cust is None:
         targets.append((f"{city}.monitoring", "RT-16", ()))
     else:
-        row = _level_row(f, rb)
+        row = rb.level_row(cust.grade, cust.level, f.cause_side)
         if row is not None:
             targets.extend((expand(sym, f), row.id, ()) for sym in row.to)
     if circuit is not None and circuit.span == "cross_province":

@@ -225,26 +225,28 @@ class SeriousRow:
     long_when_span: str | None = None
 
     def applies(self, service_type: str, root_layer: str | None, cause: str | None) -> bool:
-        """Whether the row applies to a circuit fault (root_layer/cause None: no root)."""
+        """Whether the row applies to a circuit fault (root_layer/cause None: no root). A
+        fault whose root layer is not known matches only a row that names no root layers."""
         if self.service_type is not None and service_type != self.service_type:
             return False
-        if self.root_layers is not None and root_layer is not None and root_layer not in self.root_layers:
+        if self.root_layers is not None and root_layer not in self.root_layers:
             return False
         if self.causes is not None and cause not in self.causes:
             return False
         return cause not in self.exclude_causes
 
+    def long_applies(self, level: str, grade: str, span: str) -> bool:
+        """Whether the row's long threshold holds for this customer and circuit (SF-5)."""
+        return (self.long_threshold_s is not None
+                and (self.long_when_level is None or level == self.long_when_level)
+                and (self.long_when_not_grade is None or grade != self.long_when_not_grade)
+                and (self.long_when_span is None or span == self.long_when_span))
+
     def threshold_for(self, level: str, grade: str, span: str) -> int:
         """The threshold in seconds for a customer/circuit (SF-5's 8-hour case)."""
-        if self.long_threshold_s is None:
-            return self.threshold_s
-        if self.long_when_level is not None and level != self.long_when_level:
-            return self.threshold_s
-        if self.long_when_not_grade is not None and grade == self.long_when_not_grade:
-            return self.threshold_s
-        if self.long_when_span is not None and span != self.long_when_span:
-            return self.threshold_s
-        return self.long_threshold_s
+        if self.long_applies(level, grade, span):
+            return self.long_threshold_s
+        return self.threshold_s
 
 
 @dataclass(frozen=True, slots=True)
