@@ -48,9 +48,9 @@ from integration.pipeline_support import (  # noqa: E402
     wait_http,
 )
 
-from shared.bus import DECISIONS  # noqa: E402
 from shared.inventory import load_inventory  # noqa: E402
 from shared.rulebook import load_rulebook  # noqa: E402
+from shared.topics import DECISIONS  # noqa: E402
 from tools.kafka_events import published, replay_records, send  # noqa: E402
 
 # Log lines saying a stage's consumer groups have their partitions (/healthz answers before).

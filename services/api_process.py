@@ -41,10 +41,10 @@ from services.http_guard import (
 )
 from services.http_models import ACTION_BODY, ALARMS_BODY, COMPLAINT_BODY, TMF642_BODY
 from services.processes import ProcessSettings, ops_router, prepare, readiness, serve_until_stopped
-from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.db.models import faults, work_orders
-from shared.kafka import Producer, raw_alarms_topic
+from shared.kafka import Producer
 from shared.model import Rejected
+from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
 from shared.wire import action_from_dict, complaint_from_dict
 
 TMF642 = "/tmf-api/alarmManagement/v4/alarm"

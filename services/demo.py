@@ -18,10 +18,11 @@ from typing import IO
 import orjson
 
 from services.runtime import Runtime
-from shared.bus import DECISIONS, Subscription
+from shared.bus import Subscription
 from shared.clock import fmt_time, local, parse_time
 from shared.inventory import Inventory
 from shared.rulebook import Rulebook
+from shared.topics import DECISIONS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 DEMO_EVENTS = SAMPLES / "demo_events.jsonl"

@@ -30,11 +30,12 @@ import orjson
 from services.metrics import EngineMetrics
 from services.pipeline import Pipeline
 from services.replay import decode_event
-from shared.bus import DEADLETTER, DECISIONS, Bus, workorders_topic
+from shared.bus import Bus
 from shared.clock import fmt_time
 from shared.liveclock import Clock
 from shared.model import Alarm, Rejected
 from shared.store import Batch, LogEntry, Refusal, Store, StoredRecord, data_fault, kept_value
+from shared.topics import DEADLETTER, DECISIONS, workorders_topic
 from shared.wire import INPUT_KINDS, INTERNAL, describe, show
 
 log = logging.getLogger("faultline.engine")

@@ -27,9 +27,9 @@ from services.listeners import now_ms, start_listeners
 from services.processes import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
 from services.router import dead
 from services.shard_runner import run_sessions, until_stopped
-from shared.bus import ALARMS, DEADLETTER
 from shared.clock import fmt_time
-from shared.kafka import Consumer, Msg, Producer, next_offsets, raw_alarms_topic
+from shared.kafka import Consumer, Msg, Producer, next_offsets
+from shared.topics import ALARMS, DEADLETTER, raw_alarms_topic
 from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.ingest")

@@ -23,16 +23,12 @@ from services.sharding import alarm_shards, all_shards
 from services.shardlog import Entry
 from services.split import decode_notice, encode_notice
 from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
-from shared.bus import DECISIONS, workorders_topic
 from shared.clock import TIME_MAX_TEXT, TIME_MIN_TEXT, in_window
 from shared.inventory import Inventory
 from shared.model import Rejected
 from shared.rulebook import Rulebook
+from shared.topics import CORRELATOR_INPUTS, DECISIONS, FAULTS, workorders_topic
 from shared.wire import show
-
-CORRELATOR_INPUTS = "faultline.correlator.inputs"
-FAULTS = "faultline.faults"
-
 
 
 def tick_message(t: float) -> bytes:

@@ -30,12 +30,13 @@ from services.http_guard import HttpLimits, IntakeSlots, harden, new_app, uvicor
 from services.metrics import EngineMetrics, OpenFaultsCollector, calendar_watch
 from services.pipeline import Pipeline
 from services.runtime import IntakeFirst, LiveSettings, Runtime
-from shared.bus import ACTIONS, ALARMS, Bus, InMemoryBus
+from shared.bus import Bus, InMemoryBus
 from shared.db import redacted_url
 from shared.db.migrate import current_revision
 from shared.liveclock import Clock, ScaledClock, WallClock
 from shared.store import Store
 from shared.timers import LIVE_CATCH_UP_S
+from shared.topics import ACTIONS, ALARMS
 
 log = logging.getLogger("faultline")
 

@@ -156,11 +156,11 @@ def _lag_gauge(registry: CollectorRegistry) -> Gauge:
 # ---------------------------------------------------------------------- correlate
 
 async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
-    from services.kafka_stages import CORRELATOR_INPUTS, FAULTS, CorrelateLogic
+    from services.kafka_stages import CorrelateLogic
     from services.router_runner import RouterRunner
     from services.shard_runner import ShardRunner
     from services.shardlog import ShardLog
-    from shared.bus import ACTIONS, ALARMS, DEADLETTER, DECISIONS
+    from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
 
     inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
     n = settings.kafka.partitions
@@ -203,10 +203,10 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
 # ---------------------------------------------------------------------- dispatch
 
 async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
-    from services.kafka_stages import FAULTS, DispatchLogic
+    from services.kafka_stages import DispatchLogic
     from services.shard_runner import ShardRunner
     from services.shardlog import ShardLog
-    from shared.bus import DEADLETTER, DECISIONS
+    from shared.topics import DEADLETTER, DECISIONS, FAULTS
 
     inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
     n = settings.kafka.partitions

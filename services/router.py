@@ -26,14 +26,14 @@ import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
 from services.deadletter import MAX_VALUE, dead_letter
-from services.kafka_stages import CORRELATOR_INPUTS, tick_message
+from services.kafka_stages import tick_message
 from services.sharding import all_shards
 from services.split import shards_for
-from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.clock import TimeFormatError, parse_time
 from shared.inventory import Inventory
 from shared.kafka import Msg
 from shared.model import Rejected
+from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER
 from shared.wire import ACTION_KINDS, INTERNAL, action_from_dict, complaint_from_dict, describe, show
 
 log = logging.getLogger("faultline.router")

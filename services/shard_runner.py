@@ -35,11 +35,11 @@ from sqlalchemy.exc import DBAPIError
 
 from services.deadletter import MAX_KEPT  # a refused value beyond it is kept as cut text
 from services.shardlog import Batch, Entry, Outgoing, ShardLog
-from shared.bus import DEADLETTER
 from shared.clock import fmt_time
 from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, next_offsets, partition_for
 from shared.model import MAX_NAME
 from shared.store import UnstorableInput, data_fault, kept_value
+from shared.topics import DEADLETTER
 from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.shards")

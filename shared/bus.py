@@ -1,4 +1,4 @@
-"""The message bus port (CONTRACT §4 topics) and its in-process implementation.
+"""The message bus port (topics: shared/topics.py) and its in-process implementation.
 
 `faultline run` uses `InMemoryBus`; a Kafka adapter implements the same `Bus` protocol.
 Values are UTF-8 JSON bytes, as on Kafka, so a subscriber cannot tell the two apart.
@@ -10,17 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
-
-ALARMS = "faultline.alarms"
-ACTIONS = "faultline.actions"
-DECISIONS = "faultline.decisions"
-DEADLETTER = "faultline.deadletter"
-WORKORDERS_PREFIX = "faultline.workorders."
-
-
-def workorders_topic(queue: str) -> str:
-    """The topic of one queue's work-order records, e.g. faultline.workorders.prov.monitoring."""
-    return WORKORDERS_PREFIX + queue
 
 
 @dataclass(frozen=True, slots=True)

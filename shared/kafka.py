@@ -37,18 +37,12 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError,
 
 log = logging.getLogger(__name__)
 
-RAW_ALARMS_PREFIX = "faultline.alarms.raw."
 TOPIC_ALREADY_EXISTS = 36  # the Kafka protocol's error code
 
 TP = tuple[str, int]
 """A topic partition as the adapter's callers see it: (topic, partition)."""
 
 PartitionCallback = Callable[[set[TP]], Awaitable[None]]
-
-
-def raw_alarms_topic(fmt: str) -> str:
-    """The raw feed of one source format, e.g. faultline.alarms.raw.syslog (CONTRACT §4)."""
-    return RAW_ALARMS_PREFIX + fmt
 
 
 class KafkaConfigError(ValueError):

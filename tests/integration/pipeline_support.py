@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from shared.bus import DECISIONS
 from shared.clock import parse_time
+from shared.topics import DECISIONS
 
 from .kafka_fixtures import free_port
 

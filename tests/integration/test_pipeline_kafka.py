@@ -10,10 +10,9 @@ from pathlib import Path
 import orjson
 from scenario import RULEBOOK
 
-from services.kafka_stages import CORRELATOR_INPUTS, FAULTS
-from shared.bus import ACTIONS, ALARMS, DEADLETTER, DECISIONS
 from shared.inventory import load_inventory
 from shared.kafka import KafkaConfig, ensure_topics
+from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
 from tools.kafka_events import canonical, published, read_decisions, replay_records, send
 
 from .pipeline_support import (

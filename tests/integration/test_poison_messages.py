@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from services.kafka_stages import CORRELATOR_INPUTS, FAULTS
-from shared.bus import ACTIONS, ALARMS, DEADLETTER, DECISIONS
-from shared.kafka import Consumer, KafkaConfig, Producer, ensure_topics, raw_alarms_topic
+from shared.kafka import Consumer, KafkaConfig, Producer, ensure_topics
+from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS, raw_alarms_topic
 
 from .pipeline_support import Proc, stage_env, wait_http
 

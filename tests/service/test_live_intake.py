@@ -7,7 +7,8 @@ import asyncio
 import orjson
 
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, all_decisions, live_service
-from shared.bus import ACTIONS, ALARMS, DEADLETTER, DECISIONS, InMemoryBus, workorders_topic
+from shared.bus import InMemoryBus
+from shared.topics import ACTIONS, ALARMS, DEADLETTER, DECISIONS, workorders_topic
 
 
 async def test_alarm_intake_stores_and_publishes_decisions(settings):

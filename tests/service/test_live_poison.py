@@ -15,9 +15,10 @@ from sqlalchemy.exc import OperationalError
 import services.live
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, all_decisions, live_service
 from services.pipeline import Pipeline
-from shared.bus import DEADLETTER, DECISIONS, InMemoryBus
+from shared.bus import InMemoryBus
 from shared.model import Alarm
 from shared.store import Store
+from shared.topics import DEADLETTER, DECISIONS
 from shared.wire import INTERNAL
 
 POISON = "poison-1"

@@ -7,8 +7,9 @@ import logging
 import orjson
 
 from service.support import FIBRE_CUT, MINUTE, T0, FakeClock, all_decisions, live_service
-from shared.bus import DECISIONS, InMemoryBus
+from shared.bus import InMemoryBus
 from shared.store import records
+from shared.topics import DECISIONS
 
 
 async def _state(svc) -> tuple[list, list]:

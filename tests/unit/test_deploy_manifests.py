@@ -2,7 +2,7 @@
 
 Nothing runs in a container here; the compose file, every Kubernetes YAML, the Prometheus and
 Grafana files and the Dockerfile are parsed and cross-checked against names taken from the code
-(`services.cli.build_parser()`, `shared/bus.py`, the `FAULTLINE_*` and `faultline_*` names in the
+(`services.cli.build_parser()`, `shared/topics.py`, the `FAULTLINE_*` and `faultline_*` names in the
 sources). A name the manifests use before the code has it must be listed in a PLANNED set below,
 so a typo or a renamed setting fails here instead of in production.
 """
@@ -10,7 +10,6 @@ so a typo or a renamed setting fails here instead of in production.
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
 import json
 import posixpath
@@ -97,25 +96,19 @@ def code_env_names() -> frozenset[str]:
 
 @functools.cache
 def code_topics() -> frozenset[str]:
-    """The topic constants of shared/bus.py, shared/kafka.py and the stages, and the raw
-    feed of every format alarm_ingest reads."""
-    import shared.bus as bus
+    """Every topic constant of shared/topics.py, and the raw feed of every format
+    alarm_ingest reads."""
+    import shared.topics as topics
     from alarm_ingest.raw import FORMATS
-    from shared.kafka import raw_alarms_topic
-    names = {getattr(bus, n) for n in ("ALARMS", "ACTIONS", "DECISIONS", "DEADLETTER") if hasattr(bus, n)}
-    names |= {raw_alarms_topic(f) for f in FORMATS}
-    for path in _source_files("shared/bus.py", "shared/kafka.py", "services/kafka_stages.py"):
-        for node in ast.parse(_read(path)).body:
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
-                value = node.value.value
-                if isinstance(value, str) and value.startswith("faultline.") and not value.endswith("."):
-                    names.add(value)
+    names = {value for name, value in vars(topics).items()
+             if name.isupper() and isinstance(value, str) and not value.endswith(".")}
+    names |= {topics.raw_alarms_topic(f) for f in FORMATS}
     return frozenset(names)
 
 
 def workorders_prefix() -> str:
-    import shared.bus as bus
-    return getattr(bus, "WORKORDERS_PREFIX", "faultline.workorders.")
+    from shared.topics import WORKORDERS_PREFIX
+    return WORKORDERS_PREFIX
 
 
 @functools.cache
@@ -283,14 +276,14 @@ def test_every_faultline_setting_named_in_deploy_is_in_the_code_or_planned():
 
 
 def test_every_topic_named_in_deploy_is_a_contract_or_internal_topic():
-    assert code_topics() >= {"faultline.alarms", "faultline.decisions"}, "shared/bus.py no longer parsed?"
+    assert code_topics() >= {"faultline.alarms", "faultline.decisions"}, "shared/topics.py no longer read?"
     unknown = {}
     for path in deploy_files():
         for topic in set(TOPIC_RE.findall(_read(path))):
             if topic.rsplit(".", 1)[-1] in FILE_SUFFIXES or allowed_topic(topic):
                 continue
             unknown.setdefault(topic, []).append(str(path.relative_to(ROOT)))
-    assert not unknown, f"topics neither in shared/bus.py nor PLANNED_TOPICS: {unknown}"
+    assert not unknown, f"topics neither in shared/topics.py nor PLANNED_TOPICS: {unknown}"
 
 
 def _check_command(where: str, argv: list[str]) -> None:

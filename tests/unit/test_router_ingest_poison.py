@@ -15,11 +15,10 @@ import services.ingest_process as ingest
 import services.router as router
 from services.deadletter import MAX_KEPT, MAX_VALUE
 from services.ingest_process import normalize_or_dead
-from services.kafka_stages import CORRELATOR_INPUTS
 from services.router import dead, route_or_dead
-from shared.bus import ACTIONS, ALARMS, DEADLETTER
 from shared.inventory import load_inventory
-from shared.kafka import Msg, raw_alarms_topic
+from shared.kafka import Msg
+from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, raw_alarms_topic
 from shared.wire import INTERNAL
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,16 +14,16 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.kafka_stages import CORRELATOR_INPUTS, FAULTS, CorrelateLogic, DispatchLogic
+from services.kafka_stages import CorrelateLogic, DispatchLogic
 from services.shard_runner import ShardRunner, TimersFailing
 from services.shardlog import ShardLog
-from shared.bus import DEADLETTER, DECISIONS
 from shared.clock import parse_time
 from shared.db.migrate import upgrade_async
 from shared.inventory import load_inventory
 from shared.kafka import KafkaConfig, Msg
 from shared.rulebook import load_rulebook
 from shared.store import UnstorableInput
+from shared.topics import CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
 from shared.wire import INTERNAL
 
 ROOT = Path(__file__).resolve().parents[2]
