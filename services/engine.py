@@ -27,16 +27,16 @@ from dataclasses import dataclass
 
 import orjson
 
+from services.envelope import decode_input
 from services.metrics import EngineMetrics
 from services.pipeline import Pipeline
-from services.replay import decode_event
 from shared.bus import Bus
 from shared.clock import fmt_time
 from shared.liveclock import Clock
 from shared.model import Alarm, Rejected
 from shared.store import Batch, LogEntry, Refusal, Store, StoredRecord, data_fault, kept_value
 from shared.topics import DEADLETTER, DECISIONS, workorders_topic
-from shared.wire import INPUT_KINDS, INTERNAL, describe, show
+from shared.wire import INPUT_KINDS, INTERNAL, describe, kind_refusal
 
 log = logging.getLogger("faultline.engine")
 
@@ -177,7 +177,7 @@ class Engine:
             if e.body is None:
                 replayed += len(pipe.advance(e.arrival))
                 continue
-            event = decode_event(e.body)
+            event = decode_input(e.body)
             if isinstance(event, Rejected):     # cannot happen for a logged input; keep going
                 log.warning("input %d no longer decodes: %s", e.seq, event.reason)
                 continue
@@ -388,7 +388,7 @@ class Engine:
     def _handle(self, body: object, source: str, reason: str | None) -> tuple[Batch, Outcome]:
         now = self._now()
         obj, reason = ({}, reason) if reason is not None else _as_input(body)
-        event = decode_event(obj) if reason is None else Rejected(reason)
+        event = decode_input(obj) if reason is None else Rejected(reason)
         if isinstance(event, Rejected):
             refusal = Refusal(now, source, event.reason, body)
             return Batch(refusal=refusal), Outcome(None, 0, event.reason)
@@ -451,7 +451,7 @@ def _as_input(body: object) -> tuple[dict, str | None]:
     """A body is usable when it is an object whose kind is one of CONTRACT §3's."""
     if type(body) is not dict:
         return {}, f"expected a JSON object, got {type(body).__name__}"
-    kind = body.get("kind")
-    if kind not in INPUT_KINDS:
-        return {}, f"kind: {show(kind)} is not one of {', '.join(INPUT_KINDS)}"
+    refused = kind_refusal(body.get("kind"), INPUT_KINDS)
+    if refused is not None:
+        return {}, refused
     return {k: v for k, v in body.items() if k != "at"}, None

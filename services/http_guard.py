@@ -52,7 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from services.config import UsageError
-from shared.wire import ACTION_KINDS, show
+from shared.wire import ACTION_KINDS, kind_refusal, show
 
 log = logging.getLogger("faultline.http")
 
@@ -377,10 +377,7 @@ def action_refusal(body: Any) -> str | None:
     """Why a body is not an operator action at all (not an object, or no known kind), or None."""
     if not isinstance(body, dict):
         return f"expected a JSON object, got {show(body)}"
-    kind = body.get("kind")
-    if kind not in ACTION_KINDS:
-        return f"kind: {show(kind)} is not one of {', '.join(ACTION_KINDS)}"
-    return None
+    return kind_refusal(body.get("kind"), ACTION_KINDS)
 
 
 # ---------------------------------------------------------------------- apps and servers

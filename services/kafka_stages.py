@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import orjson
 
-from services.replay import decode_event
+from services.envelope import decode_input
 from services.shard_runner import Step
 from services.sharding import alarm_shards, all_shards
 from services.shardlog import Entry
@@ -65,7 +65,7 @@ class CorrelateLogic:
         if entry.kind == "tick" or (entry.body is not None and "tick" in entry.body):
             core.tick(entry.clock)
         elif entry.kind == "input":
-            event = decode_event(entry.body["input"])
+            event = decode_input(entry.body["input"])
             if not isinstance(event, Rejected):
                 core.handle(event, entry.clock)
 
@@ -91,7 +91,7 @@ class CorrelateLogic:
         if bad is not None:
             return Step(log=False, refused=bad), 0.0
         at = float(body["at"])
-        event = decode_event(body["input"])
+        event = decode_input(body["input"])
         if isinstance(event, Rejected):                  # the router checks; belt and braces
             return Step(log=False, refused=event.reason), at
         outs, refused = core.handle(event, at)

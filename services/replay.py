@@ -11,11 +11,10 @@ from typing import IO
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
-from alarm_ingest.raw import normalize
+from services.envelope import decode_input
 from services.pipeline import Pipeline
 from shared.clock import TimeFormatError, fmt_time, parse_time, parse_time_cached
 from shared.model import Alarm, Rejected
-from shared.wire import INPUT_KINDS, action_from_dict, complaint_from_dict, show
 
 EXIT_OK, EXIT_USAGE, EXIT_REJECTED = 0, 2, 3
 # A replay line longer than this is refused (a line holds one input; 10 MB ones are fine).
@@ -26,32 +25,6 @@ MAX_SKIP_BYTES = 1 << 30     # past this, a line that never ends stops the readi
 EXIT_BROKEN_PIPE = 141
 # A gap between two lines longer than this streams the timers it fires (see feed_line).
 LONG_GAP_S = 3600.0
-
-
-def decode_event(obj: object) -> object:
-    """An input object (§3) → a domain event or Rejected; any JSON value is accepted."""
-    if type(obj) is not dict:
-        return Rejected(f"expected a JSON object with kind and at, got {show(obj)}")
-    kind = obj.get("kind")
-    if kind == "alarm":
-        if obj.get("alarm") is None:
-            return Rejected("alarm: missing field alarm")
-        return alarm_from_dict(obj["alarm"])
-    if kind == "complaint":
-        if obj.get("complaint") is None:
-            return Rejected("complaint: missing field complaint")
-        return complaint_from_dict(obj["complaint"])
-    if kind == "raw":
-        if "payload" not in obj:
-            return Rejected("raw: missing field payload")
-        return normalize(obj.get("format"), obj["payload"])
-    if kind is None:
-        return Rejected("missing field kind")
-    if type(kind) is not str:
-        return Rejected(f"kind: expected a string, got {show(kind)}")
-    if kind not in INPUT_KINDS:
-        return Rejected(f"kind: {show(kind)} is not one of {', '.join(INPUT_KINDS)}")
-    return action_from_dict(kind, obj)
 
 
 class Replay:
@@ -139,7 +112,7 @@ class Replay:
                 if records:
                     self.write(records)
                 return
-        event = decode_event(obj)
+        event = decode_input(obj)
         if isinstance(event, Rejected):
             self._advance(at)
             self.reject(lineno, event.reason, at)

@@ -26,6 +26,7 @@ import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
 from services.deadletter import MAX_VALUE, dead_letter
+from services.envelope import decode_input
 from services.kafka_stages import tick_message
 from services.sharding import all_shards
 from services.split import shards_for
@@ -34,11 +35,12 @@ from shared.inventory import Inventory
 from shared.kafka import Msg
 from shared.model import Rejected
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER
-from shared.wire import ACTION_KINDS, INTERNAL, action_from_dict, complaint_from_dict, describe, show
+from shared.wire import ACTION_KINDS, INTERNAL, describe
 
 log = logging.getLogger("faultline.router")
 
 Out = tuple[str, bytes, str | None]          # topic, value, key
+ACTIONS_KINDS = ("complaint", *ACTION_KINDS)  # what faultline.actions carries (CONTRACT §4)
 
 # aiokafka's max_request_size is 1 MiB: a routed value or dead letter beyond it could never
 # be sent, and the message would be retried forever. Kept values stop well short of it
@@ -63,16 +65,9 @@ def route(inventory: Inventory, msg: Msg) -> list[Out]:
                 at = parse_time(obj["at"])
             except TimeFormatError as err:
                 return [dead(msg, f"at: {err}", obj)]
-        kind = obj.get("kind")
-        if kind == "tick":
+        if obj.get("kind") == "tick":
             return [(CORRELATOR_INPUTS, tick_message(at), city) for city in all_shards(inventory)]
-        if kind == "complaint":
-            event = complaint_from_dict(obj.get("complaint"))
-        elif kind in ACTION_KINDS:
-            event = action_from_dict(kind, obj)
-        else:
-            return [dead(msg, f"kind: {show(kind)} is not one of complaint, {', '.join(ACTION_KINDS)}", obj)]
-        body = obj
+        event, body = decode_input(obj, ACTIONS_KINDS), obj
     if isinstance(event, Rejected):
         return [dead(msg, event.reason, obj)]
     cities = shards_for(inventory, event)

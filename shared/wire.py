@@ -134,12 +134,22 @@ def select_from_dict(d: object, where: str = "select") -> Select | Rejected:
                     "or city with service_type")
 
 
+def kind_refusal(kind: object, kinds: tuple[str, ...]) -> str | None:
+    """Why `kind` is not one of `kinds` (the one wording of every input decoder), or None."""
+    if kind is None:
+        return "missing field kind"
+    if type(kind) is not str:
+        return f"kind: expected a string, got {show(kind)}"
+    if kind not in kinds:
+        return f"kind: {show(kind)} is not one of {', '.join(kinds)}"
+    return None
+
+
 def action_from_dict(kind: object, d: object) -> Action | Rejected:
     """An operator action of `kind` from its input object (the §3 line or the HTTP body)."""
-    if type(kind) is not str:
-        return Rejected(f"kind: expected a string, got {show(kind)}")
-    if kind not in ACTION_KINDS:
-        return Rejected(f"kind: {show(kind)} is not one of {', '.join(ACTION_KINDS)}")
+    refused = kind_refusal(kind, ACTION_KINDS)
+    if refused is not None:
+        return Rejected(refused)
     if type(d) is not dict:
         return Rejected(f"{kind}: expected an object, got {show(d)}")
     if d.get("select") is None:

@@ -2,7 +2,7 @@
 reason naming the field, never an exception.
 
 Decoders: the normalized alarm, `normalize` for each raw format (object and string payloads),
-complaints, `select`, each operator action, the §3 envelope (`decode_event`), the notice off
+complaints, `select`, each operator action, the §3 envelope (`decode_input`), the notice off
 faultline.faults (`notice_from_dict`, `decode_notice`) and `Replay.feed_line`.
 
 Two kinds of test:
@@ -33,8 +33,9 @@ from scenario import RULEBOOK
 
 from alarm_ingest.normalized import alarm_from_dict
 from alarm_ingest.raw import FORMATS, normalize
+from services.envelope import decode_input
 from services.pipeline import Pipeline
-from services.replay import Replay, decode_event
+from services.replay import Replay
 from services.split import decode_notice, encode_notice
 from shared.clock import TIME_MAX, TIME_MIN, TimeFormatError, fmt_time, parse_time
 from shared.facts import (
@@ -118,19 +119,19 @@ SAMPLES: dict[str, tuple[object, object, tuple[type, ...], set[str], set[str]]] 
     "select-customer": ({"customer_id": "C-NH", "service_type": "internet", "city": "GZ"},
                         select_from_dict, (Select,), {"city", "customer_id"}, set()),
     "raw-normalized": ({"kind": "raw", "format": "normalized", "payload": ALARM},
-                       decode_event, (Alarm,), {"payload.text"}, set()),
-    "raw-tmf642": ({"kind": "raw", "format": "tmf642", "payload": TMF}, decode_event, (Alarm,),
+                       decode_input, (Alarm,), {"payload.text"}, set()),
+    "raw-tmf642": ({"kind": "raw", "format": "tmf642", "payload": TMF}, decode_input, (Alarm,),
                    {f"payload.{n}" for n in TMF_OPTIONAL}, {f"payload.{n}" for n in TMF_IGNORED}),
     "tmf642-payload": (TMF, lambda d: normalize("tmf642", d), (Alarm,), TMF_OPTIONAL, TMF_IGNORED),
-    "envelope-alarm": ({"kind": "alarm", "at": AT, "alarm": ALARM}, decode_event, (Alarm,),
+    "envelope-alarm": ({"kind": "alarm", "at": AT, "alarm": ALARM}, decode_input, (Alarm,),
                        {"alarm.text"}, {"at"}),
-    "envelope-complaint": ({"kind": "complaint", "at": AT, "complaint": COMPLAINT}, decode_event,
+    "envelope-complaint": ({"kind": "complaint", "at": AT, "complaint": COMPLAINT}, decode_input,
                            (Complaint,), {"complaint.text"}, {"at"}),
     **{f"action-{kind}": ({"kind": kind, "at": AT, "select": {"circuit_id": "GZ-INT-0001"}, **extra},
                           (lambda d, kind=kind: action_from_dict(kind, d)), (Action,), set(), {"at", "kind"})
        for kind, extra in ACTION_FIELDS.items()},
     **{f"envelope-{kind}": ({"kind": kind, "at": AT, "select": {"circuit_id": "GZ-INT-0001"}, **extra},
-                            decode_event, (Action,), set(), {"at"})
+                            decode_input, (Action,), set(), {"at"})
        for kind, extra in ACTION_FIELDS.items()},
     "notice": (NOTICE, lambda d: notice_from_dict(d, INVENTORY), (Notice,),
                {"arg", "facts.circuit_id", "facts.customer_id", "facts.root_resource", "facts.layer",
@@ -211,7 +212,7 @@ ALL_DECODERS = [
     ("alarm_from_dict", alarm_from_dict, (Alarm,)),
     ("complaint_from_dict", complaint_from_dict, (Complaint,)),
     ("select_from_dict", select_from_dict, (Select,)),
-    ("decode_event", decode_event, (Alarm, Complaint, Action)),
+    ("decode_input", decode_input, (Alarm, Complaint, Action)),
     ("notice_from_dict", lambda v: notice_from_dict(v, INVENTORY), (Notice,)),
     ("facts_from_dict", lambda v: facts_from_dict(v, INVENTORY), (FaultFacts,)),
     *[(f"action_from_dict:{k}", (lambda v, k=k: action_from_dict(k, v)), (Action,)) for k in ACTION_KINDS],
@@ -329,7 +330,7 @@ def test_issue_7_replay_line_with_each_json_type_in_each_field_is_used_or_reject
         except orjson.JSONDecodeError:
             expected[lineno] = Rejected("not valid JSON")
             continue
-        decoded = decode_event(obj)
+        decoded = decode_input(obj)
         if isinstance(decoded, Rejected) and path not in ("at",):
             expected[lineno] = decoded
     replay.finish(None)
@@ -362,7 +363,7 @@ def test_issue_7_feed_line_takes_any_bytes_and_any_json_line(raw):
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         obj = None
-    if type(obj) is not dict or isinstance(decode_event(obj), Rejected) or not _readable_from(obj, AT):
+    if type(obj) is not dict or isinstance(decode_input(obj), Rejected) or not _readable_from(obj, AT):
         assert 2 in got and got[2].strip()
 
 

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from jsonfields import field_paths, with_field
 from scenario import RULEBOOK
 
+from services.envelope import decode_input
 from services.pipeline import Pipeline
-from services.replay import EXIT_OK, EXIT_REJECTED, Replay, decode_event
+from services.replay import EXIT_OK, EXIT_REJECTED, Replay
 from shared.clock import TimeFormatError, parse_time
 from shared.inventory import load_inventory
 from shared.model import Rejected
@@ -101,7 +102,7 @@ def _must_reject(raw: bytes, clock: float | None) -> tuple[bool, float | None]:
         return True, clock
     if clock is not None and at < clock:
         return True, clock
-    return isinstance(decode_event(obj), Rejected), at
+    return isinstance(decode_input(obj), Rejected), at
 
 
 @settings(max_examples=EXAMPLES, deadline=None,

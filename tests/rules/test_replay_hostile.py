@@ -15,8 +15,8 @@ import pytest
 from scenario import RULEBOOK, Inv, alarm, complaint, run, t
 
 from services import replay as replay_mod
+from services.envelope import decode_input
 from services.pipeline import Pipeline
-from services.replay import decode_event
 from shared.clock import TIME_MAX, TIME_MIN, TimeFormatError, fmt_time, parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,7 +188,7 @@ def test_CONTRACT_3_cli_replay_into_a_closed_pipe_exits_quietly(tmp_path):
 def test_T_window_advance_chunks_gives_advance_records_in_bounded_pieces():
     def serious_pipeline() -> Pipeline:
         pipe = Pipeline(one_circuit().build(), RULEBOOK)
-        pipe.submit(decode_event(alarm(0, "GZ-L-1-OTN")), parse_time(t(0)))
+        pipe.submit(decode_input(alarm(0, "GZ-L-1-OTN")), parse_time(t(0)))
         return pipe
 
     to = parse_time(t(30 + 30 * 24 * 60))                    # thirty days of stage SMS
