@@ -29,6 +29,7 @@ environment (each also a flag):
   FAULTLINE_HTTP_BODY_TIMEOUT_S  a body slower than this gets 408 (default 10)
   FAULTLINE_HTTP_MAX_CONNECTIONS more connections get 503 at once (default 1000)
   FAULTLINE_CORS_ORIGINS     comma-separated origins allowed cross-site (default: none)
+  FAULTLINE_DRAIN_SECONDS    processes: after SIGTERM, the longest a drain may take (default 30)
 """
 
 

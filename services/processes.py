@@ -43,6 +43,7 @@ class ProcessSettings:
     clock: str                 # wall: timers on the wall clock; stream: only message time moves it
     arrival_hold_s: float = 0.3  # how late a message may reach the broker and still be put in time order
     http: HttpLimits = field(default_factory=HttpLimits)   # FAULTLINE_HTTP_*, FAULTLINE_CORS_ORIGINS
+    drain_s: float = 30.0      # FAULTLINE_DRAIN_SECONDS: after SIGTERM, the longest a drain may take
 
     @classmethod
     def from_args(cls, args) -> ProcessSettings:
@@ -63,8 +64,15 @@ class ProcessSettings:
         if hold_s < 0:
             raise UsageError(f"--arrival-hold-ms / FAULTLINE_ARRIVAL_HOLD_MS: {hold!r} is not a whole "
                              "number of milliseconds >= 0")
+        drain = env.get("FAULTLINE_DRAIN_SECONDS", "30")
+        try:
+            drain_s = float(drain)
+        except ValueError:
+            drain_s = -1.0
+        if not 0 < drain_s < 86400:
+            raise UsageError(f"FAULTLINE_DRAIN_SECONDS: {drain!r} is not a number of seconds > 0")
         return cls(kafka, database_url(args.database_url), args.inventory, args.rulebook,
-                   args.http_port, clock, hold_s, HttpLimits.from_env(env))
+                   args.http_port, clock, hold_s, HttpLimits.from_env(env), drain_s)
 
 
 def ops_app(health, ready, registry: CollectorRegistry, warnings: Warnings | None = None, *,
@@ -231,15 +239,12 @@ async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
         await engine.dispose()
 
 
-DRAIN_S = float(os.environ.get("FAULTLINE_DRAIN_SECONDS", "30"))
-
-
-async def _watchdog(stop: asyncio.Event) -> None:
+async def _watchdog(stop: asyncio.Event, drain_s: float) -> None:
     """After SIGTERM, a drain that cannot finish (a broker gone for good) must not hold the
     process: everything handled is already durable, so exiting loses nothing."""
     await stop.wait()
-    await asyncio.sleep(DRAIN_S)
-    log.error("drain did not finish in %.0fs; exiting", DRAIN_S)
+    await asyncio.sleep(drain_s)
+    log.error("drain did not finish in %.0fs; exiting", drain_s)
     logging.shutdown()
     os._exit(3)
 
@@ -254,7 +259,7 @@ def run_process(name: str, args) -> int:
     async def go() -> None:
         stop = asyncio.Event()
         install_stop(stop)
-        asyncio.get_running_loop().create_task(_watchdog(stop))
+        asyncio.get_running_loop().create_task(_watchdog(stop, settings.drain_s))
         await main(settings, stop)
 
     asyncio.run(go())

@@ -11,7 +11,7 @@ from services.processes import ProcessSettings
 
 
 def settings(monkeypatch, argv: list[str], **env: str) -> ProcessSettings:
-    for name in ("FAULTLINE_ARRIVAL_HOLD_MS", "FAULTLINE_CLOCK"):
+    for name in ("FAULTLINE_ARRIVAL_HOLD_MS", "FAULTLINE_CLOCK", "FAULTLINE_DRAIN_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in {"FAULTLINE_KAFKA_BOOTSTRAP": "127.0.0.1:9092", **env}.items():
         monkeypatch.setenv(name, value)
@@ -33,3 +33,14 @@ def test_a_bad_arrival_hold_is_refused_naming_the_setting(monkeypatch, bad: str)
 def test_clock_is_wall_unless_stream_is_asked_for(monkeypatch) -> None:
     assert settings(monkeypatch, ["dispatch"]).clock == "wall"
     assert settings(monkeypatch, ["dispatch"], FAULTLINE_CLOCK="stream").clock == "stream"
+
+
+def test_the_drain_limit_is_read_when_the_process_starts_not_at_import(monkeypatch) -> None:
+    assert settings(monkeypatch, ["ingest"]).drain_s == 30.0
+    assert settings(monkeypatch, ["ingest"], FAULTLINE_DRAIN_SECONDS="2.5").drain_s == 2.5
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "soon", "nan"])
+def test_a_bad_drain_limit_is_refused_naming_the_setting(monkeypatch, bad: str) -> None:
+    with pytest.raises(UsageError, match=rf"FAULTLINE_DRAIN_SECONDS: '{bad}' is not a number of seconds"):
+        settings(monkeypatch, ["ingest"], FAULTLINE_DRAIN_SECONDS=bad)
