@@ -40,7 +40,7 @@ from services.http_guard import (
     paged,
 )
 from services.http_models import ACTION_BODY, ALARMS_BODY, COMPLAINT_BODY, TMF642_BODY
-from services.processes import ProcessSettings, ops_router, prepare, readiness, serve_until_stopped
+from services.process_kit import ProcessSettings, ops_router, prepare, readiness, serve_until_stopped
 from shared.db.models import faults, work_orders
 from shared.kafka import Producer
 from shared.model import Rejected

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 from alarm_ingest.raw import FORMATS, normalize
 from services.deadletter import MAX_VALUE
 from services.listeners import now_ms, start_listeners
-from services.processes import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
+from services.process_kit import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
 from services.router import dead
 from services.shard_runner import run_sessions, until_stopped
 from shared.clock import fmt_time

@@ -125,7 +125,7 @@ async def production_api(db_url: str, limits: HttpLimits | None = None):
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from services.api_process import create_api
-    from services.processes import ProcessSettings
+    from services.process_kit import ProcessSettings
     from shared.db.migrate import upgrade_async
     from shared.kafka import KafkaConfig
 

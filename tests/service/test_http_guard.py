@@ -19,7 +19,7 @@ from service.http_support import ServerThread, production_api, raw_request, stat
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, live_service
 from services.http_guard import HttpLimits, is_json
 from services.live import create_app
-from services.processes import ops_app
+from services.process_kit import ops_app
 from shared.rulebook import calendar_notice
 
 SMALL = HttpLimits(max_body_bytes=4096, body_timeout_s=0.5)
@@ -188,13 +188,13 @@ async def test_a_process_whose_loop_is_down_is_neither_healthy_nor_ready():
 
 
 async def test_a_process_with_a_degraded_shard_is_alive_but_not_ready():
-    from services.processes import _with
+    from services.process_kit import with_degraded
 
     degraded: list[str] = []
 
     async def reachable() -> list[str]:
         return []
-    app = ops_app(lambda: True, lambda: _with(list(degraded), reachable()), CollectorRegistry(),
+    app = ops_app(lambda: True, lambda: with_degraded(list(degraded), reachable()), CollectorRegistry(),
                   limits=HttpLimits())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ops") as http:

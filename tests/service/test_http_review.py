@@ -21,7 +21,7 @@ from service.http_support import MAX_REQUEST_SIZE, RecordingProducer, ServerThre
 from service.support import T0, FakeClock, live_service
 from services.deadletter import MAX_LETTER, MAX_VALUE, dead_letter
 from services.http_guard import MAX_ALARMS, HttpGuard, HttpLimits, IntakeSlots
-from services.processes import ops_app
+from services.process_kit import ops_app
 from services.runtime import IntakeFirst
 
 JSON = {"content-type": "application/json"}

@@ -7,7 +7,7 @@ import pytest
 
 from services.cli import build_parser
 from services.config import UsageError
-from services.processes import ProcessSettings
+from services.process_kit import ProcessSettings
 
 
 def settings(monkeypatch, argv: list[str], **env: str) -> ProcessSettings:
