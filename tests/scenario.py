@@ -141,3 +141,15 @@ def run(inv: Inv | dict, events: list[dict | str], until: str | None = None, rul
     status = replay.run(stream, parse_time(until) if until else None)
     data = out.getvalue()
     return Result([orjson.loads(x) for x in data.splitlines()], status, data)
+
+
+def one_circuit() -> Inv:
+    """A provincial gold customer's one internet line in GZ: CPE, OTN port, PE."""
+    inv = Inv().customer("C1", "provincial", "gold", name="测试客户", hq_city="GZ")
+    inv.circuit("GZ-L-1", "C1", paths=[["GZ-L-1-CPE", "GZ-L-1-OTN", "GZ-L-1-PE"]])
+    return inv
+
+
+def dumps(obj) -> str:
+    """A replay line as text."""
+    return orjson.dumps(obj).decode()

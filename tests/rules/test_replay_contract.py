@@ -7,21 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import orjson
 import pytest
-from scenario import Inv, action, alarm, complaint, run, t
+from scenario import action, alarm, complaint, dumps, one_circuit, run, t
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def one_circuit() -> Inv:
-    inv = Inv().customer("C1", "provincial", "gold", name="测试客户", hq_city="GZ")
-    inv.circuit("GZ-L-1", "C1", paths=[["GZ-L-1-CPE", "GZ-L-1-OTN", "GZ-L-1-PE"]])
-    return inv
-
-
-def dumps(obj) -> str:
-    return orjson.dumps(obj).decode()
 
 
 def rejected(res) -> list[tuple[int, str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from scenario import RULEBOOK, Inv, alarm, complaint, run, t
+from scenario import RULEBOOK, alarm, complaint, dumps, one_circuit, run, t
 
 from services import replay as replay_mod
 from services.envelope import decode_input
@@ -20,16 +20,6 @@ from services.pipeline import Pipeline
 from shared.clock import TIME_MAX, TIME_MIN, TimeFormatError, fmt_time, parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def one_circuit() -> Inv:
-    inv = Inv().customer("C1", "provincial", "gold", name="测试客户", hq_city="GZ")
-    inv.circuit("GZ-L-1", "C1", paths=[["GZ-L-1-CPE", "GZ-L-1-OTN", "GZ-L-1-PE"]])
-    return inv
-
-
-def dumps(obj) -> str:
-    return orjson.dumps(obj).decode()
 
 
 # ---------------------------------------------------------------- the window
