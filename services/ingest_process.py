@@ -28,8 +28,9 @@ from services.process_kit import ProcessSettings, ops_app, prepare, readiness, s
 from services.router import dead
 from services.shard_runner import run_sessions, until_stopped
 from shared.clock import fmt_time
-from shared.kafka import Consumer, Msg, Producer, next_offsets
+from shared.kafka import KafkaTransport
 from shared.topics import ALARMS, DEADLETTER, raw_alarms_topic
+from shared.transport.port import Msg, Producer, Transport, next_offsets
 from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.ingest")
@@ -76,20 +77,28 @@ def normalize_or_dead(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
         return topic, value, key, None
 
 
-async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
-    n = settings.kafka.partitions
-    engine = await prepare(settings, {t: n for t in [*RAW_TOPICS, ALARMS, DEADLETTER]})
-    producer = Producer(settings.kafka)
-    await producer.start(deadline_s=None)
-    registry = CollectorRegistry()
-    normalized = Counter("faultline_ingest_messages", "Raw messages handled, by outcome", ["outcome"],
-                         registry=registry)
-    state = {"healthy": False}
-    app = ops_app(lambda: state["healthy"], lambda: readiness(engine, settings.kafka), registry,
-                  limits=settings.http)
+class IngestRunner:
+    """The consume → normalize → produce → commit loop of the raw topics (any transport)."""
 
-    async def session() -> None:
-        consumer = Consumer(settings.kafka, list(RAW_TOPICS), "faultline-ingest")
+    def __init__(self, transport: Transport, producer: Producer, registry: CollectorRegistry) -> None:
+        self.transport = transport
+        self.producer = producer
+        self.normalized = Counter("faultline_ingest_messages", "Raw messages handled, by outcome",
+                                  ["outcome"], registry=registry)
+        self.healthy = False          # /healthz: a whole pass done; False from a failure on
+
+    async def run(self, stop: asyncio.Event) -> None:
+        def failed(backoff: float) -> None:
+            self.healthy = False
+            log.exception("ingest session failed; again in %.1fs", backoff)
+
+        try:
+            await run_sessions(lambda: self._session(stop), stop, failed)
+        finally:
+            self.healthy = False
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        consumer = self.transport.consumer(list(RAW_TOPICS), "faultline-ingest")
         if not await until_stopped(consumer.start(deadline_s=None), stop):
             return
         try:
@@ -97,23 +106,25 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
                 msgs = await consumer.fetch(timeout_ms=200, max_records=1000)
                 if msgs:
                     outs = [normalize_or_dead(m) for m in msgs]
-                    await producer.send_many([(t, v, k, None, ts) for t, v, k, ts in outs])
+                    await self.producer.send_many([(t, v, k, None, ts) for t, v, k, ts in outs])
                     for t, *_rest in outs:
-                        normalized.labels("alarm" if t == ALARMS else "refused").inc()
+                        self.normalized.labels("alarm" if t == ALARMS else "refused").inc()
                     await consumer.commit(next_offsets(msgs))
-                state["healthy"] = True      # a whole pass done: the loop works
+                self.healthy = True
         finally:
             await consumer.stop()
 
-    def failed(backoff: float) -> None:
-        state["healthy"] = False
-        log.exception("ingest session failed; again in %.1fs", backoff)
 
-    async def loop() -> None:
-        try:
-            await run_sessions(session, stop, failed)
-        finally:
-            state["healthy"] = False
+async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
+    n = settings.kafka.partitions
+    engine = await prepare(settings, {t: n for t in [*RAW_TOPICS, ALARMS, DEADLETTER]})
+    transport = KafkaTransport(settings.kafka)
+    producer = transport.producer()
+    await producer.start(deadline_s=None)
+    registry = CollectorRegistry()
+    runner = IngestRunner(transport, producer, registry)
+    app = ops_app(lambda: runner.healthy, lambda: readiness(engine, settings.kafka), registry,
+                  limits=settings.http)
 
     async def publish_raw(fmt: str, data: bytes) -> None:
         await producer.send(raw_alarms_topic(fmt), data, timestamp_ms=now_ms())
@@ -124,7 +135,8 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
     handles = await start_listeners(publish_raw, syslog_udp=ports.get("syslog_udp"),
                                     syslog_tcp=ports.get("syslog_tcp"), snmp_udp=ports.get("snmp_trap"))
     try:
-        await asyncio.gather(loop(), serve_until_stopped(app, settings.http_port, stop, settings.http))
+        await asyncio.gather(runner.run(stop),
+                             serve_until_stopped(app, settings.http_port, stop, settings.http))
     finally:
         for h in handles:
             h.close()

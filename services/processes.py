@@ -27,7 +27,7 @@ from services.process_kit import (
     watchdog,
     with_degraded,
 )
-from shared.kafka import Producer
+from shared.kafka import KafkaTransport
 from shared.timers import LIVE_CATCH_UP_S
 
 log = logging.getLogger("faultline")
@@ -51,15 +51,16 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
     n = settings.kafka.partitions
     engine = await prepare(settings, {t: n for t in (ALARMS, ACTIONS, CORRELATOR_INPUTS, FAULTS,
                                                      DECISIONS, DEADLETTER)})
-    producer = Producer(settings.kafka)
+    transport = KafkaTransport(settings.kafka)
+    producer = transport.producer()
     await producer.start(deadline_s=None)
     registry = CollectorRegistry()
     lag = _lag_gauge(registry)
-    router = RouterRunner(inventory, settings.kafka, producer, hold_s=settings.arrival_hold_s)
+    router = RouterRunner(inventory, transport, producer, hold_s=settings.arrival_hold_s)
     late = Counter("faultline_router_late_messages", "Messages that reached the broker more than "
                    "FAULTLINE_ARRIVAL_HOLD_MS after later ones (handled in arrival order)", registry=registry)
-    shards = ShardRunner(CorrelateLogic(inventory, rulebook), ShardLog(engine, "correlate"), settings.kafka,
-                         producer, group_id="faultline-correlate", input_partitions=n,
+    shards = ShardRunner(CorrelateLogic(inventory, rulebook), ShardLog(engine, "correlate"), transport,
+                         producer, group_id="faultline-correlate",
                          wall_clock=time.time if settings.clock == "wall" else None,
                          metrics=EngineMetrics(registry))
     registry.register(OpenFaultsCollector(
@@ -96,15 +97,16 @@ async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
     inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
     n = settings.kafka.partitions
     engine = await prepare(settings, {t: n for t in (FAULTS, DECISIONS, DEADLETTER)})
-    producer = Producer(settings.kafka)
+    transport = KafkaTransport(settings.kafka)
+    producer = transport.producer()
     await producer.start(deadline_s=None)
     registry = CollectorRegistry()
     warn = lambda message: log.warning("%s", message)  # noqa: E731
     catch_up_s = LIVE_CATCH_UP_S if settings.clock == "wall" else None     # stream: as replay
     shards = ShardRunner(DispatchLogic(inventory, rulebook, warn, catch_up_s=catch_up_s),
                          ShardLog(engine, "dispatch"),
-                         settings.kafka, producer, group_id="faultline-dispatch", input_partitions=n,
-                         wall_clock=None, metrics=EngineMetrics(registry))
+                         transport, producer, group_id="faultline-dispatch", wall_clock=None,
+                         metrics=EngineMetrics(registry))
     app = ops_app(lambda: shards.healthy,
                   lambda: with_degraded(shards.degraded, readiness(engine, settings.kafka)), registry,
                   calendar_watch(rulebook, registry, time.time), limits=settings.http)

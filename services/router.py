@@ -32,9 +32,9 @@ from services.sharding import all_shards
 from services.split import shards_for
 from shared.clock import TimeFormatError, parse_time
 from shared.inventory import Inventory
-from shared.kafka import Msg
 from shared.model import Rejected
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER
+from shared.transport.port import Msg
 from shared.wire import ACTION_KINDS, INTERNAL, describe
 
 log = logging.getLogger("faultline.router")

@@ -9,8 +9,7 @@ import time
 from services.router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
 from services.shard_runner import run_sessions, until_stopped
 from shared.inventory import Inventory
-from shared.kafka import Consumer, KafkaConfig, Producer, next_offsets
-from shared.kafka_assign import SingleActiveAssignor
+from shared.transport.port import Producer, Transport, next_offsets
 
 log = logging.getLogger("faultline.router")
 
@@ -20,10 +19,10 @@ LAG_EVERY_S = 1.0
 
 
 class RouterRunner:
-    def __init__(self, inventory: Inventory, kafka: KafkaConfig, producer: Producer,
+    def __init__(self, inventory: Inventory, transport: Transport, producer: Producer,
                  group_id: str = "faultline-router", hold_s: float = HOLD_S) -> None:
         self.inventory = inventory
-        self.kafka = kafka
+        self.transport = transport
         self.producer = producer
         self.group_id = group_id
         self.hold_s = hold_s
@@ -49,8 +48,8 @@ class RouterRunner:
         async def revoked(tps):
             order.forget(tps)
 
-        consumer = Consumer(self.kafka, list(ROUTED_TOPICS), self.group_id, on_revoked=revoked,
-                            assignors=(SingleActiveAssignor,))
+        consumer = self.transport.consumer(list(ROUTED_TOPICS), self.group_id, on_revoked=revoked,
+                                           single_active=True)
         if not await until_stopped(consumer.start(deadline_s=None), stop):
             return
         released_upto = -1

@@ -36,10 +36,10 @@ from sqlalchemy.exc import DBAPIError
 from services.deadletter import MAX_KEPT  # a refused value beyond it is kept as cut text
 from services.shardlog import Batch, Entry, Outgoing, ShardLog
 from shared.clock import fmt_time
-from shared.kafka import Consumer, KafkaConfig, Msg, Producer, ensure_topics, next_offsets, partition_for
 from shared.model import MAX_NAME
 from shared.store import UnstorableInput, data_fault, kept_value
 from shared.topics import DEADLETTER
+from shared.transport.port import Msg, Producer, Transport, next_offsets, partition_for
 from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.shards")
@@ -96,15 +96,15 @@ class ShardState:
 
 
 class ShardRunner:
-    def __init__(self, logic: StageLogic, shard_log: ShardLog, kafka: KafkaConfig, producer: Producer, *,
-                 group_id: str, input_partitions: int, wall_clock: Callable[[], float] | None = time.time,
+    def __init__(self, logic: StageLogic, shard_log: ShardLog, transport: Transport, producer: Producer, *,
+                 group_id: str, wall_clock: Callable[[], float] | None = time.time,
                  tick_every_s: float = 1.0, batch_size: int = 2000, metrics=None) -> None:
         self.logic = logic
         self.log = shard_log
-        self.kafka = kafka
+        self.transport = transport
         self.producer = producer
         self.group_id = group_id
-        self.input_partitions = input_partitions
+        self.input_partitions = transport.partitions
         self.wall_clock = wall_clock          # None: stream time only (ticks come as inputs)
         self.tick_every_s = tick_every_s
         self.batch_size = batch_size
@@ -118,6 +118,14 @@ class ShardRunner:
         self.healthy = False
         self.failing: dict[str, tuple[int, float]] = {}   # shard → (failed ticks, retry at)
         self.metrics = metrics                # services.metrics.EngineMetrics, or None
+        self._tick_asked: list[asyncio.Future] = []
+
+    async def tick_now(self) -> None:
+        """Fire the timers due by the clock now, at the loop's next pass (instead of waiting up
+        to `tick_every_s`), and return once that tick is stored and published."""
+        fut = asyncio.get_running_loop().create_future()
+        self._tick_asked.append(fut)
+        await fut
 
     @property
     def degraded(self) -> list[str]:
@@ -140,8 +148,8 @@ class ShardRunner:
             self.healthy = False
 
     async def _session(self, stop: asyncio.Event) -> None:
-        consumer = Consumer(self.kafka, [self.logic.input_topic], self.group_id,
-                            on_assigned=self._assigned, on_revoked=self._revoked)
+        consumer = self.transport.consumer([self.logic.input_topic], self.group_id,
+                                           on_assigned=self._assigned, on_revoked=self._revoked)
         if not await until_stopped(consumer.start(deadline_s=None), stop):
             return
         try:
@@ -157,9 +165,13 @@ class ShardRunner:
                 if msgs:
                     await self.process(msgs)
                     await consumer.commit(next_offsets(msgs))
-                if self.wall_clock is not None and time.monotonic() >= next_tick:
+                if self.wall_clock is not None and (time.monotonic() >= next_tick or self._tick_asked):
                     next_tick = time.monotonic() + self.tick_every_s
+                    asked, self._tick_asked = self._tick_asked, []
                     await self.tick_all(self.wall_clock())
+                    for fut in asked:
+                        if not fut.done():
+                            fut.set_result(None)
         finally:
             await consumer.stop()
 
@@ -429,7 +441,7 @@ class ShardRunner:
     async def _send(self, outgoing: list[tuple[str, Outgoing]]) -> None:
         new = {o.topic for _s, o in outgoing} - self.known_topics
         if new:
-            await ensure_topics(self.kafka, {t: self.kafka.partitions for t in new})
+            await self.transport.ensure_topics({t: self.transport.partitions for t in new})
             self.known_topics |= new
         await self.producer.send_many([(o.topic, v, o.key, None, None)
                                        for _s, o in outgoing for v in o.values])

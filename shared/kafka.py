@@ -26,7 +26,7 @@ import logging
 import os
 import random
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,14 +35,13 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, for_code
 
+from shared.kafka_assign import SingleActiveAssignor
+from shared.transport.port import TP, Msg, PartitionCallback
+
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36  # the Kafka protocol's error code
 
-TP = tuple[str, int]
-"""A topic partition as the adapter's callers see it: (topic, partition)."""
-
-PartitionCallback = Callable[[set[TP]], Awaitable[None]]
 
 
 class KafkaConfigError(ValueError):
@@ -123,11 +122,6 @@ def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise KafkaConfigError(f"{name}={raw!r}: expected a positive whole number")
     return int(raw)
-
-
-def partition_for(key: str, partitions: int) -> int:
-    """The partition of a key: CRC-32 of its UTF-8 bytes, the same in every process and run."""
-    return zlib.crc32(key.encode("utf-8")) % partitions
 
 
 def _crc32_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
@@ -310,24 +304,6 @@ class Producer:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Msg:
-    """One consumed record. `key` is decoded from UTF-8 (undecodable bytes replaced)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
-    value: bytes
-    timestamp_ms: int
-
-    @property
-    def coordinates(self) -> str:
-        """The message's name for dedup and dead letters, `topic:partition:offset@time`: its
-        time keeps the name unique when a topic is recreated (offsets start again at 0)."""
-        return f"{self.topic}:{self.partition}:{self.offset}@{self.timestamp_ms}"
-
-
 class _Listener(ConsumerRebalanceListener):
     """Turns aiokafka's TopicPartition sets into (topic, partition) sets for our callbacks."""
 
@@ -507,16 +483,6 @@ class Consumer:
         return self._consumer
 
 
-def next_offsets(msgs: Iterable[Msg]) -> dict[TP, int]:
-    """What to commit once these messages are handled: per partition, past the last of them."""
-    offsets: dict[TP, int] = {}
-    for m in msgs:
-        tp = (m.topic, m.partition)
-        if m.offset + 1 > offsets.get(tp, -1):
-            offsets[tp] = m.offset + 1
-    return offsets
-
-
 def _to_msg(record: Any) -> Msg:
     key = None if record.key is None else record.key.decode("utf-8", errors="replace")
     return Msg(record.topic, record.partition, record.offset, key, record.value or b"", record.timestamp)
@@ -538,3 +504,34 @@ async def _start_with_retry(
                 raise
             log.warning("Kafka at %s not reachable (%r); retrying", config.bootstrap, exc)
             await backoff.wait()
+
+
+class KafkaTransport:
+    """The transport port (shared/transport/port.py) over Apache Kafka (Tansu in the tests)."""
+
+    name = "kafka"
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self.config = config
+        self.partitions = config.partitions
+
+    def producer(self) -> Producer:
+        return Producer(self.config)
+
+    def consumer(self, topics: Sequence[str], group_id: str, *, on_assigned: PartitionCallback | None = None,
+                 on_revoked: PartitionCallback | None = None, single_active: bool = False) -> Consumer:
+        return Consumer(self.config, topics, group_id, on_assigned=on_assigned, on_revoked=on_revoked,
+                        assignors=(SingleActiveAssignor,) if single_active else None)
+
+    async def ensure_topics(self, topics: Mapping[str, int], *, deadline_s: float | None = 60.0) -> None:
+        await ensure_topics(self.config, topics, deadline_s=deadline_s)
+
+    async def problem(self) -> str | None:
+        """Can a connection to the first bootstrap server be opened (for /readyz)?"""
+        try:
+            host, _, port = self.config.bootstrap.split(",")[0].rpartition(":")
+            _r, w = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), 3)
+            w.close()
+        except Exception as err:                       # any failure: not ready, with its reason
+            return f"kafka: {type(err).__name__}"
+        return None

@@ -281,7 +281,32 @@ rejected = Table(
     UniqueConstraint("digest"),
 )
 
+# ---------------------------------------------------------------------------------------
+# The local transport of `faultline run` (shared/transport/local.py): the topics and the
+# consumer groups' committed offsets that Kafka keeps in production.
+
+transport_messages = Table(
+    "transport_messages", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),      # global append order
+    Column("topic", NAME, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("key", Text, nullable=True),
+    Column("value", Text, nullable=False),                   # UTF-8 JSON, as on Kafka
+    Column("timestamp_ms", BigInteger, nullable=False),
+    UniqueConstraint("topic", "partition", "offset"),
+)
+
+transport_offsets = Table(
+    "transport_offsets", metadata,
+    Column("group_id", NAME, nullable=False),
+    Column("topic", NAME, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    PrimaryKeyConstraint("group_id", "topic", "partition"),
+)
+
 TABLES = (
     input_log, outbox, shard_owner, alarms, faults, incidents, complaints, work_orders,
-    timers, notifications, escalations, audit, rejected,
+    timers, notifications, escalations, audit, rejected, transport_messages, transport_offsets,
 )

@@ -4,7 +4,7 @@ in message-time order (services/router.py ArrivalOrder), on an injected clock.""
 from __future__ import annotations
 
 from services.router import ArrivalOrder
-from shared.kafka import Msg
+from shared.transport.port import Msg
 
 A0, A1, ACT = ("faultline.alarms", 0), ("faultline.alarms", 1), ("faultline.actions", 0)
 OWNED = {A0, A1, ACT}

@@ -17,7 +17,7 @@ from services.deadletter import MAX_KEPT, MAX_VALUE
 from services.ingest_process import normalize_or_dead
 from services.router import dead, route_or_dead
 from shared.inventory import load_inventory
-from shared.kafka import Msg
+from shared.transport.port import Msg
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, raw_alarms_topic
 from shared.wire import INTERNAL
 

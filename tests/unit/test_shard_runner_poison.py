@@ -20,10 +20,11 @@ from services.shardlog import ShardLog
 from shared.clock import parse_time
 from shared.db.migrate import upgrade_async
 from shared.inventory import load_inventory
-from shared.kafka import KafkaConfig, Msg
 from shared.rulebook import load_rulebook
 from shared.store import UnstorableInput
 from shared.topics import CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
+from shared.transport.local import LocalTransport
+from shared.transport.port import Msg
 from shared.wire import INTERNAL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +75,8 @@ async def make_runner(tmp_path: Path):
         await upgrade_async(url)
         engines.append(create_async_engine(url))
         producer = Recorder()
-        runner = ShardRunner(logic, ShardLog(engines[-1], logic.stage), KafkaConfig("unused:1"),
-                             producer, group_id="test", input_partitions=4, wall_clock=None)
+        runner = ShardRunner(logic, ShardLog(engines[-1], logic.stage), LocalTransport(partitions=4),
+                             producer, group_id="test", wall_clock=None)
         runner.known_topics = {DECISIONS, FAULTS, DEADLETTER}     # no broker to create topics on
         return runner, producer
 
