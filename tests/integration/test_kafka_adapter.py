@@ -15,12 +15,11 @@ from shared.kafka import (
     Consumer,
     KafkaConfig,
     KafkaConfigError,
-    Msg,
     Producer,
     ensure_topics,
     is_transient,
-    partition_for,
 )
+from shared.transport.port import Msg, partition_for
 
 from .kafka_fixtures import Tansu, free_port
 

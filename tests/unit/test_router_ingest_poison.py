@@ -17,8 +17,8 @@ from services.deadletter import MAX_KEPT, MAX_VALUE
 from services.ingest_process import normalize_or_dead
 from services.router import dead, route_or_dead
 from shared.inventory import load_inventory
-from shared.transport.port import Msg
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, raw_alarms_topic
+from shared.transport.port import Msg
 from shared.wire import INTERNAL
 
 ROOT = Path(__file__).resolve().parents[2]
