@@ -16,6 +16,9 @@ from dispatcher.engine import Dispatcher
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
+from shared.timers import due_in_order
+
+_INF = float("inf")
 
 # Records per piece of advance_chunks: small enough to bound memory, big enough that the
 # writer's per-call cost does not matter.
@@ -34,6 +37,7 @@ class Pipeline:
         self.alarms_in = 0
         self._corr_heap = self.correlator.timers.heap
         self._disp_heap = self.dispatcher.timers.heap
+        self._sources = (self.correlator, self.dispatcher)     # T-7: the correlator's first on a tie
 
     def settle(self) -> None:
         """Hide the start-up objects (inventory, rule tables, indexes) from the cyclic garbage
@@ -76,18 +80,9 @@ class Pipeline:
             self.clock = to
         corr, disp = self.correlator, self.dispatcher
         skip_to = None if self.catch_up_s is None else to - self.catch_up_s
-        while True:
-            kc, kd = corr.next_timer_key(), disp.next_timer_key()
-            if kc is None and kd is None:
-                break
-            use_corr = kd is None or (kc is not None and kc[:3] <= kd[:3])
-            key = kc if use_corr else kd
-            if key[0] > to:
-                break
-            # On time, a timer's clock is its due time; overdue (T-3), the current clock.
-            at = key[0] if key[0] > self.clock else self.clock
+        for source, at in due_in_order(self._sources, (to, _INF, _INF), lambda: self.clock):
             self.clock = at
-            if use_corr:
+            if source == 0:
                 self._route(corr.fire_next(at), at, out)
             else:
                 out.extend(disp.fire_next(at, skip_to))

@@ -21,9 +21,9 @@ from shared.facts import Notice
 from shared.inventory import Inventory
 from shared.model import Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
+from shared.timers import Key, due_in_order
 
 INF = float("inf")
-Key = tuple[float, float, float]
 NO_FIRE: Key = (-INF, -INF, -INF)
 
 RECORD, NOTICE, TICK = "record", "notice", "tick"
@@ -42,11 +42,8 @@ class CorrelatorShard:
 
     def _fire_until(self, t: float, out: list) -> None:
         corr = self.correlator
-        while True:
+        for _source, at in due_in_order((corr,), (t, INF, INF), lambda: self.clock):
             key = corr.next_timer_key()
-            if key is None or key[0] > t:
-                return
-            at = key[0] if self.clock is None or key[0] > self.clock else self.clock
             self.clock = at
             self._emit(corr.fire_next(at), (key[0], key[1], key[2]), at, out)
 
@@ -118,11 +115,7 @@ class DispatcherShard:
     def _fire_before(self, key: Key, out: list[dict]) -> None:
         disp = self.dispatcher
         skip_to = None if self.catch_up_s is None else key[0] - self.catch_up_s
-        while True:
-            k = disp.next_timer_key()
-            if k is None or (k[0], k[1], k[2]) >= key:
-                return
-            at = k[0] if self.clock is None or k[0] > self.clock else self.clock
+        for _source, at in due_in_order((disp,), key, lambda: self.clock):
             self.clock = at
             out.extend(disp.fire_next(at, skip_to))
 

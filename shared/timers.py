@@ -10,7 +10,8 @@ fault's state), which keeps cancel O(1) and makes a stale timer harmless.
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 # Rank of each timer kind within one fault and instant (T-7: the order of the §7 table).
 RANK = {
@@ -64,3 +65,30 @@ class TimerQueue:
     def pending(self) -> list[tuple[float, int, str, Any]]:
         """Every pending timer in due order (for persistence and inspection)."""
         return [(t[0], t[1], t[4], t[5]) for t in sorted(self.heap)]
+
+
+Key = tuple[float, float, float]
+"""A timer's place in T-7 order: (due, fault seq, §7 rank). ±inf bound a walk."""
+
+
+class TimerSource(Protocol):
+    def next_timer_key(self) -> tuple[float, int, int, int] | None: ...
+
+
+def due_in_order(sources: Sequence[TimerSource], bound: Key,
+                 clock: Callable[[], float | None]) -> Iterator[tuple[int, float]]:
+    """The one T-7 walk: of every timer of `sources` whose (due, fault, rank) key sorts
+    before `bound`, in that order (a tie goes to the earlier source: the correlator's before
+    the dispatcher's), yield (which source, the clock to fire it at — its due time, or
+    `clock()` when it is overdue, T-3). The caller fires that timer before asking for the
+    next: firing may schedule more. `(t, inf, inf)` bounds "every timer due by t"."""
+    while True:
+        best_i, best = -1, None
+        for i, source in enumerate(sources):
+            key = source.next_timer_key()
+            if key is not None and (best is None or key[:3] < best):
+                best_i, best = i, key[:3]
+        if best is None or best >= bound:
+            return
+        now = clock()
+        yield best_i, (best[0] if now is None or best[0] > now else now)
