@@ -7,34 +7,33 @@ import os
 import sys
 
 from services.config import UsageError, load_config
+from services.settings import CLOCKS, Settings
 from shared.clock import TimeFormatError, parse_time
 from shared.db import DatabaseError
 
 ENVIRONMENT = """\
-environment (each also a flag):
+environment (a flag, where a command has one, wins over its variable; empty is unset):
   FAULTLINE_INVENTORY        path of the inventory JSON (CONTRACT §1)
   FAULTLINE_RULEBOOK         rulebook YAML; unset: the built-in Guangdong V2.2
   FAULTLINE_DATABASE_URL     SQLAlchemy URL; unset: a local SQLite file
-  FAULTLINE_KAFKA_BOOTSTRAP  Kafka bootstrap servers; unset: the in-process bus
-  FAULTLINE_KAFKA_IDEMPOTENCE  true on Apache Kafka (idempotent producer); false for Tansu
+  FAULTLINE_KAFKA_BOOTSTRAP  Kafka bootstrap servers: required by the processes (`run`: the in-process bus)
+  FAULTLINE_KAFKA_IDEMPOTENCE  true on Apache Kafka (idempotent producer); false for Tansu (default)
+  FAULTLINE_KAFKA_METADATA_MAX_AGE_MS  how often clients refresh topic metadata (default 300000)
   FAULTLINE_TOPIC_PARTITIONS   partitions of the topics a process creates (default 6)
   FAULTLINE_TOPIC_REPLICATION  replication factor of those topics (default 1)
-  FAULTLINE_CLOCK            wall (timers on the wall clock) or stream (message time only)
+  FAULTLINE_CLOCK            wall (timers on the wall clock, default) or stream (message time only)
   FAULTLINE_ARRIVAL_HOLD_MS  correlate: skew allowed between partitions' arrivals (default 300)
   FAULTLINE_HTTP_PORT        HTTP port: the API, /healthz, /readyz, /metrics (default 8080)
   FAULTLINE_HTTP_HOST        address the processes listen on (default 0.0.0.0; `run`: 127.0.0.1)
   FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT
-                             raw listeners (off when unset)
+                             ingest: raw listeners (off when unset)
   FAULTLINE_HTTP_MAX_BODY_BYTES  larger request bodies get 413 (default 1048576)
   FAULTLINE_HTTP_BODY_TIMEOUT_S  a body slower than this gets 408 (default 10)
   FAULTLINE_HTTP_MAX_CONNECTIONS more connections get 503 at once (default 1000)
   FAULTLINE_CORS_ORIGINS     comma-separated origins allowed cross-site (default: none)
   FAULTLINE_DRAIN_SECONDS    processes: after SIGTERM, the longest a drain may take (default 30)
+  FAULTLINE_LOG_LEVEL        DEBUG, INFO (default), WARNING, ERROR or CRITICAL
 """
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name, default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,19 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="run the rulebook on recorded events (CONTRACT §3)",
                         epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    rp.add_argument("--inventory", default=_env("FAULTLINE_INVENTORY"), help="inventory JSON file")
+    rp.add_argument("--inventory", help="inventory JSON file")
     rp.add_argument("--events", required=True, help="events JSONL file ('-' for stdin)")
     rp.add_argument("--until", help="advance the clock to this ISO-8601 time at the end")
-    rp.add_argument("--rulebook", default=_env("FAULTLINE_RULEBOOK"), help="rulebook YAML file")
+    rp.add_argument("--rulebook", help="rulebook YAML file")
     rp.add_argument("--summary", action="store_true", help="print a digest to stderr at the end")
 
     run = sub.add_parser("run", help="the live service on the embedded default",
                          epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--inventory", default=_env("FAULTLINE_INVENTORY"), help="inventory JSON file")
-    run.add_argument("--rulebook", default=_env("FAULTLINE_RULEBOOK"), help="rulebook YAML file")
-    run.add_argument("--database-url", default=_env("FAULTLINE_DATABASE_URL"),
+    run.add_argument("--inventory", help="inventory JSON file")
+    run.add_argument("--rulebook", help="rulebook YAML file")
+    run.add_argument("--database-url",
                      help="SQLAlchemy URL (default: sqlite file under ./.faultline/)")
-    run.add_argument("--http-port", type=int, default=int(_env("FAULTLINE_HTTP_PORT", "8080")))
+    run.add_argument("--http-port", type=int, help="HTTP port (default 8080)")
     run.add_argument("--demo", action="store_true",
                      help="feed the bundled Guangdong sample on an accelerated clock")
     run.add_argument("--speed", type=float, default=None,
@@ -73,22 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
                        ("api", "the HTTP API over Kafka and PostgreSQL")):
         proc = sub.add_parser(name, help=what, epilog=ENVIRONMENT,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-        proc.add_argument("--kafka-bootstrap", default=_env("FAULTLINE_KAFKA_BOOTSTRAP"))
-        proc.add_argument("--database-url", default=_env("FAULTLINE_DATABASE_URL"))
-        proc.add_argument("--inventory", default=_env("FAULTLINE_INVENTORY"), help="inventory JSON file")
-        proc.add_argument("--rulebook", default=_env("FAULTLINE_RULEBOOK"), help="rulebook YAML file")
-        proc.add_argument("--http-port", type=int, default=int(_env("FAULTLINE_HTTP_PORT", "8080")))
-        proc.add_argument("--clock", default=_env("FAULTLINE_CLOCK", "wall"), choices=("wall", "stream"))
+        proc.add_argument("--kafka-bootstrap",
+                          help="Kafka bootstrap servers (this or FAULTLINE_KAFKA_BOOTSTRAP: required)")
+        proc.add_argument("--database-url", help="SQLAlchemy URL")
+        proc.add_argument("--inventory", help="inventory JSON file")
+        proc.add_argument("--rulebook", help="rulebook YAML file")
+        proc.add_argument("--http-port", type=int, help="HTTP port (default 8080)")
+        proc.add_argument("--clock", choices=CLOCKS, help="wall (default) or stream")
         if name == "correlate":
-            proc.add_argument("--arrival-hold-ms", default=_env("FAULTLINE_ARRIVAL_HOLD_MS", "300"),
+            proc.add_argument("--arrival-hold-ms",
                               help="how late a message may reach the broker after a later-stamped one "
-                                   "and still be put in time order")
+                                   "and still be put in time order (default 300)")
 
     db = sub.add_parser("db", help="database schema (migrations)",
                         epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
     dbsub = db.add_subparsers(dest="db_command", required=True)
     up = dbsub.add_parser("upgrade", help="bring the schema up to date (a no-op when it is)")
-    up.add_argument("--database-url", default=_env("FAULTLINE_DATABASE_URL"),
+    up.add_argument("--database-url",
                     help="SQLAlchemy URL (default: sqlite file under ./.faultline/)")
     return parser
 
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise UsageError(f"--until: {err}") from None
             if args.events != "-" and not os.path.isfile(args.events):
                 raise UsageError(f"--events: no such file {args.events}")
-            inventory, rulebook = load_config(args.inventory, args.rulebook)
+            settings = Settings.load(args, command="replay")
+            inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
             from services.replay import replay_main
             return replay_main(inventory, rulebook, args.events, until, args.summary)
         if args.command in ("ingest", "correlate", "dispatch", "api"):
@@ -119,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             from services.live import run_main
             return run_main(args)
         if args.command == "db" and args.db_command == "upgrade":
+            from shared.db import DEFAULT_DATABASE_URL
             from shared.db.migrate import upgrade
-            upgrade(args.database_url)
+            upgrade(Settings.load(args, command="db upgrade").DATABASE_URL or DEFAULT_DATABASE_URL)
             return 0
     except UsageError as err:
         sys.stderr.write(f"{err}\n")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
@@ -129,14 +128,12 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
     async def publish_raw(fmt: str, data: bytes) -> None:
         await producer.send(raw_alarms_topic(fmt), data, timestamp_ms=now_ms())
 
-    ports = {name: int(os.environ[f"FAULTLINE_{name.upper()}_PORT"])
-             for name in ("syslog_udp", "syslog_tcp", "snmp_trap")
-             if os.environ.get(f"FAULTLINE_{name.upper()}_PORT")}
-    handles = await start_listeners(publish_raw, syslog_udp=ports.get("syslog_udp"),
-                                    syslog_tcp=ports.get("syslog_tcp"), snmp_udp=ports.get("snmp_trap"))
+    handles = await start_listeners(publish_raw, syslog_udp=settings.syslog_udp_port,
+                                    syslog_tcp=settings.syslog_tcp_port, snmp_udp=settings.snmp_trap_port)
     try:
         await asyncio.gather(runner.run(stop),
-                             serve_until_stopped(app, settings.http_port, stop, settings.http))
+                             serve_until_stopped(app, settings.http_port, stop, settings.http,
+                                                 host=settings.http_host))
     finally:
         for h in handles:
             h.close()

@@ -1,8 +1,8 @@
-"""The shell every production process shares (CONTRACT §4): its settings, read once when it
-starts; its ops port (/healthz, /readyz, /metrics) behind the HTTP guard; readiness checks;
-the database's migrations and the topics it needs, made before it starts; and the stop on
-SIGTERM, with a watchdog for a drain that cannot finish. The composition roots are in
-services/processes.py (correlate, dispatch), ingest_process.py and api_process.py.
+"""The shell every production process shares (CONTRACT §4): its settings (services/settings.py),
+read once when it starts; its ops port (/healthz, /readyz, /metrics) behind the HTTP guard;
+readiness checks; the database's migrations and the topics it needs, made before it starts;
+and the stop on SIGTERM, with a watchdog for a drain that cannot finish. The composition
+roots are in services/processes.py (correlate, dispatch), ingest_process.py and api_process.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass, field, replace
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
@@ -19,58 +18,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.config import UsageError
 from services.http_guard import HttpLimits, harden, new_app, uvicorn_config
 from services.metrics import Warnings
-from shared.db import database_url
+from services.settings import Settings
 from shared.db.migrate import upgrade_async
 from shared.kafka import KafkaConfig, ensure_topics
 
 log = logging.getLogger("faultline")
-
-CLOCKS = ("wall", "stream")
-
-
-@dataclass(frozen=True)
-class ProcessSettings:
-    kafka: KafkaConfig
-    database_url: str
-    inventory_path: str | None
-    rulebook_path: str | None
-    http_port: int
-    clock: str                 # wall: timers on the wall clock; stream: only message time moves it
-    arrival_hold_s: float = 0.3  # how late a message may reach the broker and still be put in time order
-    http: HttpLimits = field(default_factory=HttpLimits)   # FAULTLINE_HTTP_*, FAULTLINE_CORS_ORIGINS
-    drain_s: float = 30.0      # FAULTLINE_DRAIN_SECONDS: after SIGTERM, the longest a drain may take
-
-    @classmethod
-    def from_args(cls, args) -> ProcessSettings:
-        env = os.environ
-        bootstrap = args.kafka_bootstrap or env.get("FAULTLINE_KAFKA_BOOTSTRAP")
-        if not bootstrap:
-            raise UsageError("--kafka-bootstrap / FAULTLINE_KAFKA_BOOTSTRAP: required by this process "
-                             "(without Kafka, run `faultline run`)")
-        kafka = replace(KafkaConfig.from_env({**env, "FAULTLINE_KAFKA_BOOTSTRAP": bootstrap}))
-        clock = args.clock or env.get("FAULTLINE_CLOCK", "wall")
-        if clock not in CLOCKS:
-            raise UsageError(f"--clock / FAULTLINE_CLOCK: {clock!r} is not one of {', '.join(CLOCKS)}")
-        hold = getattr(args, "arrival_hold_ms", None) or env.get("FAULTLINE_ARRIVAL_HOLD_MS", "300")
-        try:
-            hold_s = int(hold) / 1000
-        except ValueError:
-            hold_s = -1
-        if hold_s < 0:
-            raise UsageError(f"--arrival-hold-ms / FAULTLINE_ARRIVAL_HOLD_MS: {hold!r} is not a whole "
-                             "number of milliseconds >= 0")
-        drain = env.get("FAULTLINE_DRAIN_SECONDS", "30")
-        try:
-            drain_s = float(drain)
-        except ValueError:
-            drain_s = -1.0
-        if not 0 < drain_s < 86400:
-            raise UsageError(f"FAULTLINE_DRAIN_SECONDS: {drain!r} is not a number of seconds > 0")
-        return cls(kafka, database_url(args.database_url), args.inventory, args.rulebook,
-                   args.http_port, clock, hold_s, HttpLimits.from_env(env), drain_s)
 
 
 def ops_app(health, ready, registry: CollectorRegistry, warnings: Warnings | None = None, *,
@@ -130,10 +84,13 @@ async def readiness(engine: AsyncEngine, kafka: KafkaConfig) -> list[str]:
     return problems
 
 
-async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event, limits: HttpLimits) -> None:
-    # Production processes run in containers, where the scraper and probes come from outside.
-    config = uvicorn_config(app, os.environ.get("FAULTLINE_HTTP_HOST", "0.0.0.0"), port,
-                            limits, log_level="warning", lifespan="off")
+async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event, limits: HttpLimits,
+                              host: str | None = None) -> None:
+    """Serve `app` on the process's settings.http_host and http_port until `stop`. A caller
+    that does not pass `host` yet gets FAULTLINE_HTTP_HOST through the settings, as before."""
+    if host is None:
+        host = Settings.load(command="serve").http_host      # a production process: 0.0.0.0 unset
+    config = uvicorn_config(app, host, port, limits, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None       # SIGTERM is ours: drain, then stop
     task = asyncio.create_task(server.serve())
@@ -148,7 +105,7 @@ def install_stop(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def prepare(settings: ProcessSettings, topics: dict[str, int]) -> AsyncEngine:
+async def prepare(settings: Settings, topics: dict[str, int]) -> AsyncEngine:
     await upgrade_async(settings.database_url)
     await ensure_topics(settings.kafka, topics, deadline_s=None)
     return create_async_engine(settings.database_url, pool_pre_ping=True)
@@ -162,3 +119,8 @@ async def watchdog(stop: asyncio.Event, drain_s: float) -> None:
     log.error("drain did not finish in %.0fs; exiting", drain_s)
     logging.shutdown()
     os._exit(3)
+
+
+# The settings of every command live in services/settings.py; this name stays until the
+# modules that import it from here are switched.
+ProcessSettings = Settings

@@ -27,7 +27,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import exc, pool, text
+from sqlalchemy import event, exc, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -172,3 +172,44 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 def current_revision(url: str | None = None) -> str | None:
     """The revision the database at `url` is at (None: never migrated)."""
     return _run(lambda: current_revision_async(url))
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL: readers never wait for the writer; FULL: a commit survives a power cut; a busy
+    database (another connection writing) is waited for, not an error."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _adopt_unmigrated_refusals(sync: Connection) -> None:
+    """A database of the embedded engine from before the migrations kept its refusals in a
+    table named `rejected`, the name the production schema now takes: move them aside to
+    `refused_inputs`, kept, so the migrations can run."""
+    from sqlalchemy import inspect
+
+    tables = set(inspect(sync).get_table_names())
+    if "rejected" in tables and "alembic_version" not in tables and "refused_inputs" not in tables:
+        if "arrival" in {c["name"] for c in inspect(sync).get_columns("rejected")}:
+            sync.execute(text("ALTER TABLE rejected RENAME TO refused_inputs"))
+
+
+async def open_database(url: str | None = None) -> AsyncEngine:
+    """The database of a process, migrated to the latest schema (every table comes from the
+    migrations, in both modes): the engine the logs, the outbox, the read model and the
+    local transport use. Raises DatabaseError (one line) when it cannot be used."""
+    resolved = database_url(url)
+    if resolved.startswith("sqlite"):
+        engine, conn = await _connect(url)
+        try:
+            async with conn.begin():
+                await conn.run_sync(_adopt_unmigrated_refusals)
+        finally:
+            await _close(engine, conn)
+    await upgrade_async(url)
+    engine = create_async_engine(resolved, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
