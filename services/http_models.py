@@ -1,15 +1,21 @@
 """Pydantic models at the HTTP edge: response bodies, and the documented request shapes.
 
 Request bodies are *validated* by the same decoders replay uses (alarm_from_dict,
-complaint_from_dict, action_from_dict, through the engine), so HTTP and replay refuse the
-same inputs with the same reasons, and every refused body is kept in `rejected`. The
-request models here give the OpenAPI page its schemas.
+complaint_from_dict, action_from_dict), so HTTP and replay refuse the same inputs with the
+same reasons. The request models here give the OpenAPI page its schemas.
+
+Response bodies of services/http_app.py are built from read-model rows (`FaultOut.from_row`,
+`WorkOrderOut.from_row`, `trouble_ticket`) as plain dicts encoded by orjson; the models
+document them. `FaultOut.of`/`row` and `WorkOrderOut.of`/`row` read the embedded engine's
+objects for services/http_api.py only, and go with it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from correlator.faults import Fault
@@ -79,24 +85,48 @@ class IntakeResult(BaseModel):
     records: int = 0
 
 
+class IntakeAnswer(IntakeResult):
+    """What intake answers (services/http_app.py): the embedded app's fields and the
+    production api's `refused`, plus each input's id and how many are still undecided."""
+
+    accepted: int = Field(description="inputs taken (published) and not refused")
+    rejected: int = Field(description="inputs refused: by validation, or, when awaited, by the stages")
+    records: int | None = Field(default=None, description="decision records the decided inputs made "
+                                                          "(when `wait_s` > 0; else null)")
+    refused: list[str] = Field(default=[], description="the reasons of `reasons`, in order")
+    input_ids: list[str | None] = Field(default=[], description="per input, in request order: its id "
+                                        "(GET /inputs/{input_id}); null when refused before publishing")
+    pending: int = Field(default=0, description="accepted inputs whose outcome is not known yet")
+    detail: str | None = Field(default=None, description="the reason, when one input is refused (422)")
+
+
+class InputOutcome(BaseModel):
+    """What became of one input published by intake (services/http_app.py, CL-4)."""
+
+    input_id: str
+    status: Literal["pending", "accepted", "refused"]
+    reason: str | None = None
+    records: int | None = Field(default=None, description="decision records it made (null while pending)")
+
+
 class FaultOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fault_id: str
-    incident_id: str
-    kind: str
+    incident_id: str | None
+    kind: str | None
     circuit_id: str | None
     customer_id: str | None
     customer_name: str | None
-    city: str
-    service_type: str
-    important: bool
-    cause_side: str
+    city: str | None
+    service_type: str | None
+    important: bool | None
+    cause_side: str | None
     root_resource: str | None
     layer: str | None
     probable_cause: str | None
     opened_at: str | None
-    severity: str
+    severity: str | None
     serious_at: str | None
     rule: str | None
     trigger: str | None
@@ -105,6 +135,19 @@ class FaultOut(BaseModel):
     customer_reported: bool
     complaints: list[str]
     work_orders: list[str]
+    duration_s: int | None = None
+    updated_at: str | None = Field(default=None, description="`at` of the latest record about it")
+
+    @staticmethod
+    def from_row(row: Mapping[str, Any], work_orders: list[str], complaints: list[str],
+                 customer_name: str | None) -> dict:
+        """A `faults` row of the read model as the body, with the fault's work orders (those
+        whose fault_ids name it), its linked complaints and the customer's name."""
+        d = {name: row.get(name) for name in _FAULT_COLUMNS}
+        d["attribution"] = d["attribution"] or "ours"      # the correlator's own default
+        d.update(customer_name=customer_name, work_orders=work_orders, complaints=complaints,
+                 customer_reported=bool(complaints))
+        return d
 
     @classmethod
     def of(cls, f: Fault, dispatcher: Dispatcher) -> FaultOut:
@@ -130,16 +173,26 @@ class FaultOut(BaseModel):
 
 class WorkOrderOut(BaseModel):
     work_order_id: str
-    queue: str
+    queue: str | None
     fault_ids: list[str]
     cc: list[str]
-    priority: str
-    title: str
-    rule: str
+    priority: str | None
+    title: str | None
+    rule: str | None
     status: str
     contact_by: str | None
     arrive_by: str | None
-    created_at: str
+    created_at: str | None
+    updated_at: str | None = None
+    resolved_at: str | None = None
+
+    @staticmethod
+    def from_row(row: Mapping[str, Any]) -> dict:
+        """A `work_orders` row of the read model as the body (fault_ids and cc decoded)."""
+        d = {name: row.get(name) for name in _ORDER_COLUMNS}
+        for name in ("fault_ids", "cc"):
+            d[name] = _json_list(d[name])
+        return d
 
     @classmethod
     def of(cls, wo: WorkOrder) -> WorkOrderOut:
@@ -163,12 +216,61 @@ class DecisionsPage(BaseModel):
     last_seq: int = Field(description="pass as after_seq to read on")
 
 
+class TroubleTicketChannel(BaseModel):
+    name: str | None
+
+
+class RelatedEntity(BaseModel):
+    id: str
+    role: str
+
+
+class TroubleTicket(BaseModel):
+    """A work order as a TMF621 TroubleTicket (status: the CL-2 lifecycle)."""
+
+    id: str
+    name: str | None
+    status: str
+    priority: str | None
+    ticketType: str | None
+    channel: TroubleTicketChannel
+    creationDate: str | None
+    relatedEntity: list[RelatedEntity]
+
+
+def trouble_ticket(order: Mapping[str, Any]) -> dict:
+    """A body of WorkOrderOut.from_row as a TMF621 TroubleTicket."""
+    return {"id": order["work_order_id"], "name": order["title"], "status": order["status"],
+            "priority": order["priority"], "ticketType": order["rule"], "channel": {"name": order["queue"]},
+            "creationDate": order["created_at"],
+            "relatedEntity": [{"id": f, "role": "fault"} for f in order["fault_ids"]]}
+
+
 class Status(BaseModel):
     status: str
     detail: str | None = None
+    problems: list[str] = Field(default=[], description="what makes the service unready")
     warnings: list[str] = Field(default=[], description="e.g. the holiday calendar ends soon (TM-4); "
                                                          "a warning does not make the service unready")
 
 
 def _t(ts: float | None) -> str | None:
     return None if ts is None else fmt_time(ts)
+
+
+_FAULT_COLUMNS = ("fault_id", "incident_id", "kind", "circuit_id", "customer_id", "city", "service_type",
+                  "important", "cause_side", "root_resource", "layer", "probable_cause", "opened_at",
+                  "severity", "serious_at", "rule", "trigger", "ended_at", "attribution", "duration_s",
+                  "updated_at")
+_ORDER_COLUMNS = ("work_order_id", "queue", "fault_ids", "cc", "priority", "title", "rule", "status",
+                  "contact_by", "arrive_by", "created_at", "updated_at", "resolved_at")
+
+
+def _json_list(value: Any) -> list:
+    """A JSON list column (stored as text by shared.db.projection) as a list."""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return []
+    return list(value) if isinstance(value, list) else []

@@ -61,6 +61,9 @@ async def test_api_intake_publishes_and_refuses_with_reasons(broker, pg_url, tmp
         for m in sorted(msgs, key=lambda m: (m.timestamp_ms, m.topic, m.partition, m.offset)):
             by_topic.setdefault(m.topic, []).append(orjson.loads(m.value))
         assert by_topic[ALARMS] == [ALARM]
+        # An input's id is the coordinates of the message it became, as the router passes them on.
+        assert ok.json()["input_ids"] == [m.coordinates for m in msgs if m.topic == ALARMS]
+        assert bad.json()["input_ids"] == [None] and action.json()["pending"] == 1
         assert [a["kind"] for a in by_topic[ACTIONS]] == ["complaint", "confirm"]
         assert "severity" in by_topic[DEADLETTER][0]["reason"]
     finally:

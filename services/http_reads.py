@@ -1,0 +1,283 @@
+"""The SQL behind the HTTP reads of services/http_app.py: the read model a page at a time,
+the stored decisions, and the outcome of an input (CL-4).
+
+Every list is one `SELECT … ORDER BY <stable key> OFFSET … LIMIT limit+1` (the extra row
+says whether another page follows); what a page's rows need from other tables (a fault's
+work orders and complaints) is one more query per page, keyed by the page's ids. Nothing
+walks a table in Python. Works on SQLite and PostgreSQL (the two schemas of
+shared/db/migrations).
+
+`input_outcomes`: see services/http_app.py for what an input's outcome means; here is how it
+is read from the stages' own bookkeeping (shared/db/models.py):
+
+1. `rejected` rows whose source_key is the input's id (the correlate stage refused it, or
+   the router, should it keep its refusals there) or the id of one of its notices (the
+   dispatch stage refused that notice): refused, with the first such row's reason;
+2. `input_log` rows of stage "correlate", kind "input", source_key = the input's id: the
+   city shards that handled it, each at a (shard, seq);
+3. the `outbox` rows of those (shard, seq): topic faultline.faults holds the notices sent to
+   dispatch (JSON list of messages; each notice has an "id", a tick has none), topic
+   faultline.decisions the records (JSON list, one per record);
+4. `input_log` rows of stage "dispatch", kind "input", source_key = a notice id (the dispatch
+   shard is the correlate shard: notices are keyed by city), and their decisions in `outbox`.
+
+Accepted: not refused, handled by correlate (by every shard in `expect` when given) and
+every notice it sent handled by dispatch. Pending otherwise. `records`: the decision
+records counted in 3 and 4 (null while pending).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import JSON, Select, cast, func, select, true, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.http_models import FaultOut, WorkOrderOut
+from shared.db.models import audit, complaints, faults, input_log, outbox, rejected, work_orders
+from shared.topics import DECISIONS, FAULTS
+
+CHUNK = 500                 # ids per IN list: far below SQLite's and asyncpg's parameter limits
+CORRELATE, DISPATCH = "correlate", "dispatch"
+INPUT_ID = re.compile(r"(?s)(?P<topic>.+):(?P<partition>[0-9]+):(?P<offset>[0-9]+)@(?P<ts>-?[0-9]+)")
+
+
+def _chunks(items: Sequence, n: int = CHUNK) -> Iterator[Sequence]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _mapping(row) -> dict:
+    return {str(k): v for k, v in row._mapping.items()}     # plain str keys: orjson refuses subclasses
+
+
+async def _page(conn: AsyncConnection, query: Select, offset: int, limit: int) -> tuple[list[dict], bool]:
+    rows = [_mapping(r) for r in await conn.execute(query.offset(offset).limit(limit + 1))]
+    return rows[:limit], len(rows) > limit
+
+
+# ---------------------------------------------------------------------- faults
+
+def faults_query(city: str | None, severity: str | None, open_: bool | None) -> Select:
+    """Faults by opening time, then id (stable pages; a fault without opened_at comes last)."""
+    query = select(faults).order_by(faults.c.opened_at.nulls_last(), faults.c.fault_id)
+    if city:
+        query = query.where(faults.c.city == city)
+    if severity:
+        query = query.where(faults.c.severity == severity)
+    if open_ is not None:
+        query = query.where(faults.c.ended_at.is_(None) if open_ else faults.c.ended_at.is_not(None))
+    return query
+
+
+async def fault_page(conn: AsyncConnection, city: str | None, severity: str | None, open_: bool | None,
+                     offset: int, limit: int,
+                     names: Mapping[str, str] | None = None) -> tuple[list[dict], bool]:
+    rows, more = await _page(conn, faults_query(city, severity, open_), offset, limit)
+    return await _fault_bodies(conn, rows, names), more
+
+
+async def fault_one(conn: AsyncConnection, fault_id: str,
+                    names: Mapping[str, str] | None = None) -> dict | None:
+    row = (await conn.execute(select(faults).where(faults.c.fault_id == fault_id))).first()
+    if row is None:
+        return None
+    return (await _fault_bodies(conn, [_mapping(row)], names))[0]
+
+
+async def _fault_bodies(conn: AsyncConnection, rows: list[dict],
+                        names: Mapping[str, str] | None) -> list[dict]:
+    ids = [r["fault_id"] for r in rows]
+    orders = await orders_of_faults(conn, ids)
+    linked = await complaints_of_faults(conn, ids)
+    names = names or {}
+    return [FaultOut.from_row(r, orders.get(r["fault_id"], []), linked.get(r["fault_id"], []),
+                              names.get(r["customer_id"]) if r["customer_id"] else None) for r in rows]
+
+
+def _fault_id_elements(dialect: str):
+    """The elements of work_orders.fault_ids (a JSON list kept as text) as a table `value`."""
+    if dialect == "postgresql":
+        return (func.json_array_elements_text(cast(work_orders.c.fault_ids, JSON))
+                .table_valued("value").render_derived())
+    return func.json_each(work_orders.c.fault_ids).table_valued("value")
+
+
+async def orders_of_faults(conn: AsyncConnection, fault_ids: Sequence[str]) -> dict[str, list[str]]:
+    """fault id → the ids of the work orders whose fault_ids name it, sorted. No index links
+    them (fault_ids is a JSON list): each chunk of ids is one pass over work_orders."""
+    found: dict[str, list[str]] = {}
+    elements = _fault_id_elements(conn.dialect.name)
+    for ids in _chunks(list(dict.fromkeys(fault_ids))):
+        query = (select(elements.c.value, work_orders.c.work_order_id)
+                 .select_from(work_orders.join(elements, true()))
+                 .where(elements.c.value.in_(ids))
+                 .order_by(work_orders.c.work_order_id))
+        for fault_id, order_id in await conn.execute(query):
+            found.setdefault(fault_id, []).append(order_id)
+    return found
+
+
+async def complaints_of_faults(conn: AsyncConnection, fault_ids: Sequence[str]) -> dict[str, list[str]]:
+    """fault id → the complaints linked to it (complaints.fault_id), by arrival."""
+    found: dict[str, list[str]] = {}
+    for ids in _chunks(list(dict.fromkeys(fault_ids))):
+        query = (select(complaints.c.fault_id, complaints.c.complaint_id)
+                 .where(complaints.c.fault_id.in_(ids))
+                 .order_by(complaints.c.received_at, complaints.c.complaint_id))
+        for fault_id, complaint_id in await conn.execute(query):
+            found.setdefault(fault_id, []).append(complaint_id)
+    return found
+
+
+# ---------------------------------------------------------------------- work orders
+
+def orders_query(queue: str | None, status: str | None) -> Select:
+    query = select(work_orders).order_by(work_orders.c.created_at.nulls_last(), work_orders.c.work_order_id)
+    if queue:
+        query = query.where(work_orders.c.queue == queue)
+    if status:
+        query = query.where(work_orders.c.status == status)
+    return query
+
+
+async def order_page(conn: AsyncConnection, queue: str | None, status: str | None, offset: int,
+                     limit: int) -> tuple[list[dict], bool]:
+    rows, more = await _page(conn, orders_query(queue, status), offset, limit)
+    return [WorkOrderOut.from_row(r) for r in rows], more
+
+
+async def order_count(conn: AsyncConnection, queue: str | None, status: str | None) -> int:
+    query = select(func.count()).select_from(work_orders)
+    if queue:
+        query = query.where(work_orders.c.queue == queue)
+    if status:
+        query = query.where(work_orders.c.status == status)
+    return (await conn.execute(query)).scalar_one()
+
+
+async def order_one(conn: AsyncConnection, work_order_id: str) -> dict | None:
+    query = select(work_orders).where(work_orders.c.work_order_id == work_order_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else WorkOrderOut.from_row(_mapping(row))
+
+
+# ---------------------------------------------------------------------- decisions
+
+async def decisions_after(conn: AsyncConnection, after_seq: int, limit: int,
+                          types: Sequence[str] | None) -> list[dict]:
+    """The records kept in `audit` after `after_seq` (seq = audit.id), in that order."""
+    query = select(audit.c.id, audit.c.body).where(audit.c.id > after_seq)
+    if types:
+        query = query.where(audit.c.type.in_(list(types)))
+    rows = await conn.execute(query.order_by(audit.c.id).limit(limit))
+    return [{"seq": seq, "record": orjson.loads(body)} for seq, body in rows]
+
+
+# ---------------------------------------------------------------------- the outcome of an input
+
+def parse_input_id(input_id: str) -> bool:
+    """Whether `input_id` has the form of an input's id: `topic:partition:offset@timestamp_ms`."""
+    return INPUT_ID.fullmatch(input_id) is not None
+
+
+@dataclass(slots=True)
+class _Seen:
+    entries: set[tuple[str, int]] = field(default_factory=set)        # correlate (shard, seq)
+    notices: dict[str, str] = field(default_factory=dict)              # notice id → its shard
+    handled: dict[str, tuple[str, int]] = field(default_factory=dict)  # notice id → dispatch (shard, seq)
+    records: int = 0
+    reason: str | None = None
+
+
+async def input_outcome(conn: AsyncConnection, input_id: str, *, shards: Sequence[str] | None = None,
+                        expect: Sequence[str] | None = None) -> dict:
+    """{input_id, status: pending | accepted | refused, reason, records} (see the module)."""
+    return (await input_outcomes(conn, {input_id: expect}, shards=shards))[input_id]
+
+
+async def input_outcomes(conn: AsyncConnection, inputs: Mapping[str, Sequence[str] | None], *,
+                         shards: Sequence[str] | None = None) -> dict[str, dict]:
+    """The outcome of each input id, in a few queries for the lot. `inputs`: id → the shards
+    that must each handle it before it counts as accepted (None: any one). `shards`: every
+    shard there is, when known (the inventory's): lets the log's (stage, shard, source_key)
+    index find the entries."""
+    seen = {input_id: _Seen() for input_id in inputs}
+    ids = list(seen)
+    for key, shard, seq in await _logged(conn, CORRELATE, ids, shards):
+        seen[key].entries.add((shard, seq))
+    entry_of = {e: s for s in seen.values() for e in s.entries}
+    for shard, seq, topic, value in await _outbox(conn, CORRELATE, list(entry_of)):
+        _read_outbox(entry_of[(shard, seq)], shard, topic, value)
+    notice_of = {n: s for s in seen.values() for n in s.notices}
+    notice_shards = sorted({shard for s in seen.values() for shard in s.notices.values()})
+    for key, shard, seq in await _logged(conn, DISPATCH, list(notice_of), notice_shards):
+        notice_of[key].handled[key] = (shard, seq)
+    handled_by = {e: s for s in seen.values() for e in s.handled.values()}
+    for shard, seq, _topic, value in await _outbox(conn, DISPATCH, list(handled_by), (DECISIONS,)):
+        handled_by[(shard, seq)].records += len(orjson.loads(value))
+    owner = {**{i: seen[i] for i in ids}, **notice_of}
+    for key, reason in await _refusals(conn, list(owner)):
+        if owner[key].reason is None:
+            owner[key].reason = reason
+    return {i: _verdict(i, seen[i], inputs[i]) for i in ids}
+
+
+def _read_outbox(seen: _Seen, shard: str, topic: str, value: str) -> None:
+    messages = orjson.loads(value)
+    if topic == DECISIONS:
+        seen.records += len(messages)
+        return
+    for message in messages:
+        notice = orjson.loads(message)
+        if isinstance(notice, dict) and isinstance(notice.get("id"), str):
+            seen.notices[notice["id"]] = shard
+
+
+def _verdict(input_id: str, seen: _Seen, expect: Sequence[str] | None) -> dict:
+    if seen.reason is not None:
+        return {"input_id": input_id, "status": "refused", "reason": seen.reason, "records": seen.records}
+    logged = {shard for shard, _seq in seen.entries}
+    done = (bool(logged) and (expect is None or set(expect) <= logged)
+            and seen.notices.keys() <= seen.handled.keys())
+    return {"input_id": input_id, "status": "accepted" if done else "pending", "reason": None,
+            "records": seen.records if done else None}
+
+
+async def _logged(conn: AsyncConnection, stage: str, keys: Sequence[str],
+                  shards: Sequence[str] | None) -> list[tuple[str, str, int]]:
+    """(source_key, shard, seq) of the inputs a stage logged under these keys."""
+    out: list[tuple[str, str, int]] = []
+    for chunk in _chunks(keys):
+        query = (select(input_log.c.source_key, input_log.c.shard, input_log.c.seq)
+                 .where(input_log.c.stage == stage, input_log.c.kind == "input",
+                        input_log.c.source_key.in_(chunk)))
+        if shards is not None:
+            query = query.where(input_log.c.shard.in_(list(shards)))
+        out.extend(tuple(r) for r in await conn.execute(query))
+    return out
+
+
+async def _outbox(conn: AsyncConnection, stage: str, entries: Sequence[tuple[str, int]],
+                  topics: Iterable[str] = (FAULTS, DECISIONS)) -> list[tuple[str, int, str, str]]:
+    """(shard, seq, topic, value) of what these log entries of a stage sent on these topics."""
+    out: list[tuple[str, int, str, str]] = []
+    for chunk in _chunks(entries):
+        query = (select(outbox.c.shard, outbox.c.seq, outbox.c.topic, outbox.c.value)
+                 .where(outbox.c.stage == stage, outbox.c.topic.in_(list(topics)),
+                        tuple_(outbox.c.shard, outbox.c.seq).in_(list(chunk))))
+        out.extend(tuple(r) for r in await conn.execute(query))
+    return out
+
+
+async def _refusals(conn: AsyncConnection, keys: Sequence[str]) -> list[tuple[str, str]]:
+    """(source_key, reason) of the refusals kept under these keys, oldest first."""
+    out: list[tuple[str, str]] = []
+    for chunk in _chunks(keys):
+        query = (select(rejected.c.source_key, rejected.c.reason)
+                 .where(rejected.c.source_key.in_(chunk)).order_by(rejected.c.id))
+        out.extend(tuple(r) for r in await conn.execute(query))
+    return out
