@@ -13,16 +13,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import orjson
 
-from services.runtime import Runtime
-from shared.bus import Subscription
 from shared.clock import fmt_time, local, parse_time
 from shared.inventory import Inventory
+from shared.liveclock import Clock
 from shared.rulebook import Rulebook
-from shared.topics import DECISIONS
+from shared.topics import ACTIONS, ALARMS, DEADLETTER, DECISIONS
+from shared.transport.local import LocalTransport
+from shared.transport.port import Producer, next_offsets
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 DEMO_EVENTS = SAMPLES / "demo_events.jsonl"
@@ -159,22 +160,46 @@ def describe_record(rec: dict, inv: Inventory, rb: Rulebook) -> str | None:  # n
 
 # ---------------------------------------------------------------------- running it
 
-async def print_decisions(sub: Subscription, live: LiveLog) -> None:
+class DemoService(Protocol):
+    """What the demo feeds and watches: `faultline run`'s runtime (services/live.Embedded)."""
+
+    inventory: Inventory
+    rulebook: Rulebook
+    clock: Clock
+    transport: LocalTransport
+    producer: Producer
+
+    async def tick(self) -> None: ...
+
+
+async def print_decisions(svc: DemoService, live: LiveLog) -> None:
+    """Every decision and refusal, as the loops publish them (a consumer group of its own)."""
+    consumer = svc.transport.consumer([DECISIONS, DEADLETTER], "faultline-demo-log")
+    await consumer.start()
     try:
-        async for msg in sub:
-            live.record(orjson.loads(msg.value))
+        while True:
+            msgs = await consumer.fetch(timeout_ms=1000)
+            for msg in msgs:
+                body = orjson.loads(msg.value)
+                if msg.topic == DECISIONS:
+                    live.record(body)
+                else:
+                    live.line(svc.clock.now(), f"  ✗ 拒绝: {body.get('reason')}")
+            if msgs:
+                await consumer.commit(next_offsets(msgs))
     finally:
-        sub.close()
+        await consumer.stop()
 
 
-async def run_demo(rt: Runtime, steps: list[Step], *, exit_after: bool,
+async def run_demo(svc: DemoService, steps: list[Step], *, exit_after: bool,
                    on_done: Callable[[], None], out: IO[str] = sys.stdout) -> None:
-    """Feed the scenario on the runtime's clock; with exit_after, stop 2 h after the last input."""
-    live = LiveLog(rt.settings.inventory, rt.settings.rulebook, out)
-    printer = asyncio.create_task(print_decisions(rt.bus.subscribe(DECISIONS), live))
-    clock, engine = rt.clock, rt.engine
+    """Feed the scenario on the service's clock, as a producer of faultline.alarms and
+    faultline.actions would; with exit_after, stop 2 h after the last input."""
+    live = LiveLog(svc.inventory, svc.rulebook, out)
+    printer = asyncio.create_task(print_decisions(svc, live))
+    clock = svc.clock
     try:
-        if engine.logged_inputs:
+        if svc.transport.end((ALARMS, 0)) or svc.transport.end((ACTIONS, 0)):
             out.write("demo: this database already holds inputs; not feeding the scenario again\n")
         else:
             origin = clock.now()
@@ -182,16 +207,15 @@ async def run_demo(rt: Runtime, steps: list[Step], *, exit_after: bool,
                 await _sleep_until(clock, origin + step.at)
                 body = shifted(step, origin)
                 live.input(clock.now(), body)
-                outcome = await engine.submit(body, "demo")
-                if outcome.reason:
-                    live.line(clock.now(), f"  ✗ 拒绝: {outcome.reason}")
+                topic, value = (ALARMS, body["alarm"]) if body["kind"] == "alarm" else (ACTIONS, body)
+                await svc.producer.send(topic, orjson.dumps(value))
             if exit_after:
                 await _sleep_until(clock, origin + steps[-1].at + TAIL_SECONDS)
         if not exit_after:
             await printer                         # keep the log going until shutdown
             return
-        await engine.tick()
-        await asyncio.sleep(0.05)                 # let the printer write what the tick made
+        await svc.tick()
+        await asyncio.sleep(0.3)                  # let the printer write what the tick made
         live.line(clock.now(), "演示结束")
         on_done()
     finally:

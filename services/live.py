@@ -1,144 +1,136 @@
-"""`faultline run`: the composition root of the live service on the embedded default.
+"""`faultline run`: the production runtime in one process, on the embedded default.
 
-Everything is built here when the command runs (never at import): the store, the bus,
-the metrics registry, the engine and the HTTP app, in `create_app`'s lifespan.
+CONTRACT §4: `faultline run` runs the same processes in one process. Here they are — the
+raw-feed ingest, the router, the correlate and dispatch shard runners and the HTTP app,
+built by services/stage_loops.py and services/http_app.py exactly as `faultline ingest`,
+`correlate`, `dispatch` and `api` build them — over the local transport (Kafka's semantics,
+kept in the database: shared/transport/local.py) and one SQLite file migrated like
+PostgreSQL. Nothing to install; the same decisions, logs, outbox and dead letters.
+
+Everything is built when the command runs (never at import). `Embedded` is also what the
+service tests drive: `settle()` waits until every loop has handled what was sent, `tick()`
+fires the timers due by the clock now.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from functools import partial
+from collections.abc import Awaitable, Callable, Sequence
 
-import orjson
-import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from services.config import UsageError, load_config
-from services.engine import Engine, EngineStopped, TryAgain
-from services.http_api import ROUTERS
-from services.http_guard import HttpLimits, IntakeSlots, harden, new_app, uvicorn_config
-from services.metrics import EngineMetrics, OpenFaultsCollector, calendar_watch
-from services.pipeline import Pipeline
-from services.runtime import IntakeFirst, LiveSettings, Runtime
-from shared.bus import Bus, InMemoryBus
+from services.http_app import Face, build_app
+from services.http_guard import HttpLimits
+from services.metrics import calendar_watch
+from services.process_kit import install_stop, serve_until_stopped
+from services.stage_loops import (
+    CORRELATE_TOPICS,
+    DISPATCH_TOPICS,
+    INGEST_TOPICS,
+    correlate_loops,
+    dispatch_loop,
+    ingest_loop,
+    router_metrics,
+    wiring,
+)
 from shared.db import redacted_url
-from shared.db.migrate import current_revision
+from shared.db.migrate import open_database
+from shared.inventory import Inventory
 from shared.liveclock import Clock, ScaledClock, WallClock
-from shared.store import Store
-from shared.timers import LIVE_CATCH_UP_S
-from shared.topics import ACTIONS, ALARMS
+from shared.rulebook import Rulebook
+from shared.transport.local import LocalTransport
 
 log = logging.getLogger("faultline")
 
-Background = Callable[[Runtime], Awaitable[None]]
+LOOP_GROUPS = ("faultline-router", "faultline-correlate", "faultline-dispatch", "faultline-ingest")
+TICK_EVERY_S = 0.25          # real seconds between timer ticks (a demo clock runs ×120)
 
 
-def _warn_once() -> Callable[[str], None]:
-    seen: set[str] = set()
+class Embedded:
+    """Every loop of the production runtime in this process, over the local transport."""
 
-    def warn(message: str) -> None:
-        if message not in seen:
-            seen.add(message)
-            logging.getLogger("faultline.rules").warning("%s", message)
-    return warn
+    def __init__(self, inventory: Inventory, rulebook: Rulebook, database_url: str | None, clock: Clock, *,
+                 http: HttpLimits | None = None, registry: CollectorRegistry | None = None,
+                 tick_every_s: float = TICK_EVERY_S, stream: bool = False) -> None:
+        self.inventory = inventory
+        self.rulebook = rulebook
+        self.database_url = database_url
+        self.clock = clock
+        self.http = http or HttpLimits()
+        self.registry = registry or CollectorRegistry()
+        self.tick_every_s = tick_every_s
+        self.stream = stream         # FAULTLINE_CLOCK=stream: only the inputs' times move the clock
+        self.stop_event = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
 
+    async def start(self) -> None:
+        self.db = db = await open_database(self.database_url)
+        clock = self.clock
+        self.transport = LocalTransport(db, partitions=1, now_ms=lambda: int(clock.now() * 1000))
+        topics = {*CORRELATE_TOPICS, *DISPATCH_TOPICS, *INGEST_TOPICS}
+        await self.transport.ensure_topics({t: 1 for t in topics})
+        self.producer = self.transport.producer()
+        await self.producer.start()
+        w = wiring(self.inventory, self.rulebook, db, self.transport, self.producer, self.registry)
+        # One partition per topic, read in append order: nothing to hold back for (hold 0).
+        self.router, self.correlate = correlate_loops(w, clock=None if self.stream else clock.now, hold_s=0.0,
+                                                      tick_every_s=self.tick_every_s)
+        self.dispatch = dispatch_loop(w, real_seconds=None if self.stream else clock.real_seconds)
+        self.ingest = ingest_loop(w)
+        self.warnings = calendar_watch(self.rulebook, self.registry, clock.now)
+        self.app = build_app(Face(producer=self.producer, db=db, registry=self.registry, health=self._health,
+                                  ready=self._ready, warnings=self.warnings, limits=self.http,
+                                  now_ms=lambda: int(clock.now() * 1000), inventory=self.inventory))
+        stop = self.stop_event
+        self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
+            ("router", self.router.run(stop)), ("correlate", self.correlate.run(stop)),
+            ("dispatch", self.dispatch.run(stop)), ("ingest", self.ingest.run(stop)),
+            ("router-metrics", router_metrics(self.router, self.registry, stop)))]
 
-async def open_runtime(settings: LiveSettings, clock: Clock, registry: CollectorRegistry,
-                       bus: Bus) -> Runtime:
-    """Open the store, rebuild the engine from its log, and start the engine task."""
-    store = await Store.open(settings.database_url)
-    warn = _warn_once()
-    # A real minute the engine could not run (down, or the wall clock jumped), in clock seconds.
-    catch_up_s = LIVE_CATCH_UP_S / clock.real_seconds(1.0)
-    factory = partial(Pipeline, settings.inventory, settings.rulebook, warn, catch_up_s=catch_up_s)
-    engine = Engine(factory, store, bus, clock, EngineMetrics(registry))
-    registry.register(OpenFaultsCollector(lambda: engine.pipeline.correlator.open_faults.values()))
-    warnings = calendar_watch(settings.rulebook, registry, clock.now)
-    try:
-        await engine.start()
-    except BaseException:
-        await store.close()
-        raise
-    # The inventory and the recovered state out of the cyclic GC's full passes (as replay does):
-    # one pass over a 40,000-circuit inventory takes ~0.35 s on the engine's loop, and reads
-    # make garbage enough to trigger them (bench/http_reads.py).
-    engine.pipeline.settle()
-    gate = IntakeFirst(slots=IntakeSlots(settings.http.max_decoded_bodies))
-    return Runtime(settings, store, bus, clock, registry, engine, warnings, gate)
-
-
-def consume_inputs(rt: Runtime) -> Awaitable[None]:
-    """Other in-process producers publish on faultline.alarms / faultline.actions (CONTRACT §4).
-
-    Subscribes at once (an in-memory bus keeps nothing for late subscribers), then pumps.
-    """
-    alarms, actions = rt.bus.subscribe(ALARMS), rt.bus.subscribe(ACTIONS)
-
-    async def pump(sub, wrap: Callable[[object], object]) -> None:
-        async for msg in sub:
-            try:
-                body, refuse = wrap(orjson.loads(msg.value)), None
-            except orjson.JSONDecodeError as err:
-                body, refuse = msg.value.decode("utf-8", "replace"), f"message is not valid JSON: {err}"
-            wait = 0.2
-            while True:
-                try:
-                    await rt.engine.submit(body, "bus", refuse=refuse)
-                    break
-                except TryAgain:             # not kept (store down, a due timer failing): hold it
-                    await asyncio.sleep(wait)
-                    wait = min(wait * 2, 10.0)
-
-    async def run() -> None:
-        try:
-            await asyncio.gather(pump(alarms, lambda a: {"kind": "alarm", "alarm": a}),
-                                 pump(actions, lambda a: a))
-        finally:
-            alarms.close()
-            actions.close()
-    return run()
-
-
-def create_app(settings: LiveSettings, *, clock: Clock | None = None,
-               registry: CollectorRegistry | None = None, bus: Bus | None = None,
-               background: Sequence[Background] = ()) -> FastAPI:
-    """The HTTP app; its lifespan builds the runtime and runs `background` tasks beside it."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = await open_runtime(settings, clock or WallClock(), registry or CollectorRegistry(),
-                                bus or InMemoryBus())
-        app.state.runtime = rt
-        tasks = [asyncio.create_task(make(rt)) for make in (consume_inputs, *background)]
-        try:
-            yield
-        finally:
-            for task in tasks:
+    async def stop(self) -> None:
+        """Drain: each loop finishes, stores and commits its batch, then the database closes."""
+        self.stop_event.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=30)
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await rt.engine.stop()
-            await rt.store.close()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.producer.stop()
+        await self.db.dispose()
 
-    app = new_app(title="faultline", version="0.1.0", lifespan=lifespan,
-                  description="Alarm correlation and fault dispatch for group-customer private lines")
-    for router in ROUTERS:
-        app.include_router(router)
-    harden(app, settings.http)
+    async def settle(self, timeout_s: float = 10.0) -> None:
+        """Wait until every loop has handled (and committed) every message sent so far."""
+        if not await self.transport.settled(timeout_s, LOOP_GROUPS):
+            raise TimeoutError(f"the loops did not settle in {timeout_s:g}s")
 
-    @app.exception_handler(EngineStopped)
-    async def engine_stopped(_request, err: EngineStopped) -> JSONResponse:
-        return JSONResponse({"status": "down", "detail": str(err)}, status_code=503)
-    return app
+    async def tick(self) -> None:
+        """Fire the timers due by the clock now (the correlate loop does this every tick_every_s
+        by itself), and wait until what they made has gone through."""
+        await self.settle()
+        await self.correlate.tick_now()
+        await self.settle()
+
+    @property
+    def loops(self) -> dict[str, object]:
+        return {"router": self.router, "correlate": self.correlate, "dispatch": self.dispatch,
+                "ingest": self.ingest}
+
+    def _health(self) -> str | None:
+        down = [name for name, loop in self.loops.items() if not loop.healthy]
+        ended = [t.get_name() for t in self._tasks if t.done() and not self.stop_event.is_set()]
+        if ended:
+            return f"loop(s) ended: {', '.join(ended)}"
+        return f"loop(s) not running: {', '.join(down)}" if down else None
+
+    async def _ready(self) -> list[str]:
+        problems = [*self.correlate.degraded, *self.dispatch.degraded]
+        trouble = await self.transport.problem()
+        return problems + ([trouble] if trouble else [])
 
 
 # ---------------------------------------------------------------------- the command
@@ -146,63 +138,49 @@ def create_app(settings: LiveSettings, *, clock: Clock | None = None,
 def run_main(args) -> int:
     """Entry of `faultline run` (services/cli.py); returns the exit status."""
     from services import demo
+    from services.settings import Settings
 
     exit_after = getattr(args, "exit_after_demo", False)
     if exit_after and not args.demo:
         raise UsageError("--exit-after-demo: only with --demo")
     if args.speed is not None and args.speed <= 0:
         raise UsageError("--speed: must be positive")
-    inventory_path = args.inventory or (str(demo.DEMO_INVENTORY) if args.demo else None)
-    inventory, rulebook = load_config(inventory_path, args.rulebook)
-    limits = HttpLimits.from_env()
-    logging.basicConfig(level=logging.WARNING if args.demo else logging.INFO, stream=sys.stderr,
+    settings = Settings.load(args, command="run")
+    inventory_path = settings.inventory_path or (str(demo.DEMO_INVENTORY) if args.demo else None)
+    inventory, rulebook = load_config(inventory_path, settings.rulebook_path)
+    logging.basicConfig(level=logging.WARNING if args.demo else settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.demo:
-        settings = LiveSettings(inventory, rulebook, args.database_url, http_port=args.http_port, http=limits)
-        current_revision(settings.database_url)      # unreachable: one line (DatabaseError), no server
-        return asyncio.run(_serve(settings, WallClock(), ()))
+        service = Embedded(inventory, rulebook, settings.database_url, WallClock(), http=settings.http,
+                           stream=settings.clock == "stream")
+        return asyncio.run(_serve(service, settings.http_host, settings.http_port, ()))
     with tempfile.TemporaryDirectory(prefix="faultline-demo-") as tmp:
-        url = args.database_url or f"sqlite+aiosqlite:///{tmp}/demo.sqlite3"
-        settings = LiveSettings(inventory, rulebook, url, http_port=args.http_port, http=limits)
-        current_revision(url)
+        url = settings.DATABASE_URL or f"sqlite+aiosqlite:///{tmp}/demo.sqlite3"
         speed = args.speed or 120.0
         clock = ScaledClock(time.time(), speed)
+        service = Embedded(inventory, rulebook, url, clock, http=settings.http)
         print(f"faultline demo: clock ×{speed:g}, database {redacted_url(url)}, "
               f"http://{settings.http_host}:{settings.http_port}/faults", flush=True)
         steps = demo.load_scenario()
 
-        def feed(rt: Runtime, stop: Callable[[], None]) -> Awaitable[None]:
-            return demo.run_demo(rt, steps, exit_after=exit_after, on_done=stop)
-        return asyncio.run(_serve(settings, clock, (feed,)))
+        def feed(svc: Embedded, stop: Callable[[], None]) -> Awaitable[None]:
+            return demo.run_demo(svc, steps, exit_after=exit_after, on_done=stop)
+        return asyncio.run(_serve(service, settings.http_host, settings.http_port, (feed,)))
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, but Ctrl-C / SIGTERM end in a clean exit 0 instead of re-raising the signal."""
+async def _serve(service: Embedded, host: str, port: int,
+                 background: Sequence[Callable[[Embedded, Callable[[], None]], Awaitable[None]]]) -> int:
+    """Run until Ctrl-C / SIGTERM, or until a background task calls its `stop`; then drain."""
+    stop = asyncio.Event()
+    install_stop(stop)
+    await service.start()
+    tasks = [asyncio.create_task(make(service, stop.set)) for make in background]
+    try:
+        await serve_until_stopped(service.app, port, stop, service.http, host=host)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await service.stop()
+    return 0
 
-    @contextlib.contextmanager
-    def capture_signals(self):
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-        for sig in signals:
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
-            yield
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-
-
-async def _serve(settings: LiveSettings, clock: Clock,
-                 background: Sequence[Callable[[Runtime, Callable[[], None]], Awaitable[None]]]) -> int:
-    """Run uvicorn until Ctrl-C / SIGTERM, or until a background task calls its `stop`."""
-    server: uvicorn.Server | None = None
-
-    def stop() -> None:
-        if server is not None:
-            server.should_exit = True
-
-    app = create_app(settings, clock=clock, background=[partial(make, stop=stop) for make in background])
-    server = _Server(uvicorn_config(app, settings.http_host, settings.http_port, settings.http,
-                                    log_level="warning", lifespan="on"))
-    await server.serve()
-    return 0 if server.started else 1

@@ -122,12 +122,15 @@ class LocalTransport:
         part = self._parts.get(tp)
         return part.end if part is not None else 0
 
-    async def settled(self, timeout_s: float = 10.0) -> bool:
-        """Wait until every started group has committed every message of its topics (nothing
-        in flight between the loops). For tests and shutdown; False on timeout."""
+    async def settled(self, timeout_s: float = 10.0, groups: Iterable[str] | None = None) -> bool:
+        """Wait until every started group (or those of `groups`) has committed every message of
+        its topics: nothing in flight between the loops. For tests and the outcome of an
+        input; False on timeout."""
         deadline = time.monotonic() + timeout_s
+        wanted = None if groups is None else set(groups)
         while time.monotonic() < deadline:
-            if all(self._caught_up(m) for m in list(self._members.values())):
+            members = [m for g, m in list(self._members.items()) if wanted is None or g in wanted]
+            if all(self._caught_up(m) for m in members):
                 return True
             await asyncio.sleep(0.005)
         return False
@@ -225,8 +228,11 @@ class LocalTransport:
 
     async def _trim(self, tp: TP) -> None:
         """Retention: drop what every group consuming `tp` has committed; for a partition no
-        group consumes, keep the latest `keep_unconsumed` messages."""
+        group consumes, keep the latest `keep_unconsumed` messages. A running member whose
+        group has committed nothing of `tp` yet still needs all of it: nothing is dropped."""
         part = self._parts[tp]
+        if any(tp in m.owned and tp not in self._committed.get(g, {}) for g, m in self._members.items()):
+            return
         marks = [g[tp] for g in self._committed.values() if tp in g]
         below = min(marks) if marks else part.end - self.keep_unconsumed
         if below <= part.base:
@@ -292,11 +298,11 @@ class _LocalConsumer:
             await self._on_assigned(set(self.owned))
 
     async def stop(self) -> None:
-        owned, self.owned = self.owned, set()
-        try:
-            if owned and self._on_revoked is not None:
-                await self._on_revoked(owned)
+        try:                                         # still the owner: on_revoked may commit (as on Kafka)
+            if self.owned and self._on_revoked is not None:
+                await self._on_revoked(set(self.owned))
         finally:
+            self.owned = set()
             if self._t._members.get(self.group_id) is self:
                 del self._t._members[self.group_id]
 

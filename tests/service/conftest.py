@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.support import ROOT
-from services.runtime import LiveSettings
+from service.support import ROOT, LiveSettings
 from shared.inventory import load_inventory
 from shared.rulebook import load_rulebook
 

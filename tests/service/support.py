@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from services.live import create_app
-from services.runtime import LiveSettings, Runtime
-from shared.bus import InMemoryBus
+from services.http_guard import HttpLimits
+from services.live import Embedded
 from shared.clock import parse_time
+from shared.inventory import Inventory
+from shared.rulebook import Rulebook
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = parse_time("2026-11-25T10:00:00+08:00")      # a Wednesday morning, office hours
 MINUTE = 60.0
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """What a test's `faultline run` is given (the command reads it from services/settings.py)."""
+
+    inventory: Inventory
+    rulebook: Rulebook
+    database_url: str
+    http: HttpLimits = field(default_factory=HttpLimits)
 
 
 class FakeClock:
@@ -39,25 +50,34 @@ class FakeClock:
 
 @dataclass
 class Service:
-    app: FastAPI
+    """`faultline run`'s runtime (services/live.Embedded) and an HTTP client on its app."""
+
+    runtime: Embedded
     client: httpx.AsyncClient
-    bus: InMemoryBus
 
     @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
+    def app(self) -> FastAPI:
+        return self.runtime.app
+
+    async def settle(self) -> None:
+        await self.runtime.settle()
+
+    async def tick(self) -> None:
+        await self.runtime.tick()
 
 
 @asynccontextmanager
-async def live_service(settings: LiveSettings, clock: FakeClock,
-                       bus: InMemoryBus | None = None) -> AsyncIterator[Service]:
-    """Start the app (lifespan included) on a fresh registry; stop it on exit."""
-    bus = bus or InMemoryBus()
-    app = create_app(settings, clock=clock, bus=bus, registry=CollectorRegistry())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+async def live_service(settings: LiveSettings, clock: FakeClock) -> AsyncIterator[Service]:
+    """Start every loop of `faultline run` on a fresh registry; drain and stop them on exit."""
+    svc = Embedded(settings.inventory, settings.rulebook, settings.database_url, clock,
+                   http=settings.http, registry=CollectorRegistry(), tick_every_s=3600.0)
+    await svc.start()
+    try:
+        transport = httpx.ASGITransport(app=svc.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://faultline") as client:
-            yield Service(app, client, bus)
+            yield Service(svc, client)
+    finally:
+        await svc.stop()
 
 
 def alarm(resource_id: str, alarm_id: str, *, state: str = "raised", cause: str = "LOS",
