@@ -6,8 +6,8 @@
 
 A server subprocess runs `faultline run`'s app (services.live) on loopback with a temporary
 SQLite file and an inventory from bench/engine.py's seeded generator. Before serving, its
-engine state is primed straight through `Pipeline.submit` (not stored: only the reads and the
-intake are measured) with a LOS alarm on every resource, so most circuits have an open fault
+state is primed through the transport (the loops handle and store them before the client
+starts) with a LOS alarm on every resource, so most circuits have an open fault
 (40,000 circuits: about the 27 MB GET /faults answer of issue 7). The client then, for
 `--seconds` each, posts alarms one after another (a new TEMPERATURE alarm each time: stored,
 no fault) with no poller, then with `--pollers` clients looping GET `--path`, and prints the
@@ -37,33 +37,34 @@ if str(ROOT) not in sys.path:
 # ---------------------------------------------------------------------------------- server side
 
 def serve(port: int, circuits: int, seed: int, db: str) -> int:
-    from alarm_ingest.normalized import alarm_from_dict
+    import orjson
+
     from bench.engine import gen_inventory
     from services import live
-    from services.runtime import LiveSettings
     from shared.clock import fmt_time
     from shared.inventory import parse_inventory
     from shared.liveclock import WallClock
-    from shared.model import Rejected
     from shared.rulebook import load_rulebook
+    from shared.topics import ALARMS
 
     topo = gen_inventory(circuits, random.Random(seed))
     inventory = parse_inventory(topo.doc)
-    settings = LiveSettings(inventory, load_rulebook(), f"sqlite+aiosqlite:///{db}", http_port=port)
     clock = WallClock()
+    svc = live.Embedded(inventory, load_rulebook(), f"sqlite+aiosqlite:///{db}", clock)
 
-    async def prime(rt, stop) -> None:
-        pipe, now = rt.engine.pipeline, clock.now()
-        for i, rid in enumerate(r["resource_id"] for r in topo.doc["resources"]):
-            alarm = alarm_from_dict({"source": "bench", "alarm_id": f"p{i}", "resource_id": rid,
-                                     "probable_cause": "LOS", "severity": "critical", "state": "raised",
-                                     "event_time": fmt_time(now)})
-            if not isinstance(alarm, Rejected):
-                pipe.submit(alarm, now)
-        print(f"primed {len(pipe.correlator.faults)} faults", flush=True)
+    async def prime(svc, stop) -> None:
+        now = clock.now()
+        sends = [(ALARMS, orjson.dumps({"source": "bench", "alarm_id": f"p{i}", "resource_id": rid,
+                                        "probable_cause": "LOS", "severity": "critical", "state": "raised",
+                                        "event_time": fmt_time(now)}), rid, None, None)
+                 for i, rid in enumerate(r["resource_id"] for r in topo.doc["resources"])]
+        for i in range(0, len(sends), 2000):
+            await svc.producer.send_many(sends[i:i + 2000])
+        await svc.settle(3600)
+        print(f"primed {len(sends)} alarms", flush=True)
         await asyncio.Event().wait()
 
-    return asyncio.run(live._serve(settings, clock, (prime,)))
+    return asyncio.run(live._serve(svc, "127.0.0.1", port, (prime,)))
 
 
 # ---------------------------------------------------------------------------------- client side

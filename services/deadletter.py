@@ -1,5 +1,16 @@
-"""Dead letters that always fit a Kafka message: one builder for every process that writes
-faultline.deadletter (the router, ingest, `faultline api`).
+"""Dead letters: one shape, one builder, one keeper, for every loop and both modes.
+
+Every refused input is kept, never dropped: on faultline.deadletter as a letter
+
+    {"reason": why, "stage": who refused it (api | router | ingest | correlate | dispatch),
+     "source": the input's name (the message coordinates it came as, the router's source
+               key, a notice id; null for an HTTP body refused before it was published),
+     "topic", "partition", "offset": the message it came in (null for an HTTP body),
+     "value": the input itself[, "truncated": the size of the whole]}
+
+and in the `rejected` table: the city shards write theirs in the transaction that logs the
+batch; `DeadLetterKeeper` (a loop of `faultline correlate`, and of `faultline run`) stores
+the others' (api, router, ingest) from the topic, once each (the letter's digest is unique).
 
 aiokafka refuses a record over its max_request_size (1 MiB) with MessageSizeTooLargeError:
 a dead letter that large could never be sent, and its message would be retried for ever (a
@@ -11,9 +22,21 @@ of the whole. An accepted value is held to MAX_VALUE (`fits`) before anything se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import hashlib
+import logging
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.sessions import run_sessions, until_stopped
+from shared.clock import fmt_time, in_window
+from shared.db.projection import keep_refusal
+from shared.model import MAX_NAME
+from shared.topics import DEADLETTER
+from shared.transport.port import Msg, Transport, next_offsets
+
+log = logging.getLogger("faultline.deadletter")
 
 # aiokafka's max_request_size is 1 MiB, counted with the record's key and framing: a routed or
 # published value beyond MAX_VALUE is refused before it is sent; a dead letter stays within
@@ -22,6 +45,7 @@ MAX_VALUE = 900_000
 MAX_KEPT = 256 * 1024
 MAX_LETTER = MAX_KEPT + 8192
 MAX_REASON = 4096
+MAX_SOURCE = MAX_NAME          # rejected.source_key
 
 
 def fits(value: bytes) -> bool:
@@ -29,13 +53,18 @@ def fits(value: bytes) -> bool:
     return len(value) <= MAX_VALUE
 
 
-def dead_letter(reason: str, where: Mapping[str, object], value: object,
-                raw: bytes | str | None = None) -> bytes:
-    """The encoded letter {"reason", **where, "value"[, "truncated"]}; never raises, never over
-    MAX_LETTER bytes. `value` is kept as JSON when given and small enough; otherwise the text of
-    `raw` (the bytes as received, UTF-8 with replacement), or of `value` itself (a string as it
-    is, anything else as its JSON), is kept cut to fit."""
-    letter: dict[str, object] = {"reason": _clean(reason[:MAX_REASON]), **where, "value": None}
+def dead_letter(reason: str, stage: str, value: object, *, source: str | None = None,
+                msg: Msg | None = None, raw: bytes | str | None = None) -> bytes:
+    """The encoded letter (the shape above); never raises, never over MAX_LETTER bytes.
+    `value` is kept as JSON when given and small enough; otherwise the text of `raw` (the
+    bytes as received, UTF-8 with replacement), or of `value` itself (a string as it is,
+    anything else as its JSON), is kept cut to fit. `msg`: the message it came in."""
+    where = ({"topic": None, "partition": None, "offset": None} if msg is None else
+             {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
+    if source is not None and len(source) > MAX_SOURCE:
+        source = source[:MAX_SOURCE]
+    letter: dict[str, object] = {"reason": _clean(reason[:MAX_REASON]), "stage": stage,
+                                 "source": None if source is None else _clean(source), **where, "value": None}
     if value is not None:
         letter["value"] = value
         try:
@@ -80,3 +109,100 @@ def _clean(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def kept_text(body: object, limit: int = 1 << 20) -> str:
+    """A refused body as text that any database takes: JSON when it encodes, else its repr;
+    NULs replaced (PostgreSQL text cannot hold them), cut at `limit` characters."""
+    if isinstance(body, str):
+        text = body
+    else:
+        try:
+            text = orjson.dumps(body).decode()
+        except (TypeError, ValueError):            # orjson: nesting beyond its limit, a huge int
+            try:
+                text = repr(body)
+            except (RecursionError, ValueError):     # nested 1,000 deep; an int of 5,000 digits
+                text = f"<unrepresentable {type(body).__name__}>"
+    return text[:limit].replace("\x00", "\ufffd")
+
+
+def kept_value(body: object, limit: int = 1 << 20) -> object:
+    """`body` itself when it encodes as JSON within `limit` bytes, else `kept_text(body)` cut
+    until it encodes within `limit` (escapes can make text several times longer)."""
+    try:
+        if len(orjson.dumps(body)) <= limit:
+            return body
+    except (TypeError, ValueError):
+        pass
+    text = kept_text(body, limit)
+    while len(orjson.dumps(text)) > limit:
+        text = text[:len(text) // 4]
+    return text
+
+
+# ---------------------------------------------------------------------- the keeper
+
+KEPT_BY_THEIR_STAGE = frozenset({"correlate", "dispatch"})   # stored with the batch that refused them
+
+
+class DeadLetterKeeper:
+    """faultline.deadletter → `rejected`: keeps the letters of the stages that hold no
+    database of their own (api, router, ingest). A letter that is not one (not JSON, not an
+    object) is kept too, as the text it came as: nothing on the topic is dropped."""
+
+    def __init__(self, transport: Transport, db: AsyncEngine, group_id: str = "faultline-deadletter") -> None:
+        self.transport = transport
+        self.db = db
+        self.group_id = group_id
+        self.healthy = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        def failed(backoff: float) -> None:
+            self.healthy = False
+            log.exception("dead-letter keeper: session failed; again in %.1fs", backoff)
+
+        try:
+            await run_sessions(lambda: self._session(stop), stop, failed)
+        finally:
+            self.healthy = False
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        consumer = self.transport.consumer([DEADLETTER], self.group_id)
+        if not await until_stopped(consumer.start(deadline_s=None), stop):
+            return
+        try:
+            while not stop.is_set():
+                msgs = await consumer.fetch(timeout_ms=200, max_records=1000)
+                rows = [row for m in msgs if (row := refusal_row(m)) is not None]
+                if rows:
+                    async with self.db.begin() as conn:
+                        for row in rows:
+                            await conn.run_sync(lambda sync, r=row: keep_refusal(sync, **r))
+                if msgs:
+                    await consumer.commit(next_offsets(msgs))
+                self.healthy = True
+        finally:
+            await consumer.stop()
+
+
+def refusal_row(msg: Msg) -> dict | None:
+    """The `rejected` row of a letter, or None when its stage already stored it."""
+    try:
+        letter = orjson.loads(msg.value)
+    except orjson.JSONDecodeError:
+        letter = None
+    if type(letter) is not dict:
+        letter = {"reason": "not a dead letter", "stage": None, "source": None,
+                  "value": msg.value.decode("utf-8", "replace")}
+    stage = letter.get("stage")
+    if stage in KEPT_BY_THEIR_STAGE:
+        return None
+    source = letter.get("source")
+    reason = letter.get("reason")
+    return {"at": fmt_time(msg.timestamp_ms / 1000) if in_window(msg.timestamp_ms / 1000) else "",
+            "stage": stage if type(stage) is str and len(stage) <= 32 and "\x00" not in stage else "unknown",
+            "source_key": kept_text(source if type(source) is str else msg.coordinates, MAX_SOURCE),
+            "reason": kept_text(reason, MAX_REASON),
+            "body": kept_text(letter.get("value")),
+            "digest": hashlib.sha256(msg.coordinates.encode() + b"\0" + msg.value).hexdigest()}

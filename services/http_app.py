@@ -258,7 +258,7 @@ class _Intake:
     def dead_letter(self, reason: str, body: Any) -> Record:
         """A refused input as the message that keeps it on faultline.deadletter: the body cut
         to fit (services/deadletter.py), whatever its size."""
-        return (DEADLETTER, letter(reason, {"topic": "http"}, body), None, None, self.face.now_ms())
+        return (DEADLETTER, letter(reason, "api", body), None, None, self.face.now_ms())
 
     async def refuse(self, kind: str, reason: str, body: Any) -> Exception:
         """Send the dead letter; the caller raises what this returns (422)."""

@@ -18,9 +18,6 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from correlator.faults import Fault
-from dispatcher.engine import Dispatcher
-from dispatcher.orders import WorkOrder
 from shared.clock import fmt_time
 
 
@@ -139,36 +136,15 @@ class FaultOut(BaseModel):
     updated_at: str | None = Field(default=None, description="`at` of the latest record about it")
 
     @staticmethod
-    def from_row(row: Mapping[str, Any], work_orders: list[str], complaints: list[str],
-                 customer_name: str | None) -> dict:
+    def from_row(row: Mapping[str, Any], work_orders: list[str], customer_name: str | None) -> dict:
         """A `faults` row of the read model as the body, with the fault's work orders (those
-        whose fault_ids name it), its linked complaints and the customer's name."""
+        whose fault_ids name it) and the customer's name."""
         d = {name: row.get(name) for name in _FAULT_COLUMNS}
         d["attribution"] = d["attribution"] or "ours"      # the correlator's own default
-        d.update(customer_name=customer_name, work_orders=work_orders, complaints=complaints,
-                 customer_reported=bool(complaints))
+        d.update(customer_name=customer_name, work_orders=work_orders,
+                 complaints=_json_list(row.get("complaints")),
+                 customer_reported=bool(row.get("customer_reported")))
         return d
-
-    @classmethod
-    def of(cls, f: Fault, dispatcher: Dispatcher) -> FaultOut:
-        return cls(**cls.row(f, dispatcher))
-
-    @staticmethod
-    def row(f: Fault, dispatcher: Dispatcher) -> dict:
-        """The same fields as a plain dict: lists encode it with orjson, skipping pydantic."""
-        df = dispatcher.faults.get(f.fault_id)
-        orders = sorted({wo.work_order_id for wo in df.orders.values()}) if df is not None else []
-        return dict(
-            fault_id=f.fault_id, incident_id=f.incident_id, kind=f.kind,
-            circuit_id=f.circuit.circuit_id if f.circuit else None,
-            customer_id=f.customer.customer_id if f.customer else None,
-            customer_name=f.customer.name if f.customer else None,
-            city=f.city, service_type=f.service_type, important=f.important,
-            cause_side=f.cause_side, root_resource=f.root_resource, layer=f.layer,
-            probable_cause=f.probable_cause, opened_at=_t(f.opened_at), severity=f.severity,
-            serious_at=_t(f.serious_at), rule=f.rule, trigger=f.trigger, ended_at=_t(f.ended_at),
-            attribution=f.attribution, customer_reported=f.customer_reported,
-            complaints=list(f.complaints), work_orders=orders)
 
 
 class WorkOrderOut(BaseModel):
@@ -193,17 +169,6 @@ class WorkOrderOut(BaseModel):
         for name in ("fault_ids", "cc"):
             d[name] = _json_list(d[name])
         return d
-
-    @classmethod
-    def of(cls, wo: WorkOrder) -> WorkOrderOut:
-        return cls(**cls.row(wo))
-
-    @staticmethod
-    def row(wo: WorkOrder) -> dict:
-        return dict(work_order_id=wo.work_order_id, queue=wo.queue, fault_ids=list(wo.fault_ids),
-                    cc=list(wo.cc), priority=wo.priority, title=wo.title, rule=wo.rule,
-                    status=wo.status, contact_by=_t(wo.contact_by), arrive_by=_t(wo.arrive_by),
-                    created_at=fmt_time(wo.created_at))
 
 
 class Decision(BaseModel):

@@ -37,7 +37,7 @@ from sqlalchemy import JSON, Select, cast, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.http_models import FaultOut, WorkOrderOut
-from shared.db.models import audit, complaints, faults, input_log, outbox, rejected, work_orders
+from shared.db.models import audit, faults, input_log, outbox, rejected, work_orders
 from shared.topics import DECISIONS, FAULTS
 
 CHUNK = 500                 # ids per IN list: far below SQLite's and asyncpg's parameter limits
@@ -92,9 +92,8 @@ async def _fault_bodies(conn: AsyncConnection, rows: list[dict],
                         names: Mapping[str, str] | None) -> list[dict]:
     ids = [r["fault_id"] for r in rows]
     orders = await orders_of_faults(conn, ids)
-    linked = await complaints_of_faults(conn, ids)
     names = names or {}
-    return [FaultOut.from_row(r, orders.get(r["fault_id"], []), linked.get(r["fault_id"], []),
+    return [FaultOut.from_row(r, orders.get(r["fault_id"], []),
                               names.get(r["customer_id"]) if r["customer_id"] else None) for r in rows]
 
 
@@ -118,18 +117,6 @@ async def orders_of_faults(conn: AsyncConnection, fault_ids: Sequence[str]) -> d
                  .order_by(work_orders.c.work_order_id))
         for fault_id, order_id in await conn.execute(query):
             found.setdefault(fault_id, []).append(order_id)
-    return found
-
-
-async def complaints_of_faults(conn: AsyncConnection, fault_ids: Sequence[str]) -> dict[str, list[str]]:
-    """fault id → the complaints linked to it (complaints.fault_id), by arrival."""
-    found: dict[str, list[str]] = {}
-    for ids in _chunks(list(dict.fromkeys(fault_ids))):
-        query = (select(complaints.c.fault_id, complaints.c.complaint_id)
-                 .where(complaints.c.fault_id.in_(ids))
-                 .order_by(complaints.c.received_at, complaints.c.complaint_id))
-        for fault_id, complaint_id in await conn.execute(query):
-            found.setdefault(fault_id, []).append(complaint_id)
     return found
 
 

@@ -25,7 +25,7 @@ from services.deadletter import MAX_VALUE
 from services.listeners import now_ms, start_listeners
 from services.process_kit import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
 from services.router import dead
-from services.shard_runner import run_sessions, until_stopped
+from services.sessions import run_sessions, until_stopped
 from shared.clock import fmt_time
 from shared.kafka import KafkaTransport
 from shared.topics import ALARMS, DEADLETTER, raw_alarms_topic
@@ -48,11 +48,11 @@ def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
         try:
             payload = orjson.loads(msg.value)
         except orjson.JSONDecodeError as err:
-            topic, value, key = dead(msg, f"not valid JSON: {err}", None)
+            topic, value, key = dead(msg, f"not valid JSON: {err}", None, "ingest")
             return topic, value, key, None
     alarm = normalize(fmt, payload, f"{fmt} message")
     if not hasattr(alarm, "resource_id"):
-        topic, value, key = dead(msg, alarm.reason, payload)
+        topic, value, key = dead(msg, alarm.reason, payload, "ingest")
         return topic, value, key, None
     body = {"source": alarm.source, "alarm_id": alarm.alarm_id, "resource_id": alarm.resource_id,
             "probable_cause": alarm.probable_cause, "severity": alarm.severity, "state": alarm.state,
@@ -60,7 +60,8 @@ def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
             "text": alarm.text}
     value = orjson.dumps(body)
     if len(value) > MAX_VALUE:                # could never be sent: refuse, do not retry forever
-        topic, value, key = dead(msg, f"alarm too large: {len(value)} bytes, at most {MAX_VALUE}", None)
+        reason = f"alarm too large: {len(value)} bytes, at most {MAX_VALUE}"
+        topic, value, key = dead(msg, reason, None, "ingest")
         return topic, value, key, None
     return ALARMS, value, alarm.resource_id, msg.timestamp_ms
 
@@ -72,7 +73,7 @@ def normalize_or_dead(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
     except Exception as err:
         log.exception("internal error while normalizing %s[%d]@%d; dead-lettered", msg.topic,
                       msg.partition, msg.offset)
-        topic, value, key = dead(msg, f"{INTERNAL}: {describe(err)}", None)
+        topic, value, key = dead(msg, f"{INTERNAL}: {describe(err)}", None, "ingest")
         return topic, value, key, None
 
 

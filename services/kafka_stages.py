@@ -24,6 +24,7 @@ from services.shardlog import Entry
 from services.split import decode_notice, encode_notice
 from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
 from shared.clock import TIME_MAX_TEXT, TIME_MIN_TEXT, in_window
+from shared.facts import ACK
 from shared.inventory import Inventory
 from shared.model import Rejected
 from shared.rulebook import Rulebook
@@ -108,6 +109,8 @@ class CorrelateLogic:
                 step.inputs.append(("alarm", alarm, at))
         elif kind == "complaint":
             step.inputs.append(("complaint", body["input"]["complaint"], at))
+        complained = event if kind == "complaint" and refused is None else None
+        step.state = complaint_links(core, step.records, complained)
         return step, core.clock                          # handle() always sets it
 
     def tick(self, core: CorrelatorShard, now: float, seq: int) -> Step:
@@ -186,6 +189,11 @@ class DispatchLogic:
         step = self._step(core, records)
         step.log = True
         step.refused = refused.reason if refused else None
+        if notice.kind == ACK and refused is None:       # the order taken in hand: no record says so
+            df = core.dispatcher.faults.get(notice.facts.fault_id)
+            wo = df.orders.get(notice.arg or "") if df is not None else None
+            if wo is not None:
+                step.state.append(("work_orders", {"work_order_id": wo.work_order_id}, {"status": wo.status}))
         return step, now
 
     def tick(self, core: DispatcherShard, now: float, seq: int) -> Step:
@@ -205,3 +213,24 @@ class DispatchLogic:
                 queue = r.get("queue") or orders[r["work_order_id"]].queue
                 step.outgoing.setdefault(workorders_topic(queue), []).append(orjson.dumps(r))
         return step
+
+
+def complaint_links(core: CorrelatorShard, records: list[dict], complaint) -> list[tuple[str, dict, dict]]:
+    """The read-model state no record carries about complaints (services/shard_runner.Step.state):
+    the complaints a fault holds and whether its customer reported it, for the faults this
+    step opened and, after a complaint, every open fault holding it; the fault a complaint
+    formed or joined (the first that holds it)."""
+    corr = core.correlator
+    touched = {r["fault_id"]: corr.faults.get(r["fault_id"]) for r in records if r["type"] == "fault.opened"}
+    if complaint is not None:
+        cid = complaint.complaint_id
+        touched.update((f.fault_id, f) for f in corr.open_faults.values() if cid in f.complaints)
+    out: list[tuple[str, dict, dict]] = []
+    for fid, f in touched.items():
+        if f is None or not (f.complaints or f.customer_reported):
+            continue
+        out.append(("faults", {"fault_id": fid}, {"complaints": orjson.dumps(f.complaints).decode(),
+                                                  "customer_reported": f.customer_reported}))
+        for cid in f.complaints:
+            out.append(("complaints", {"complaint_id": cid, "fault_id": None}, {"fault_id": fid}))
+    return out

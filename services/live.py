@@ -33,6 +33,7 @@ from services.stage_loops import (
     DISPATCH_TOPICS,
     INGEST_TOPICS,
     correlate_loops,
+    deadletter_keeper,
     dispatch_loop,
     ingest_loop,
     router_metrics,
@@ -47,7 +48,8 @@ from shared.transport.local import LocalTransport
 
 log = logging.getLogger("faultline")
 
-LOOP_GROUPS = ("faultline-router", "faultline-correlate", "faultline-dispatch", "faultline-ingest")
+LOOP_GROUPS = ("faultline-router", "faultline-correlate", "faultline-dispatch", "faultline-ingest",
+               "faultline-deadletter")
 TICK_EVERY_S = 0.25          # real seconds between timer ticks (a demo clock runs ×120)
 
 
@@ -82,6 +84,7 @@ class Embedded:
                                                       tick_every_s=self.tick_every_s)
         self.dispatch = dispatch_loop(w, real_seconds=None if self.stream else clock.real_seconds)
         self.ingest = ingest_loop(w)
+        self.keeper = deadletter_keeper(w)
         self.warnings = calendar_watch(self.rulebook, self.registry, clock.now)
         self.app = build_app(Face(producer=self.producer, db=db, registry=self.registry, health=self._health,
                                   ready=self._ready, warnings=self.warnings, limits=self.http,
@@ -90,7 +93,13 @@ class Embedded:
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("router", self.router.run(stop)), ("correlate", self.correlate.run(stop)),
             ("dispatch", self.dispatch.run(stop)), ("ingest", self.ingest.run(stop)),
+            ("deadletter", self.keeper.run(stop)),
             ("router-metrics", router_metrics(self.router, self.registry, stop)))]
+        # Started: every loop has joined its group and made a first pass (or, after 30 s,
+        # /healthz says which has not).
+        deadline = asyncio.get_running_loop().time() + 30
+        while self._health() is not None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         """Drain: each loop finishes, stores and commits its batch, then the database closes."""
@@ -118,7 +127,7 @@ class Embedded:
     @property
     def loops(self) -> dict[str, object]:
         return {"router": self.router, "correlate": self.correlate, "dispatch": self.dispatch,
-                "ingest": self.ingest}
+                "ingest": self.ingest, "deadletter": self.keeper}
 
     def _health(self) -> str | None:
         down = [name for name, loop in self.loops.items() if not loop.healthy]

@@ -31,6 +31,7 @@ from services.stage_loops import (
     DISPATCH_TOPICS,
     Wiring,
     correlate_loops,
+    deadletter_keeper,
     dispatch_loop,
     router_metrics,
     wiring,
@@ -47,11 +48,13 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
     w = await _wiring(settings, inventory, rulebook, CORRELATE_TOPICS)
     router, shards = correlate_loops(w, clock=time.time if settings.clock == "wall" else None,
                                      hold_s=settings.arrival_hold_s)
-    app = ops_app(lambda: router.healthy and shards.healthy,
+    keeper = deadletter_keeper(w)
+    app = ops_app(lambda: router.healthy and shards.healthy and keeper.healthy,
                   lambda: with_degraded(shards.degraded, readiness(w.db, settings.kafka)), w.registry,
                   calendar_watch(rulebook, w.registry, time.time), limits=settings.http)
     try:
-        await asyncio.gather(router.run(stop), shards.run(stop), router_metrics(router, w.registry, stop),
+        await asyncio.gather(router.run(stop), shards.run(stop), keeper.run(stop),
+                             router_metrics(router, w.registry, stop),
                              serve_until_stopped(app, settings.http_port, stop, settings.http))
     finally:
         await w.producer.stop()

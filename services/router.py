@@ -89,12 +89,12 @@ def route_or_dead(inventory: Inventory, msg: Msg) -> list[Out]:
         return [dead(msg, f"{INTERNAL}: {describe(err)}", None)]
 
 
-def dead(msg: Msg, reason: str, value: object) -> Out:
+def dead(msg: Msg, reason: str, value: object, stage: str = "router") -> Out:
     """A dead letter naming the message (topic, partition, offset) with the reason and the value:
     the decoded JSON when given and it encodes within MAX_KEPT bytes, else the raw text (cut to
     fit, with `truncated`; services/deadletter.py). Never raises: a letter must always be sendable."""
-    where = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
-    return (DEADLETTER, dead_letter(reason, where, value, msg.value), _key(msg))
+    return (DEADLETTER, dead_letter(reason, stage, value, source=msg.coordinates, msg=msg, raw=msg.value),
+            _key(msg))
 
 
 def _key(msg: Msg) -> str | None:

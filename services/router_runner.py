@@ -7,7 +7,7 @@ import logging
 import time
 
 from services.router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
-from services.shard_runner import run_sessions, until_stopped
+from services.sessions import run_sessions, until_stopped
 from shared.inventory import Inventory
 from shared.transport.port import Producer, Transport, next_offsets
 

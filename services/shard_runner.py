@@ -26,18 +26,19 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 from sqlalchemy.exc import DBAPIError
 
-from services.deadletter import MAX_KEPT  # a refused value beyond it is kept as cut text
+from services.deadletter import MAX_KEPT, dead_letter, kept_value
+from services.sessions import run_sessions, until_stopped
 from services.shardlog import Batch, Entry, Outgoing, ShardLog
 from shared.clock import fmt_time
+from shared.db.errors import UnstorableInput, data_fault
 from shared.model import MAX_NAME
-from shared.store import UnstorableInput, data_fault, kept_value
 from shared.topics import DEADLETTER
 from shared.transport.port import Msg, Producer, Transport, next_offsets, partition_for
 from shared.wire import INTERNAL, describe
@@ -66,6 +67,8 @@ class Step:
     records: list[dict] = field(default_factory=list)    # decision records (read model)
     refused: str | None = None
     inputs: list[tuple[str, dict, float]] = field(default_factory=list)   # (kind, body, at) kept
+    # Read-model state no record carries, as (table, key, values) updates (shared.db.projection.apply_state)
+    state: list[tuple[str, dict, dict]] = field(default_factory=list)
 
 
 class StageLogic(Protocol):
@@ -372,6 +375,7 @@ class ShardRunner:
                 batch.outgoing.append((state.shard, Outgoing(state.seq, topic, state.shard, values)))
             batch.records.extend((state.shard, r) for r in step.records)
             batch.inputs.extend(step.inputs)
+            batch.state.extend(step.state)
         if step.refused is not None:
             self._refuse(batch, state, source_key or refusal_key, step.refused, body, logged=step.log,
                          msg=msg)
@@ -388,9 +392,7 @@ class ShardRunner:
         log.info("%s %s refused %s: %s", self.logic.stage, state.shard, source_key, reason)
         kept = kept_value(body, MAX_KEPT)       # what encodes, and fits a message
         batch.refusals.append((state.shard, source_key, reason, kept))
-        where = {} if msg is None else {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
-        letter = orjson.dumps({"reason": reason, "stage": self.logic.stage, "source": source_key, **where,
-                               "value": kept})
+        letter = dead_letter(reason, self.logic.stage, kept, source=source_key, msg=msg)
         state.seq += 1
         key = None if logged else source_key
         if key is not None:
@@ -449,45 +451,3 @@ class ShardRunner:
 
 class TimersFailing(RuntimeError):
     """A shard's due timers raise: the session restarts (with backoff) and retries them."""
-
-
-async def run_sessions(session: Callable[[], Awaitable[None]], stop: asyncio.Event,
-                       failed: Callable[[float], None]) -> None:
-    """Run `session` again and again until `stop`. After a failure `failed(backoff)` (inside
-    the except block: it may log the exception) and a wait, doubling up to 10 s."""
-    backoff = 0.2
-    while not stop.is_set():
-        try:
-            await session()
-            backoff = 0.2
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            failed(backoff)
-            await _sleep_or_stop(stop, backoff)
-            backoff = min(backoff * 2, 10.0)
-
-
-async def until_stopped(coro, stop: asyncio.Event) -> bool:
-    """Await `coro` unless `stop` comes first (then cancel it): SIGTERM must not wait for a
-    broker that is not coming back. True when `coro` finished."""
-    task = asyncio.ensure_future(coro)
-    waiter = asyncio.ensure_future(stop.wait())
-    done, _pending = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        waiter.cancel()
-        task.result()
-        return True
-    task.cancel()
-    try:
-        await task
-    except (asyncio.CancelledError, Exception):
-        pass
-    return False
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

@@ -17,9 +17,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import fmt_time
+from shared.db.errors import UnstorableInput
 from shared.db.models import input_log, outbox, rejected, timers
 from shared.db.projection import project_batch
-from shared.store import UnstorableInput
 
 
 @dataclass(slots=True)
@@ -49,6 +49,7 @@ class Batch:
     refusals: list[tuple[str, str | None, str, dict | None]] = field(default_factory=list)
     timers: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)   # shard → pending
     inputs: list[tuple[str, dict, float]] = field(default_factory=list)  # alarms, complaints to keep
+    state: list[tuple[str, dict, dict]] = field(default_factory=list)    # (table, key, values) updates
 
     def __bool__(self) -> bool:
         return bool(self.shard_entries or self.outgoing or self.records or self.refusals)
@@ -116,9 +117,9 @@ class ShardLog:
                 if rows:
                     await conn.execute(timers.insert(), [{"stage": stage, "shard": shard, "fault_id": f,
                                                           "kind": k, "due": d} for f, k, d in rows])
-            if batch.records or batch.inputs:
+            if batch.records or batch.inputs or batch.state:
                 kept = [(kind, body, fmt_time(at)) for kind, body, at in batch.inputs]
-                await conn.run_sync(project_batch, kept, batch.records, stage=stage)
+                await conn.run_sync(project_batch, kept, batch.records, stage=stage, state=batch.state)
 
     async def unpublished(self, shards: set[str] | None = None, limit: int = 1000) -> list[Unpublished]:
         query = (select(outbox.c.id, outbox.c.shard, outbox.c.seq, outbox.c.topic, outbox.c.key,

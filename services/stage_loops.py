@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.deadletter import DeadLetterKeeper
 from services.ingest_process import RAW_TOPICS, IngestRunner
 from services.kafka_stages import CorrelateLogic, DispatchLogic
 from services.metrics import EngineMetrics, OpenFaultsCollector
@@ -81,6 +82,11 @@ def dispatch_loop(w: Wiring, *, real_seconds: Callable[[float], float] | None) -
     return ShardRunner(DispatchLogic(w.inventory, w.rulebook, warn, catch_up_s=catch_up_s),
                        ShardLog(w.db, "dispatch"), w.transport, w.producer, group_id="faultline-dispatch",
                        wall_clock=None, metrics=w.metrics)
+
+
+def deadletter_keeper(w: Wiring) -> DeadLetterKeeper:
+    """faultline.deadletter → `rejected` for the stages without a database (api, router, ingest)."""
+    return DeadLetterKeeper(w.transport, w.db)
 
 
 def ingest_loop(w: Wiring) -> IngestRunner:

@@ -163,6 +163,9 @@ faults = Table(
     Column("duration_s", Integer, nullable=True),
     Column("attribution", String(16), nullable=True),        # ours | not_ours
     Column("updated_at", TIME, nullable=True),               # `at` of the latest record
+    # No record carries these (SV-5, SV-6, SF-6b): the correlate shard writes them (migration 0003).
+    Column("complaints", Text, nullable=False, server_default="[]", default="[]"),   # JSON list
+    Column("customer_reported", Boolean, nullable=False, server_default=false(), default=False),
     Index(None, "incident_id"),
     Index(None, "city", "severity"),
     Index(None, "customer_id", "service_type"),

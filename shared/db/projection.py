@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, case, func, or_, select, true
+from sqlalchemy import Table, bindparam, case, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -323,16 +323,42 @@ def project_alarms(conn: Connection, arrived: list[tuple[Record, str]]) -> None:
                          **{f"p_{name}": a.get(name) for name in ALARM_FIELDS}} for a, at in arrived])
 
 
+def keep_refusal(conn: Connection, *, at: str, stage: str, source_key: str | None, reason: str,
+                 body: str, digest: str) -> None:
+    """Keep one refused input in `rejected`, once for its digest (a letter delivered again is
+    not kept twice)."""
+    _upsert(conn, rejected, {"at": at, "stage": stage, "source_key": source_key, "reason": reason,
+                             "body": body, "digest": digest}, ["digest"])
+
+
 def project_batch(conn: Connection, inputs: list[tuple[str, Record, str]],
-                  records: Iterable[tuple[str, Record]], *, stage: str) -> None:
+                  records: Iterable[tuple[str, Record]], *, stage: str,
+                  state: Iterable[StateUpdate] = ()) -> None:
     """The read model of one stored batch, in its transaction: the inputs kept — (kind, body,
-    arrival), alarms in one statement, complaints — then the decisions, as (shard, record)."""
+    arrival), alarms in one statement, complaints — then the decisions, as (shard, record),
+    then the state no record carries (`apply_state`)."""
     project_alarms(conn, [(body, at) for kind, body, at in inputs if kind == "alarm"])
     for kind, body, at in inputs:
         if kind == "complaint":
             project_complaint(conn, body, at)
     for shard, record in records:
         project(conn, record, stage=stage, shard=shard)
+    apply_state(conn, state)
+
+
+STATE_TABLES = {"faults": faults, "complaints": complaints, "work_orders": work_orders}
+
+
+StateUpdate = tuple[str, Mapping[str, Any], Mapping[str, Any]]
+
+
+def apply_state(conn: Connection, updates: Iterable[StateUpdate]) -> None:
+    """(table, key, values) updates of what the stages know and no CONTRACT §3 record says: a
+    fault's complaints and whether its customer reported it (faults), the fault a complaint
+    formed or joined (complaints), a work order taken in hand by `ack` (work_orders status)."""
+    for name, key, values in updates:
+        table = STATE_TABLES[name]
+        conn.execute(update(table).where(*(table.c[k] == v for k, v in key.items())).values(**values))
 
 
 def project_complaint(conn: Connection, complaint: Record, at: str, *,

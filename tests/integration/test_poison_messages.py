@@ -154,38 +154,44 @@ async def test_garbage_on_every_topic_is_dead_lettered_and_the_pipeline_goes_on(
 
 
 async def test_faultline_run_on_postgresql_refuses_what_the_database_cannot_hold(pg_url, monkeypatch):
-    """The embedded engine on PostgreSQL: an alarm whose id the database cannot hold (a NUL,
-    longer than its column) is refused by the decoder, naming the field; and should one get
-    past the decoder (here: its length check widened), the database's refusal is the safety
-    net: refused with the database's reason (422, kept, dead-lettered), the engine rebuilt
-    from its log. Either way the next alarm is handled."""
-    from service.support import T0, FakeClock, live_service
+    """`faultline run`'s runtime on PostgreSQL: an alarm whose id the database cannot hold (a
+    NUL, longer than its column) is refused by the decoder at intake, naming the field; and
+    should one get past the decoder (here: its length check widened), the database's refusal
+    in the correlate shard is the safety net: refused with the database's reason (422 to a
+    client that waits for the outcome, kept, dead-lettered), the shard rebuilt from its log.
+    Either way the next alarm is handled."""
+    from service.support import T0, FakeClock, LiveSettings, live_service
+    from sqlalchemy import select
 
     import alarm_ingest.normalized
-    from services.runtime import LiveSettings
-    from shared.bus import InMemoryBus
+    from shared.db.models import rejected
     from shared.inventory import load_inventory
     from shared.rulebook import load_rulebook
     from shared.wire import INTERNAL
 
     settings = LiveSettings(load_inventory(ROOT / "samples" / "inventory.json"), load_rulebook(), pg_url)
-    bus = InMemoryBus()
-    letters = bus.subscribe(DEADLETTER)
-    async with live_service(settings, FakeClock(T0 + 5), bus) as svc:
+    async with live_service(settings, FakeClock(T0 + 5)) as svc:
+        letters = svc.runtime.transport.consumer([DEADLETTER], "test-letters")
+        await letters.start()
         for alarm_id, reason in (("a\u0000b", "alarm.alarm_id: holds a NUL"),
                                  ("n" * 300, "alarm.alarm_id: longer than 255 characters")):
             resp = await svc.client.post("/alarms", json={**ALARM, "alarm_id": alarm_id})
             assert resp.status_code == 422 and resp.json()["reasons"][0]["reason"].startswith(reason)
         monkeypatch.setattr(alarm_ingest.normalized, "MAX_NAME", 10_000)
-        resp = await svc.client.post("/alarms", json={**ALARM, "alarm_id": "n" * 300})
+        resp = await svc.client.post("/alarms", params={"wait_s": 20}, json={**ALARM, "alarm_id": "n" * 300})
         assert resp.status_code == 422, resp.text
         assert resp.json()["reasons"][0]["reason"].startswith(INTERNAL)
-        assert (await svc.client.get("/healthz")).status_code == 200
+        health = await svc.client.get("/healthz")
+        assert health.status_code == 200, health.text
         assert (await svc.client.get("/faults")).json() == []      # rolled back by the rebuild
-        resp = await svc.client.post("/alarms", json=ALARM)
+        resp = await svc.client.post("/alarms", params={"wait_s": 20}, json=ALARM)
         assert resp.status_code == 202 and resp.json()["accepted"] == 1
         faults = (await svc.client.get("/faults")).json()
-        refusals = await svc.runtime.store.refusals()
-        logged = svc.runtime.engine.logged_inputs
+        await svc.settle()
+        async with svc.runtime.db.connect() as conn:
+            refusals = (await conn.execute(select(rejected.c.stage, rejected.c.reason))).all()
+        got = await letters.fetch(timeout_ms=500)
+        await letters.stop()
     assert faults and {f["root_resource"] for f in faults} == {ALARM["resource_id"]}
-    assert logged == 1 and len(refusals) == 3 and len(letters.pending()) == 3
+    assert len(refusals) == 3 and len(got) == 3, (refusals, got)
+    assert sorted(stage for stage, _r in refusals) == ["api", "api", "correlate"]

@@ -243,7 +243,7 @@ async def test_an_unusable_body_is_422_with_the_reason_and_dead_lettered(svc, pa
     assert answer["input_ids"] == [None]
     (letter,) = svc.producer.on(DEADLETTER)
     assert [m.topic for m in svc.producer.sent] == [DEADLETTER]
-    assert letter["reason"] == answer["detail"] and letter["topic"] == "http"
+    assert letter["reason"] == answer["detail"] and letter["stage"] == "api" and letter["topic"] is None
 
 
 async def test_an_alarm_list_answers_each_item(svc):

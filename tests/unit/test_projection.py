@@ -200,7 +200,9 @@ def test_fault_lifecycle_ends_in_one_row_with_every_field(engine: Engine) -> Non
         "opened_at": "2026-11-25T10:00:00+08:00", "severity": "serious",
         "serious_at": "2026-11-25T10:30:00+08:00", "rule": "SF-3", "trigger": "duration",
         "ended_at": "2026-11-25T12:00:00+08:00", "duration_s": 7200, "attribution": "ours",
-        "updated_at": "2026-11-25T12:00:05+08:00"}
+        "updated_at": "2026-11-25T12:00:05+08:00",
+        # No record carries these: the correlate shard writes them (projection.apply_state).
+        "complaints": "[]", "customer_reported": False}
 
 
 def test_fault_severity_while_open(engine: Engine) -> None:

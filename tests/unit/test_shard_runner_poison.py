@@ -18,10 +18,10 @@ from services.kafka_stages import CorrelateLogic, DispatchLogic
 from services.shard_runner import ShardRunner, TimersFailing
 from services.shardlog import ShardLog
 from shared.clock import parse_time
+from shared.db.errors import UnstorableInput
 from shared.db.migrate import upgrade_async
 from shared.inventory import load_inventory
 from shared.rulebook import load_rulebook
-from shared.store import UnstorableInput
 from shared.topics import CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
 from shared.transport.local import LocalTransport
 from shared.transport.port import Msg

@@ -1,0 +1,49 @@
+"""How every loop of the runtime lives: a session (consumer, fetch, handle, commit) that
+starts again after any failure, with a doubling wait, until the process is told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+
+async def run_sessions(session: Callable[[], Awaitable[None]], stop: asyncio.Event,
+                       failed: Callable[[float], None]) -> None:
+    """Run `session` again and again until `stop`. After a failure `failed(backoff)` (inside
+    the except block: it may log the exception) and a wait, doubling up to 10 s."""
+    backoff = 0.2
+    while not stop.is_set():
+        try:
+            await session()
+            backoff = 0.2
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failed(backoff)
+            await _sleep_or_stop(stop, backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
+async def until_stopped(coro, stop: asyncio.Event) -> bool:
+    """Await `coro` unless `stop` comes first (then cancel it): SIGTERM must not wait for a
+    broker that is not coming back. True when `coro` finished."""
+    task = asyncio.ensure_future(coro)
+    waiter = asyncio.ensure_future(stop.wait())
+    done, _pending = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()
+        return True
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    return False
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
