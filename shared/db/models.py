@@ -35,6 +35,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -295,7 +296,7 @@ transport_messages = Table(
     Column("partition", Integer, nullable=False),
     Column("offset", BigInteger, nullable=False),
     Column("key", Text, nullable=True),
-    Column("value", Text, nullable=False),                   # UTF-8 JSON, as on Kafka
+    Column("value", LargeBinary, nullable=False),            # bytes, as on Kafka
     Column("timestamp_ms", BigInteger, nullable=False),
     UniqueConstraint("topic", "partition", "offset"),
 )

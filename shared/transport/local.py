@@ -160,7 +160,7 @@ class LocalTransport:
                 out.append((partition, offset))
                 if self.db is not None:
                     rows.append({"topic": topic, "partition": partition, "offset": offset, "key": key,
-                                 "value": msg.value.decode("utf-8", "replace"),
+                                 "value": msg.value,
                                  "timestamp_ms": msg.timestamp_ms})
             if rows:
                 async with self.db.begin() as conn:      # durable before it is acknowledged
@@ -201,7 +201,7 @@ class LocalTransport:
         async with self.db.connect() as conn:
             rows = await conn.execute(select(c.topic, c.partition, c.offset, c.key, c.value, c.timestamp_ms)
                                       .where(where).order_by(c.id).limit(limit))
-            return [Msg(r.topic, r.partition, r.offset, r.key, r.value.encode("utf-8"), r.timestamp_ms)
+            return [Msg(r.topic, r.partition, r.offset, r.key, bytes(r.value), r.timestamp_ms)
                     for r in rows]
 
     async def _commit(self, group: str, offsets: Mapping[TP, int]) -> None:

@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column('partition', sa.Integer(), nullable=False),
         sa.Column('offset', sa.BigInteger(), nullable=False),
         sa.Column('key', sa.Text(), nullable=True),
-        sa.Column('value', sa.Text(), nullable=False),
+        sa.Column('value', sa.LargeBinary(), nullable=False),
         sa.Column('timestamp_ms', sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint('id', name='pk_transport_messages'),
         sa.UniqueConstraint('topic', 'partition', 'offset',
