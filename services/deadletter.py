@@ -53,7 +53,10 @@ def fits(value: bytes) -> bool:
     return len(value) <= MAX_VALUE
 
 
-def dead_letter(reason: str, stage: str, value: object, *, source: str | None = None,
+NOTHING = object()                # no value to keep (JSON null is a value, kept as null)
+
+
+def dead_letter(reason: str, stage: str, value: object = NOTHING, *, source: str | None = None,
                 msg: Msg | None = None, raw: bytes | str | None = None) -> bytes:
     """The encoded letter (the shape above); never raises, never over MAX_LETTER bytes.
     `value` is kept as JSON when given and small enough; otherwise the text of `raw` (the
@@ -65,7 +68,7 @@ def dead_letter(reason: str, stage: str, value: object, *, source: str | None = 
         source = source[:MAX_SOURCE]
     letter: dict[str, object] = {"reason": _clean(reason[:MAX_REASON]), "stage": stage,
                                  "source": None if source is None else _clean(source), **where, "value": None}
-    if value is not None:
+    if value is not NOTHING:
         letter["value"] = value
         try:
             encoded = orjson.dumps(letter)
@@ -91,7 +94,7 @@ def _text(value: object, raw: bytes | str | None) -> tuple[str, int]:
         return raw.decode("utf-8", "replace"), len(raw)
     if isinstance(raw, str):
         return _clean(raw), len(raw)
-    if value is None:
+    if value is NOTHING:
         return "", 0
     if isinstance(value, str):
         return _clean(value), len(value)

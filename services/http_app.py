@@ -93,6 +93,8 @@ from services.http_models import (
     FaultOut,
     InputOutcome,
     IntakeAnswer,
+    Problem,
+    QueryProblem,
     Status,
     TroubleTicket,
     WorkOrderOut,
@@ -158,7 +160,42 @@ def build_app(face: Face) -> FastAPI:
     app.add_exception_handler(_Refusal, _refused)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(InterfaceError, _database_down)
+    _document_guard(app)
     return harden(app, face.limits)
+
+
+GUARD_ANSWERS = {
+    "400": "a NUL character in the path or query (the HTTP guard)",
+    "408": "the request body did not arrive in time (the HTTP guard)",
+    "413": "the request body is larger than allowed (the HTTP guard)",
+    "415": "the request body is not declared JSON (the HTTP guard)",
+}
+
+
+def _document_guard(app: FastAPI) -> None:
+    """The HTTP guard (services/http_guard.py) answers before any route: its refusals are in
+    every operation's responses of the OpenAPI document (400 on all; 408, 413, 415 on those
+    that take a body), as {detail: string}."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        ref = {"$ref": "#/components/schemas/Problem"}
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("Problem", Problem.model_json_schema())
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                answers = operation.setdefault("responses", {})
+                codes = ("400", "408", "413", "415") if method in ("post", "put", "patch") else ("400",)
+                for code in codes:
+                    answers.setdefault(code, {"description": GUARD_ANSWERS[code],
+                                              "content": {"application/json": {"schema": ref}}})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
 
 
 # ---------------------------------------------------------------------- outcomes
@@ -338,7 +375,9 @@ def _body(ids: list[str | None], refusals: Mapping[int, str], outcomes: Mapping[
 
 
 _INTAKE_ANSWERS: dict[int | str, dict[str, Any]] = {
-    422: {"model": IntakeAnswer, "description": "refused: the reason is in `detail` and `reasons`"},
+    422: {"model": IntakeAnswer | QueryProblem,
+          "description": "refused: the reason is in `detail` and `reasons` (a bad query parameter, such "
+                         "as wait_s: `detail` lists the problems, as on every route)"},
     413: {"description": "an accepted value too large for one message; nothing sent"}}
 
 
@@ -453,7 +492,8 @@ def read_routes(face: Face) -> APIRouter:
             rows, more = await fault_page(conn, city, severity, open, offset, limit, names)
         return paged(rows, offset, more)
 
-    @router.get("/faults/{fault_id}", tags=["faults"], response_model=FaultOut)
+    @router.get("/faults/{fault_id}", tags=["faults"], response_model=FaultOut,
+                responses={404: {"model": Problem, "description": "no fault of that id"}})
     async def get_fault(fault_id: str) -> Response:
         async with db.connect() as conn:
             body = await fault_one(conn, fault_id, names)
@@ -470,7 +510,8 @@ def read_routes(face: Face) -> APIRouter:
             rows, more = await order_page(conn, queue, status, offset, limit)
         return paged(rows, offset, more)
 
-    @router.get("/workorders/{work_order_id}", tags=["work orders"], response_model=WorkOrderOut)
+    @router.get("/workorders/{work_order_id}", tags=["work orders"], response_model=WorkOrderOut,
+                responses={404: {"model": Problem, "description": "no work order of that id"}})
     async def get_work_order(work_order_id: str) -> Response:
         async with db.connect() as conn:
             body = await order_one(conn, work_order_id)

@@ -70,6 +70,24 @@ TMF642_BODY = request_schema({"type": "object", "description": "a TMF642 v4 Alar
                                                                "`faultline ingest`)"})
 
 
+class Problem(BaseModel):
+    """An answer that refuses a request: 400, 404, 408, 413, 415 (what was wrong, in `detail`)."""
+
+    detail: str
+
+
+class QueryProblemItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class QueryProblem(BaseModel):
+    """A request parameter that is not usable (FastAPI's validation answer)."""
+
+    detail: list[QueryProblemItem]
+
+
 class Refused(BaseModel):
     index: int
     reason: str

@@ -48,7 +48,7 @@ def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
         try:
             payload = orjson.loads(msg.value)
         except orjson.JSONDecodeError as err:
-            topic, value, key = dead(msg, f"not valid JSON: {err}", None, "ingest")
+            topic, value, key = dead(msg, f"not valid JSON: {err}", stage="ingest")
             return topic, value, key, None
     alarm = normalize(fmt, payload, f"{fmt} message")
     if not hasattr(alarm, "resource_id"):
@@ -61,7 +61,7 @@ def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
     value = orjson.dumps(body)
     if len(value) > MAX_VALUE:                # could never be sent: refuse, do not retry forever
         reason = f"alarm too large: {len(value)} bytes, at most {MAX_VALUE}"
-        topic, value, key = dead(msg, reason, None, "ingest")
+        topic, value, key = dead(msg, reason, stage="ingest")
         return topic, value, key, None
     return ALARMS, value, alarm.resource_id, msg.timestamp_ms
 
@@ -73,7 +73,7 @@ def normalize_or_dead(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
     except Exception as err:
         log.exception("internal error while normalizing %s[%d]@%d; dead-lettered", msg.topic,
                       msg.partition, msg.offset)
-        topic, value, key = dead(msg, f"{INTERNAL}: {describe(err)}", None, "ingest")
+        topic, value, key = dead(msg, f"{INTERNAL}: {describe(err)}", stage="ingest")
         return topic, value, key, None
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.deadletter import MAX_VALUE, dead_letter
+from services.deadletter import MAX_VALUE, NOTHING, dead_letter
 from services.envelope import decode_input
 from services.kafka_stages import tick_message
 from services.sharding import all_shards
@@ -53,7 +53,7 @@ def route(inventory: Inventory, msg: Msg) -> list[Out]:
     try:
         obj = orjson.loads(msg.value)
     except orjson.JSONDecodeError as err:
-        return [dead(msg, f"not valid JSON: {err}", None)]
+        return [dead(msg, f"not valid JSON: {err}")]
     at = msg.timestamp_ms / 1000
     if msg.topic == ALARMS:
         event, body = alarm_from_dict(obj), {"kind": "alarm", "alarm": obj}
@@ -75,7 +75,7 @@ def route(inventory: Inventory, msg: Msg) -> list[Out]:
         return [dead(msg, cities.reason, obj)]
     value = orjson.dumps({"at": at, "source": source, "input": body})    # the same for every city
     if len(value) > MAX_VALUE:
-        return [dead(msg, f"message too large: {len(value)} bytes routed, at most {MAX_VALUE}", None)]
+        return [dead(msg, f"message too large: {len(value)} bytes routed, at most {MAX_VALUE}")]
     return [(CORRELATOR_INPUTS, value, city) for city in cities]
 
 
@@ -86,10 +86,10 @@ def route_or_dead(inventory: Inventory, msg: Msg) -> list[Out]:
     except Exception as err:
         log.exception("internal error while routing %s[%d]@%d; dead-lettered", msg.topic, msg.partition,
                       msg.offset)
-        return [dead(msg, f"{INTERNAL}: {describe(err)}", None)]
+        return [dead(msg, f"{INTERNAL}: {describe(err)}")]
 
 
-def dead(msg: Msg, reason: str, value: object, stage: str = "router") -> Out:
+def dead(msg: Msg, reason: str, value: object = NOTHING, stage: str = "router") -> Out:
     """A dead letter naming the message (topic, partition, offset) with the reason and the value:
     the decoded JSON when given and it encodes within MAX_KEPT bytes, else the raw text (cut to
     fit, with `truncated`; services/deadletter.py). Never raises: a letter must always be sendable."""

@@ -1,10 +1,15 @@
-"""HTTP hardening, the same in every app (issue 7 part 4; services/http_guard.py): body size
-(413), JSON content type (415), no CORS unless configured, paging of every list, bounded
-query integers, a dead engine makes /readyz 503, slow bodies answered 408, a dropped request
-is one log line, and /docs works offline."""
+"""HTTP hardening, the same in both modes of the one app (issue 7 part 4; services/http_guard.py):
+body size (413), JSON content type (415), no CORS unless configured, paging of every list,
+bounded query integers, a dead loop makes /healthz and /readyz 503, slow bodies answered 408,
+a dropped request is one log line, /docs works offline, and reads never wait for intake.
+
+"embedded" is `faultline run` (a real services/live.Embedded), "production" is `faultline api`
+(services/api_process.create_api over a RecordingProducer and a migrated SQLite read model);
+see service/http_support.py."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -15,10 +20,21 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.http_support import ServerThread, production_api, raw_request, status_of
+from service.http_support import (
+    MODES,
+    ServerThread,
+    asgi_client,
+    embedded_server,
+    intake_published,
+    kept_refusals,
+    one_app,
+    production_api,
+    production_server,
+    raw_request,
+    status_of,
+)
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, live_service
 from services.http_guard import HttpLimits, is_json
-from services.live import create_app
 from services.process_kit import ops_app
 from shared.rulebook import calendar_notice
 
@@ -33,34 +49,38 @@ def with_limits(settings, limits: HttpLimits):
 
 # ---------------------------------------------------------------------- size and content type
 
-async def test_a_body_over_the_limit_is_413_and_never_reaches_the_engine(settings):
-    async with live_service(with_limits(settings, SMALL), FakeClock(T0 + 5)) as svc:
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_body_over_the_limit_is_413_and_is_never_published(settings, mode):
+    async with one_app(mode, with_limits(settings, SMALL), FakeClock(T0 + 5)) as app:
         big = alarm("GZ-OTN-A:1-3-1", "1") | {"text": "x" * 5000}
-        resp = await svc.client.post("/alarms", json=big)                 # Content-Length: 413 at once
+        resp = await app.client.post("/alarms", json=big)                 # Content-Length: 413 at once
         assert resp.status_code == 413 and "4096 bytes" in resp.json()["detail"]
 
         async def chunks():                                               # no length: counted as it comes
             for _ in range(100):
                 yield b" " * 1000
-        resp = await svc.client.post("/alarms", content=chunks(), headers=JSON)
+        resp = await app.client.post("/alarms", content=chunks(), headers=JSON)
         assert resp.status_code == 413
-        assert await svc.runtime.store.refusals() == [] and svc.runtime.engine.logged_inputs == 0
+        assert await app.letters() == [] and app.published() == 0
         # Within the limit the same alarm is taken.
-        ok = await svc.client.post("/alarms", json=alarm("GZ-OTN-A:1-3-1", "2") | {"text": "x" * 3000})
-        assert ok.status_code == 202
+        ok = await app.client.post("/alarms", json=alarm("GZ-OTN-A:1-3-1", "2") | {"text": "x" * 3000})
+        assert ok.status_code == 202 and app.published() == 1
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "application/jsonp",
-                                          "application/+json", "text/json"])
-async def test_a_body_that_is_not_json_by_content_type_is_415(settings, content_type):
-    headers = {"content-type": content_type} if content_type else {}
-    async with live_service(settings, FakeClock(T0 + 5)) as svc:
-        for path in ("/alarms", "/complaints", "/actions"):
-            resp = await svc.client.post(path, content=b'{"kind": "ack"}', headers=headers)
-            assert resp.status_code == 415, (path, content_type)
-            assert "application/json" in resp.json()["detail"]
-        assert await svc.runtime.store.refusals() == []
+NOT_JSON = (None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+            "application/jsonp", "application/+json", "text/json")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_body_that_is_not_json_by_content_type_is_415(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        for content_type in NOT_JSON:
+            headers = {"content-type": content_type} if content_type else {}
+            for path in ("/alarms", "/complaints", "/actions", "/tmf-api/alarmManagement/v4/alarm"):
+                resp = await app.client.post(path, content=b'{"kind": "ack"}', headers=headers)
+                assert resp.status_code == 415, (path, content_type)
+                assert "application/json" in resp.json()["detail"]
+        assert await app.letters() == [] and app.published() == 0
 
 
 def test_json_content_types():
@@ -71,19 +91,20 @@ def test_json_content_types():
         assert not is_json(bad), bad
 
 
-async def test_no_cors_unless_origins_are_configured(settings):
+@pytest.mark.parametrize("mode", MODES)
+async def test_no_cors_unless_origins_are_configured(settings, mode):
     origin = {"origin": "https://evil.example"}
-    async with live_service(settings, FakeClock(T0)) as svc:
-        resp = await svc.client.get("/faults", headers=origin)
+    async with one_app(mode, settings, FakeClock(T0)) as app:
+        resp = await app.client.get("/faults", headers=origin)
         assert resp.status_code == 200
         assert not [h for h in resp.headers if h.lower().startswith("access-control-")]
-        pre = await svc.client.options("/actions", headers=origin | {"access-control-request-method": "POST"})
+        pre = await app.client.options("/actions", headers=origin | {"access-control-request-method": "POST"})
         assert "access-control-allow-origin" not in pre.headers
     noc = with_limits(settings, HttpLimits(cors_origins=("https://noc.example",)))
-    async with live_service(noc, FakeClock(T0)) as svc:
-        ok = await svc.client.get("/faults", headers={"origin": "https://noc.example"})
+    async with one_app(mode, noc, FakeClock(T0)) as app:
+        ok = await app.client.get("/faults", headers={"origin": "https://noc.example"})
         assert ok.headers["access-control-allow-origin"] == "https://noc.example"
-        other = await svc.client.get("/faults", headers=origin)
+        other = await app.client.get("/faults", headers=origin)
         assert "access-control-allow-origin" not in other.headers
 
 
@@ -105,7 +126,9 @@ def test_settings_come_from_the_environment():
 
 async def test_faults_and_workorders_come_a_page_at_a_time(settings):
     async with live_service(settings, FakeClock(T0 + 5)) as svc:
-        await svc.client.post("/alarms", json=FIBRE_CUT)
+        # Intake publishes; the loops decide later: wait for the three alarms' outcomes.
+        taken = await svc.client.post("/alarms", json=FIBRE_CUT, params={"wait_s": 10})
+        assert taken.status_code == 202 and taken.json()["pending"] == 0, taken.json()
         everything = (await svc.client.get("/faults")).json()
         assert len(everything) == 4
         first = await svc.client.get("/faults", params={"limit": 3})
@@ -120,7 +143,7 @@ async def test_faults_and_workorders_come_a_page_at_a_time(settings):
         assert len(orders) >= 2
         one = await svc.client.get("/workorders", params={"limit": 1, "offset": 1})
         assert one.json() == orders[1:2] and one.headers["x-result-count"] == "1"
-        for path in ("/faults", "/workorders"):
+        for path in ("/faults", "/workorders", "/tmf-api/troubleTicket/v4/troubleTicket"):
             for bad in ({"limit": 0}, {"limit": 5001}, {"offset": -1}, {"offset": 2**63}, {"limit": "many"}):
                 assert (await svc.client.get(path, params=bad)).status_code == 422, (path, bad)
 
@@ -128,48 +151,86 @@ async def test_faults_and_workorders_come_a_page_at_a_time(settings):
 async def test_decisions_after_seq_beyond_64_bits_is_422_not_500(settings):
     async with live_service(settings, FakeClock(T0 + 5)) as svc:
         await svc.client.post("/alarms", json=FIBRE_CUT)
+        await svc.settle()
+        assert (await svc.client.get("/decisions")).json()["decisions"]
         for big in (2**63, 2**64, 10**30):
             assert (await svc.client.get("/decisions", params={"after_seq": big})).status_code == 422
         top = await svc.client.get("/decisions", params={"after_seq": 2**63 - 1})
         assert top.status_code == 200 and top.json()["decisions"] == []
 
 
-async def test_nul_in_the_path_or_query_is_400(settings):
-    async with live_service(settings, FakeClock(T0)) as svc:
-        assert (await svc.client.get("/faults/F-%00")).status_code == 400
-        assert (await svc.client.get("/faults", params={"city": "G\x00Z"})).status_code == 400
-        assert (await svc.client.get("/faults", params={"city": "GZ"})).status_code == 200
+@pytest.mark.parametrize("mode", MODES)
+async def test_nul_in_the_path_or_query_is_400(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0)) as app:
+        assert (await app.client.get("/faults/F-%00")).status_code == 400
+        assert (await app.client.get("/faults", params={"city": "G\x00Z"})).status_code == 400
+        assert (await app.client.get("/inputs/faultline.alarms:0:0%00@1")).status_code == 400
+        assert (await app.client.get("/faults", params={"city": "GZ"})).status_code == 200
 
 
 # ---------------------------------------------------------------------- bodies of every JSON type
 
-async def test_every_json_type_as_an_action_is_refused_with_a_reason_and_kept(settings):
-    async with live_service(settings, FakeClock(T0 + 5)) as svc:
-        for body in (b"null", b"true", b"0", b"1.5", b'"ack"', b"[]", b"[null]", b"{}", b'{"kind": null}',
-                     b'{"kind": ["ack"]}', b'{"kind": {"a": 1}}'):
-            resp = await svc.client.post("/actions", content=body, headers=JSON)
+EVERY_TYPE = (b"null", b"true", b"0", b"1.5", b'"ack"', b"[]", b"[null]", b"{}", b'{"kind": null}',
+              b'{"kind": ["ack"]}', b'{"kind": {"a": 1}}')
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_json_type_as_an_action_is_refused_with_a_reason_and_kept(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        answers = []
+        for body in EVERY_TYPE:
+            resp = await app.client.post("/actions", content=body, headers=JSON)
             assert resp.status_code == 422, (body, resp.status_code, resp.text)
-            assert resp.json()["rejected"] == 1 and resp.json()["reasons"][0]["reason"]
-        assert svc.runtime.engine.alive
-        kept = await svc.runtime.store.refusals()
-        assert len(kept) == 11 and kept[0].body == "null" and "null" in kept[0].reason
+            answer = resp.json()
+            assert answer["rejected"] == 1 and answer["reasons"][0]["reason"] == answer["detail"]
+            assert answer["input_ids"] == [None] and answer["pending"] == 0     # refused before publishing
+            answers.append(answer["detail"])
+        assert (await app.client.get("/healthz")).status_code == 200
+        kept = await app.letters()
+        assert [k["reason"] for k in kept] == answers and app.published() == 0
+        assert "null" in kept[0]["reason"] and kept[-1]["body"] == '{"kind":{"a":1}}'
 
 
-async def test_an_alarm_list_longer_than_the_cap_is_refused_whole(settings):
-    async with live_service(settings, FakeClock(T0 + 5)) as svc:
-        resp = await svc.client.post("/alarms", json=[0] * 1001)
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_refused_null_body_is_kept_as_null(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        assert (await app.client.post("/actions", content=b"null", headers=JSON)).status_code == 422
+        assert [k["body"] for k in await app.letters()] == ["null"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_alarm_list_longer_than_the_cap_is_refused_whole(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        resp = await app.client.post("/alarms", json=[0] * 1001)
         assert resp.status_code == 422 and "at most 1000" in resp.json()["reasons"][0]["reason"]
-        assert len(await svc.runtime.store.refusals()) == 1
+        assert len(await app.letters()) == 1 and app.published() == 0
 
 
-# ---------------------------------------------------------------------- readiness and the calendar
+# ---------------------------------------------------------------------- health, readiness and the calendar
 
-async def test_readyz_is_503_when_the_engine_task_is_dead(settings):
+async def test_healthz_and_readyz_are_503_when_a_loop_of_the_runtime_is_dead(settings):
     async with live_service(settings, FakeClock(T0)) as svc:
+        assert (await svc.client.get("/healthz")).status_code == 200
         assert (await svc.client.get("/readyz")).status_code == 200
-        await svc.runtime.engine.stop()
-        ready = await svc.client.get("/readyz")
+        correlate = next(t for t in asyncio.all_tasks() if t.get_name() == "correlate")
+        correlate.cancel()
+        await asyncio.gather(correlate, return_exceptions=True)
+        health, ready = await svc.client.get("/healthz"), await svc.client.get("/readyz")
+        assert health.status_code == 503 and "correlate" in health.json()["detail"]
         assert ready.status_code == 503 and ready.json()["status"] == "down"
+        assert ready.json()["problems"] == [f"down: {health.json()['detail']}"]
+
+
+async def test_the_production_api_is_alive_but_not_ready_without_its_broker(tmp_path):
+    api = await production_api(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}")
+    try:
+        async with asgi_client(api.app) as http:
+            assert (await http.get("/healthz")).json() == {"status": "ok"}
+            ready = await http.get("/readyz")
+    finally:
+        await api.engine.dispose()
+    assert ready.status_code == 503 and ready.json()["status"] == "not ready"
+    assert ready.json()["problems"] == ["kafka: ConnectionRefusedError"]
 
 
 async def test_a_process_whose_loop_is_down_is_neither_healthy_nor_ready():
@@ -242,10 +303,7 @@ def _no_tracebacks(caplog) -> None:
 
 def test_slow_bodies_are_answered_408_and_do_not_hold_the_server(settings, caplog):
     caplog.set_level(logging.INFO)
-
-    async def make():
-        return create_app(with_limits(settings, SMALL), clock=FakeClock(T0))
-    with ServerThread(make, SMALL) as srv:
+    with embedded_server(with_limits(settings, SMALL), FakeClock(T0)) as srv:
         slow = [_partial_post(srv.port) for _ in range(100)]
         started = time.monotonic()
         answers = []
@@ -259,16 +317,14 @@ def test_slow_bodies_are_answered_408_and_do_not_hold_the_server(settings, caplo
         assert time.monotonic() - started < 5                                # 0.5 s each, in parallel
         with httpx.Client(base_url=srv.base_url) as http:
             assert http.get("/healthz").status_code == 200
+        assert srv.call(_nothing_taken(srv)) == ([], 0)
     _no_tracebacks(caplog)
     assert len([r for r in caplog.records if "within 0.5s" in r.getMessage()]) == 100
 
 
 def test_a_client_that_leaves_mid_request_costs_one_log_line(settings, caplog):
     caplog.set_level(logging.INFO)
-
-    async def make():
-        return create_app(settings, clock=FakeClock(T0))
-    with ServerThread(make) as srv:
+    with embedded_server(settings, FakeClock(T0)) as srv:
         _partial_post(srv.port).close()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not any("went away" in r.getMessage() for r in caplog.records):
@@ -281,9 +337,7 @@ def test_a_client_that_leaves_mid_request_costs_one_log_line(settings, caplog):
 
 
 def test_a_declared_50_mb_body_is_refused_before_it_is_sent(settings):
-    async def make():
-        return create_app(settings, clock=FakeClock(T0))
-    with ServerThread(make) as srv:
+    with embedded_server(settings, FakeClock(T0)) as srv:
         started = time.monotonic()
         answer = raw_request(srv.port, POST_HEAD + b"content-length: 52428800\r\n\r\n", b"[")
         assert status_of(answer) == 413 and b"1048576 bytes" in answer
@@ -294,21 +348,25 @@ def test_a_declared_50_mb_body_is_refused_before_it_is_sent(settings):
         answer = raw_request(srv.port, POST_HEAD + b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
                              chunk * 32 + b"0\r\n\r\n")
         assert status_of(answer) == 413
-        assert srv.call(_refusals(srv)) == []
+        assert srv.call(_nothing_taken(srv)) == ([], 0)
 
 
-async def _refusals(srv: ServerThread) -> list:
-    return await srv.app.state.runtime.store.refusals()
+async def _nothing_taken(srv: ServerThread) -> tuple[list, int]:
+    """What the embedded runtime kept as refused, and how many inputs intake published."""
+    assert srv.service is not None
+    return await kept_refusals(srv.service), intake_published(srv.service)
 
 
-async def test_a_body_nested_deeper_than_can_be_stored_is_refused_with_a_reason(settings):
-    async with live_service(settings, FakeClock(T0 + 5)) as svc:
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_body_nested_deeper_than_can_be_stored_is_refused_with_a_reason(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
         for depth in (240, 300, 1000, 2000):
             body = b"[" * depth + b"]" * depth
-            resp = await svc.client.post("/actions", content=body, headers=JSON)
+            resp = await app.client.post("/actions", content=body, headers=JSON)
             assert resp.status_code == 422, depth
             assert "nested deeper" in resp.json()["reasons"][0]["reason"] or depth > 1024
-        assert svc.runtime.engine.alive and len(await svc.runtime.store.refusals()) == 4
+        assert (await app.client.get("/healthz")).status_code == 200
+        assert len(await app.letters()) == 4 and app.published() == 0
 
 
 # ---------------------------------------------------------------------- docs without the internet
@@ -331,16 +389,10 @@ def _check_offline_docs(client, paths=("/docs", "/redoc")) -> None:
 
 
 def test_docs_load_nothing_from_outside_the_app(settings, tmp_path):
-    async def embedded():
-        return create_app(settings, clock=FakeClock(T0))
-    with ServerThread(embedded) as srv, httpx.Client(base_url=srv.base_url) as http:
+    with embedded_server(settings, FakeClock(T0)) as srv, httpx.Client(base_url=srv.base_url) as http:
         _check_offline_docs(http)
     db = f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}"
-
-    async def production():
-        app, _producer = await production_api(db)
-        return app
-    with ServerThread(production) as srv, httpx.Client(base_url=srv.base_url) as http:
+    with production_server(db) as srv, httpx.Client(base_url=srv.base_url) as http:
         _check_offline_docs(http)
     # A process's ops app serves no docs at all.
     app = ops_app(lambda: True, None, CollectorRegistry(), limits=HttpLimits())
@@ -351,14 +403,11 @@ def test_docs_load_nothing_from_outside_the_app(settings, tmp_path):
 
 async def test_the_production_api_pages_faults_work_orders_and_trouble_tickets(tmp_path):
     from sqlalchemy import insert
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     from shared.db.models import faults, work_orders
 
-    db = f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}"
-    app, _producer = await production_api(db)
-    engine = create_async_engine(db)
-    async with engine.begin() as conn:
+    api = await production_api(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}")
+    async with api.engine.begin() as conn:
         await conn.execute(insert(faults), [
             {"fault_id": f"F-GZ-{i:06d}", "city": "GZ", "severity": "general",
              "opened_at": f"2026-11-25T10:{i:02d}:00+08:00"} for i in range(7)])
@@ -366,42 +415,54 @@ async def test_the_production_api_pages_faults_work_orders_and_trouble_tickets(t
             {"work_order_id": f"W-GZ-{i:06d}", "queue": "city.GZ.monitoring", "status": "acknowledged",
              "title": "t", "rule": "RT-5", "priority": "normal", "fault_ids": '["F-GZ-000001"]',
              "created_at": f"2026-11-25T10:{i:02d}:00+08:00"} for i in range(5)])
-    await engine.dispose()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-        first = await http.get("/faults", params={"limit": 3})
-        assert [f["fault_id"] for f in first.json()] == ["F-GZ-000000", "F-GZ-000001", "F-GZ-000002"]
-        assert first.headers["x-next-offset"] == "3" and first.headers["x-result-count"] == "3"
-        last = await http.get("/faults", params={"limit": 3, "offset": 6})
-        assert [f["fault_id"] for f in last.json()] == ["F-GZ-000006"] and "x-next-offset" not in last.headers
-        orders = await http.get("/workorders", params={"limit": 2, "offset": 4})
-        assert [o["work_order_id"] for o in orders.json()] == ["W-GZ-000004"]
-        tickets = await http.get("/tmf-api/troubleTicket/v4/troubleTicket", params={"limit": 2})
-        assert [t["id"] for t in tickets.json()] == ["W-GZ-000000", "W-GZ-000001"]
-        assert tickets.headers["x-total-count"] == "5" and tickets.headers["x-result-count"] == "2"
-        assert tickets.json()[0]["relatedEntity"] == [{"id": "F-GZ-000001", "role": "fault"}]
-        for bad in ({"limit": 5001}, {"offset": 2**63}, {"offset": -1}):
-            assert (await http.get("/faults", params=bad)).status_code == 422
-        # The same guard as the embedded app.
-        text = {"content-type": "text/plain"}
-        assert (await http.post("/alarms", content=b"{}", headers=text)).status_code == 415
-        assert (await http.post("/actions", content=b"null", headers=JSON)).status_code == 422
+    try:
+        async with asgi_client(api.app) as http:
+            first = await http.get("/faults", params={"limit": 3})
+            assert [f["fault_id"] for f in first.json()] == ["F-GZ-000000", "F-GZ-000001", "F-GZ-000002"]
+            assert first.headers["x-next-offset"] == "3" and first.headers["x-result-count"] == "3"
+            last = await http.get("/faults", params={"limit": 3, "offset": 6})
+            assert [f["fault_id"] for f in last.json()] == ["F-GZ-000006"]
+            assert "x-next-offset" not in last.headers
+            orders = await http.get("/workorders", params={"limit": 2, "offset": 4})
+            assert [o["work_order_id"] for o in orders.json()] == ["W-GZ-000004"]
+            tickets = await http.get("/tmf-api/troubleTicket/v4/troubleTicket", params={"limit": 2})
+            assert [t["id"] for t in tickets.json()] == ["W-GZ-000000", "W-GZ-000001"]
+            assert tickets.headers["x-total-count"] == "5" and tickets.headers["x-result-count"] == "2"
+            assert tickets.json()[0]["relatedEntity"] == [{"id": "F-GZ-000001", "role": "fault"}]
+            for bad in ({"limit": 5001}, {"offset": 2**63}, {"offset": -1}):
+                assert (await http.get("/faults", params=bad)).status_code == 422
+            # The same guard as in the embedded mode.
+            text = {"content-type": "text/plain"}
+            assert (await http.post("/alarms", content=b"{}", headers=text)).status_code == 415
+            assert (await http.post("/actions", content=b"null", headers=JSON)).status_code == 422
+    finally:
+        await api.engine.dispose()
 
 
-# ---------------------------------------------------------------------- reads give way to intake
+# ---------------------------------------------------------------------- reads never wait for intake
 
-async def test_a_read_waits_for_intake_in_flight_but_not_for_ever():
-    import asyncio
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_read_is_answered_while_intake_is_in_flight(settings, mode):
+    """Successor of the embedded engine's read gate (IntakeFirst: a read waited, at most
+    max_wait_s, for intake in flight): reads now come from the database, so however long intake
+    takes to publish, and however many bodies wait for a slot, a read does not wait at all."""
+    limited = with_limits(settings, HttpLimits(max_decoded_bodies=1))
+    async with one_app(mode, limited, FakeClock(T0 + 5)) as app:
+        producer, release, held = app.intake_producer, asyncio.Event(), []
+        send = producer.send_many
 
-    from services.runtime import IntakeFirst
-
-    gate = IntakeFirst(max_wait_s=0.3)
-    await asyncio.wait_for(gate.read(), 0.05)                       # no intake: at once
-    async with gate.intake():
-        reader = asyncio.create_task(gate.read())
-        await asyncio.sleep(0.05)
-        assert not reader.done()
-    await asyncio.wait_for(reader, 0.1)                             # released when the intake ends
-    async with gate.intake():                                       # a storm of intake: bounded wait
-        started = time.monotonic()
-        await gate.read()
-        assert 0.25 < time.monotonic() - started < 1.0
+        async def slow(records):
+            held.append(len(records))
+            await release.wait()
+            return await send(records)
+        producer.send_many = slow
+        posts = [asyncio.create_task(app.client.post("/alarms", json=alarm("GZ-OTN-A:1-3-1", str(i))))
+                 for i in range(3)]
+        await asyncio.sleep(0.2)
+        assert held == [1]                                  # one publishing, two waiting for the slot
+        for path in ("/faults", "/workorders", "/decisions", "/tmf-api/troubleTicket/v4/troubleTicket"):
+            resp = await asyncio.wait_for(app.client.get(path), 2)
+            assert resp.status_code == 200, path
+        assert not any(p.done() for p in posts)
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*posts)] == [202, 202, 202]

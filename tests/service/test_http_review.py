@@ -1,8 +1,12 @@
-"""The HTTP hardening as a reviewer probed it (issue 7 part 4): no 500 from a body within the
-limit whose record or dead letter would exceed a Kafka message; no connection slot held by a
-client that never completes a request head; no body left unread under any method; bounded
-decoded bodies; refusals sent whole; `Expect: 100-continue` told at once; and the two apps
-refusing the same input with the same reason."""
+"""The HTTP hardening as a reviewer probed it (issue 7 part 4), on the one app in both modes: no
+500 from a body within the limit whose record or dead letter would exceed a Kafka message; no
+connection slot held by a client that never completes a request head; no body left unread
+under any method; bounded decoded bodies; refusals sent whole; `Expect: 100-continue` told
+at once; and both modes refusing the same input with the same reason.
+
+"embedded" is `faultline run` (a real services/live.Embedded), "production" is `faultline api`
+(services/api_process.create_api over a RecordingProducer and a migrated SQLite read model);
+see service/http_support.py."""
 
 from __future__ import annotations
 
@@ -17,15 +21,25 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.http_support import MAX_REQUEST_SIZE, RecordingProducer, ServerThread, production_api, status_of
-from service.support import T0, FakeClock, live_service
+from service.http_support import (
+    MAX_REQUEST_SIZE,
+    MODES,
+    RecordingProducer,
+    ServerThread,
+    asgi_client,
+    one_app,
+    production_api,
+    status_of,
+)
+from service.support import T0, FakeClock
 from services.deadletter import MAX_LETTER, MAX_VALUE, dead_letter
 from services.http_guard import MAX_ALARMS, HttpGuard, HttpLimits, IntakeSlots
 from services.process_kit import ops_app
-from services.runtime import IntakeFirst
+from shared.transport.port import Msg
 
 JSON = {"content-type": "application/json"}
 MiB = 1024 * 1024
+TMF642 = "/tmf-api/alarmManagement/v4/alarm"
 
 
 def _recv_all(s: socket.socket, until: float) -> tuple[bytes, bool]:
@@ -48,16 +62,12 @@ def _recv_all(s: socket.socket, until: float) -> tuple[bytes, bool]:
 # ---------------------------------------------------------------------- 1. Kafka-sized records
 
 async def _api(tmp_path, limits: HttpLimits | None = None):
-    app, producer = await production_api(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}", limits)
-    return app, producer, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
-
-
-def _letters(producer: RecordingProducer) -> list[dict]:
-    return [orjson.loads(v) for t, v, *_ in producer.sent if t == "faultline.deadletter"]
+    api = await production_api(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}", limits)
+    return api, asgi_client(api.app)
 
 
 async def test_the_api_dead_letters_any_refused_body_within_the_limit_cut_to_fit_a_message(tmp_path):
-    app, producer, http = await _api(tmp_path)
+    api, http = await _api(tmp_path)
     text = b'{"text":"' + b"b" * (MiB - 11) + b'"}'
     assert len(text) == MiB                                     # at the limit: taken, then refused
     probes = [("/alarms", b"\xff" * 400_000),                   # not JSON; ~1.2 MB once decoded with U+FFFD
@@ -69,34 +79,37 @@ async def test_the_api_dead_letters_any_refused_body_within_the_limit_cut_to_fit
         for path, body in probes:
             resp = await http.post(path, content=body, headers=JSON)
             assert resp.status_code == 422, (path, body[:20], resp.status_code, resp.text[:200])
-    letters = _letters(producer)
-    assert len(letters) == len(probes)
-    for (_path, body), (_t, value, *_rest) in zip(probes, [r for r in producer.sent
-                                                          if r[0] == "faultline.deadletter"], strict=True):
+    await api.engine.dispose()
+    sent = [value for topic, value, *_ in api.producer.sent if topic == "faultline.deadletter"]
+    assert len(sent) == len(probes) and api.producer.published() == []
+    for (_path, body), value in zip(probes, sent, strict=True):
         letter = orjson.loads(value)
-        assert len(value) <= MAX_LETTER and letter["topic"] == "http" and letter["reason"]
+        assert len(value) <= MAX_LETTER and letter["stage"] == "api" and letter["reason"]
+        assert letter["source"] is None and letter["topic"] is None     # refused before it was published
         assert isinstance(letter["value"], str) and letter["truncated"] > len(letter["value"])
         assert body.decode("utf-8", "replace").startswith(letter["value"][:1000]) or body[:1] == b"{"
 
 
-async def test_an_accepted_value_too_large_for_a_message_is_413_and_nothing_is_sent(tmp_path):
-    app, producer, http = await _api(tmp_path)
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_accepted_value_too_large_for_a_message_is_413_and_nothing_is_sent(settings, mode):
     tmf = {"id": "T-1", "alarmedObject": {"id": "GZ-OTN-A:1-3-1"}, "probableCause": "LOS",
            "perceivedSeverity": "critical", "state": "raised", "eventTime": "2026-11-25T10:00:00+08:00"}
     big_tmf = orjson.dumps(tmf | {"alarmDetails": "d" * (MiB - 300)})
     alarm = {"source": "nms", "alarm_id": "1", "resource_id": "GZ-OTN-A:1-3-1", "probable_cause": "LOS",
              "severity": "critical", "state": "raised", "event_time": "2026-11-25T10:00:00+08:00"}
     big_alarm = orjson.dumps(alarm | {"text": "t" * (MiB - 300)})
-    async with http:
-        for path, body in (("/tmf-api/alarmManagement/v4/alarm", big_tmf), ("/alarms", big_alarm),
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        for path, body in ((TMF642, big_tmf), ("/alarms", big_alarm),
                            ("/alarms", orjson.dumps([alarm, alarm | {"text": "t" * (MiB - 400)}]))):
             assert len(body) <= MiB
-            resp = await http.post(path, content=body, headers=JSON)
+            resp = await app.client.post(path, content=body, headers=JSON)
             assert resp.status_code == 413, (path, resp.status_code, resp.text[:200])
             assert f"at most {MAX_VALUE}" in resp.json()["detail"]
-        assert producer.sent == []                                    # not even the list's first alarm
-        ok = await http.post("/tmf-api/alarmManagement/v4/alarm", json=tmf)
-        assert ok.status_code == 202 and len(producer.sent) == 1
+        assert app.published() == 0 and await app.letters() == []    # not even the list's first alarm
+        if app.producer is not None:
+            assert app.producer.sent == []
+        ok = await app.client.post(TMF642, json=tmf)
+        assert ok.status_code == 202 and app.published() == 1
 
 
 async def test_the_recording_producer_refuses_what_aiokafka_would():
@@ -112,15 +125,16 @@ async def test_the_recording_producer_refuses_what_aiokafka_would():
     "\x01" * 300_000, "\ufffd" * 400_000, "\ud800" * 1000 + "x" * 500_000, ["\x01" * 100_000] * 3,
     {"a": "é" * 600_000}, 10**30, None])
 def test_a_dead_letter_always_fits_and_keeps_what_it_can(value):
-    encoded = dead_letter("why " * 5000, {"topic": "http"}, value)
+    encoded = dead_letter("why " * 5000, "api", value)
     letter = orjson.loads(encoded)
-    assert len(encoded) <= MAX_LETTER and letter["topic"] == "http" and len(letter["reason"]) == 4096
-    small = dead_letter("why", {"topic": "t", "offset": 3}, {"a": [1, 2]})
-    assert orjson.loads(small) == {"reason": "why", "topic": "t", "offset": 3, "value": {"a": [1, 2]}}
+    assert len(encoded) <= MAX_LETTER and letter["stage"] == "api" and len(letter["reason"]) == 4096
+    small = dead_letter("why", "router", {"a": [1, 2]}, msg=Msg("t", 0, 3, None, b'{"a": [1, 2]}', 0))
+    assert orjson.loads(small) == {"reason": "why", "stage": "router", "source": None, "topic": "t",
+                                   "partition": 0, "offset": 3, "value": {"a": [1, 2]}}
     deep = [[[[]]]]
     for _ in range(300):
         deep = [deep]
-    kept = orjson.loads(dead_letter("deep", {}, deep, b"[[[ as sent"))
+    kept = orjson.loads(dead_letter("deep", "api", deep, raw=b"[[[ as sent"))
     assert kept["value"] == "[[[ as sent" and "truncated" not in kept
 
 
@@ -214,76 +228,63 @@ def test_a_request_of_any_method_with_a_body_is_refused_and_closed_at_once(metho
 
 # ---------------------------------------------------------------------- 4. decoded bodies
 
-async def test_the_embedded_app_hands_an_over_cap_list_to_the_engine_as_text(settings):
-    async with live_service(settings, FakeClock(T0 + 5)) as svc:
-        seen = []
-        submit = svc.runtime.engine.submit
-
-        async def spy(body, source, *, refuse=None):
-            seen.append((type(body), refuse))
-            return await submit(body, source, refuse=refuse)
-        svc.runtime.engine.submit = spy
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_over_cap_alarm_list_is_kept_as_the_text_it_came_as(settings, mode):
+    """Successor of "the embedded app hands an over-cap list to the engine as text": intake
+    refuses the list whole before decoding its items into alarms, and the dead letter keeps
+    the body as it came (a string), not the 1,001 decoded items."""
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
         raw = b"[" + b"{}, " * MAX_ALARMS + b"{}]"
-        resp = await svc.client.post("/alarms", content=raw, headers=JSON)
-        assert resp.status_code == 422 and f"at most {MAX_ALARMS}" in resp.json()["reasons"][0]["reason"]
-        assert seen == [(str, f"a list of {MAX_ALARMS + 1} alarms; at most {MAX_ALARMS} in one request")]
-        assert (await svc.runtime.store.refusals())[0].body == raw.decode()      # kept as it came
+        resp = await app.client.post("/alarms", content=raw, headers=JSON)
+        reason = f"a list of {MAX_ALARMS + 1} alarms; at most {MAX_ALARMS} in one request"
+        assert resp.status_code == 422 and resp.json()["reasons"][0]["reason"] == reason
+        assert await app.letters() == [{"reason": reason, "body": raw.decode()}]     # kept as it came
+        assert app.published() == 0
+        if app.producer is not None:
+            assert app.producer.letters()[0]["value"] == raw.decode()
 
 
-async def test_the_embedded_app_decodes_and_holds_at_most_its_slots_of_bodies(settings):
+# (path, body, status): held while publishing or dead-lettering, each in its slot.
+SLOTTED = [("/alarms", b"[]", 202), ("/complaints", b"{}", 422), ("/actions", b"{}", 422),
+           (TMF642, b"null", 202), ("/actions", b"null", 422), ("/complaints", b"null", 422),
+           ("/alarms", b"null", 422)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_intake_decodes_and_holds_at_most_its_slots_of_bodies(settings, mode):
     limited = dataclasses.replace(settings, http=HttpLimits(max_decoded_bodies=2))
-    async with live_service(limited, FakeClock(T0 + 5)) as svc:
+    async with one_app(mode, limited, FakeClock(T0 + 5)) as app:
+        producer = app.intake_producer
         inside, most, release = 0, 0, asyncio.Event()
-        submit = svc.runtime.engine.submit
+        send = producer.send_many
 
-        async def held(body, source, *, refuse=None):
+        async def held(records):
             nonlocal inside, most
             inside += 1
             most = max(most, inside)
             await release.wait()
             inside -= 1
-            return await submit(body, source, refuse=refuse)
-        svc.runtime.engine.submit = held
-        posts = [asyncio.create_task(svc.client.post(path, content=b"[]" if path == "/alarms" else b"{}",
-                                                     headers=JSON))
-                 for path in ("/alarms", "/complaints", "/actions", "/complaints", "/actions")]
+            return await send(records)
+        producer.send_many = held
+        posts = [asyncio.create_task(app.client.post(path, content=body, headers=JSON))
+                 for path, body, _status in SLOTTED]
         await asyncio.sleep(0.3)
         assert (inside, most) == (2, 2)
         release.set()
-        assert all(r.status_code in (202, 422) for r in await asyncio.gather(*posts))
+        answers = await asyncio.gather(*posts)
+        assert [r.status_code for r in answers] == [status for _p, _b, status in SLOTTED]
         assert most == 2
 
 
-async def test_the_api_decodes_and_holds_at_most_its_slots_of_bodies(tmp_path):
-    app, producer, http = await _api(tmp_path, HttpLimits(max_decoded_bodies=2))
-    inside, most, release = 0, 0, asyncio.Event()
-    send = producer.send_many
-
-    async def held(records):
-        nonlocal inside, most
-        inside += 1
-        most = max(most, inside)
-        await release.wait()
-        inside -= 1
-        return await send(records)
-    producer.send_many = held
-    async with http:
-        posts = [asyncio.create_task(http.post(path, content=b"null", headers=JSON))
-                 for path in ("/alarms", "/complaints", "/actions", "/tmf-api/alarmManagement/v4/alarm",
-                              "/actions")]
-        await asyncio.sleep(0.3)
-        assert (inside, most) == (2, 2)
-        release.set()
-        assert [r.status_code for r in await asyncio.gather(*posts)] == [422, 422, 422, 202, 422]
-    assert most == 2
-
-
-async def test_intake_slots_and_the_read_gate_together():
-    gate = IntakeFirst(max_wait_s=0.2, slots=IntakeSlots(1))
+async def test_intake_slots_let_in_at_most_their_number_the_others_wait_undecoded():
+    """Successor of "intake slots and the read gate together" (the embedded engine's IntakeFirst
+    is gone): the slots alone; that a read never waits for them is test_http_guard's
+    test_a_read_is_answered_while_intake_is_in_flight."""
+    slots = IntakeSlots(1)
     entered = []
 
     async def one(i: int) -> None:
-        async with gate.intake():
+        async with slots.slot():
             entered.append(i)
             await asyncio.sleep(0.1)
     tasks = [asyncio.create_task(one(i)) for i in range(3)]
@@ -343,29 +344,32 @@ def test_a_client_that_expects_100_continue_is_refused_at_once_not_invited(heade
         assert status_of(answer) == 404
 
 
-# ---------------------------------------------------------------------- 8. one answer for both apps
+# ---------------------------------------------------------------------- 8. one answer in both modes
 
-async def test_both_apps_refuse_the_same_action_with_the_same_reason(settings, tmp_path):
+async def test_both_modes_refuse_the_same_action_with_the_same_reason(settings, tmp_path):
     bodies = [b"[]", b"null", b'"ack"', b"1.5", b"{}", b'{"kind": null}', b'{"kind": ["ack"]}']
-    async with live_service(settings, FakeClock(T0 + 5)) as svc:
-        answers = [await svc.client.post("/actions", content=b, headers=JSON) for b in bodies]
-        embedded = [a.json()["reasons"][0]["reason"] for a in answers]
-    app, producer, http = await _api(tmp_path)
-    async with http:
-        api = [(await http.post("/actions", content=b, headers=JSON)).json()["detail"] for b in bodies]
-    assert embedded == api
+    answers, kept = {}, {}
+    for mode in MODES:
+        async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+            replies = [(await app.client.post("/actions", content=b, headers=JSON)).json() for b in bodies]
+            assert all(r["detail"] == r["reasons"][0]["reason"] == r["refused"][0] for r in replies)
+            answers[mode] = [r["detail"] for r in replies]
+            kept[mode] = [k["reason"] for k in await app.letters()]
+    api = answers["production"]
+    assert answers["embedded"] == api
     assert api[:3] == ["expected a JSON object, got a list", "expected a JSON object, got null",
                        "expected a JSON object, got 'ack'"]
     assert api[4:7] == ["missing field kind", "missing field kind",     # as replay words it
                         "kind: expected a string, got a list"]
-    assert [letter["reason"] for letter in _letters(producer)] == api
+    assert kept["production"] == kept["embedded"] == api
 
 
-async def test_decisions_are_limited_as_every_other_list(settings):
-    async with live_service(settings, FakeClock(T0 + 5)) as svc:
-        schema = (await svc.client.get("/openapi.json")).json()
+@pytest.mark.parametrize("mode", MODES)
+async def test_decisions_are_limited_as_every_other_list(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        schema = (await app.client.get("/openapi.json")).json()
         params = {p["name"]: p["schema"] for p in schema["paths"]["/decisions"]["get"]["parameters"]}
         faults = {p["name"]: p["schema"] for p in schema["paths"]["/faults"]["get"]["parameters"]}
         assert params["limit"] | {"default": 0} == faults["limit"] | {"default": 0}
         assert params["limit"]["default"] == 500
-        assert (await svc.client.get("/decisions", params={"limit": 5001})).status_code == 422
+        assert (await app.client.get("/decisions", params={"limit": 5001})).status_code == 422
