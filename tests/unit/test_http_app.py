@@ -269,12 +269,17 @@ def _notice(notice_id: str) -> str:
     return orjson.dumps({"id": notice_id, "notice": {}, "now": 1.0}).decode()
 
 
-async def _logged(engine, stage: str, shard: str, seq: int, source_key: str, **sent: list[str]) -> None:
-    """What a city shard stores for an input it handled: its log entry, and per topic the
-    messages it made (one outbox row each, a JSON list)."""
+async def _logged(engine, stage: str, shard: str, seq: int, source_key: str, refused: str | None = None,
+                  **sent: list[str]) -> None:
+    """What a city shard stores for an input it handled, in one transaction as the shard runner
+    does: its log entry, its refusal if any, and per topic the messages it made (one outbox
+    row each, a JSON list)."""
     async with engine.begin() as conn:
         await conn.execute(insert(input_log).values(stage=stage, shard=shard, seq=seq, kind="input",
                                                     clock=1.0, body="{}", source_key=source_key))
+        if refused is not None:
+            await conn.execute(insert(rejected).values(at="2026-11-25T10:25:00+08:00", stage=stage,
+                                                       source_key=source_key, reason=refused))
         for topic, values in sent.items():
             await conn.execute(insert(outbox).values(stage=stage, shard=shard, seq=seq, topic=topic,
                                                      key=shard, value=orjson.dumps(values).decode()))
@@ -366,8 +371,7 @@ async def test_an_awaited_action_refused_by_the_rules_is_422_with_the_reason(svc
     reason = "resolve GZ-INT-0001: the line is still down (CL-4)"
 
     async def correlate(msg: Msg) -> None:
-        await _logged(svc.engine, "correlate", "GZ", 1, msg.coordinates)
-        await _refused(svc.engine, "correlate", msg.coordinates, reason)
+        await _logged(svc.engine, "correlate", "GZ", 1, msg.coordinates, refused=reason)
     resp, _ = await asyncio.gather(svc.client.post("/actions", params={"wait_s": 10}, json=RESOLVE),
                                    _as_stages(svc, correlate))
     assert resp.status_code == 422
