@@ -18,10 +18,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.http_app import Face, build_app
-from services.process_kit import prepare, readiness, serve_until_stopped
+from services.process_kit import prepare, reachable, serve_until_stopped
 from services.settings import Settings
 from shared.inventory import Inventory
-from shared.kafka import Producer
+from shared.kafka import KafkaTransport
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
 from shared.transport.port import Producer as ProducerPort
 
@@ -32,9 +32,9 @@ def alive() -> str | None:
 
 def face(settings: Settings, engine: AsyncEngine, producer: ProducerPort, registry: CollectorRegistry,
          inventory: Inventory | None = None) -> Face:
-    kafka = settings.kafka
+    broker = KafkaTransport(settings.kafka)
     return Face(producer=producer, db=engine, registry=registry, health=alive,
-                ready=lambda: readiness(engine, kafka), limits=settings.http, inventory=inventory)
+                ready=lambda: reachable(engine, broker), limits=settings.http, inventory=inventory)
 
 
 def create_api(settings: Settings, engine: AsyncEngine, producer: ProducerPort,
@@ -58,10 +58,8 @@ def _inventory(settings: Settings) -> Inventory | None:
 
 async def api(settings: Settings, stop: asyncio.Event) -> None:
     inventory = _inventory(settings)
-    n = settings.kafka.partitions
-    topics = (ALARMS, ACTIONS, DEADLETTER, raw_alarms_topic("tmf642"))
-    engine = await prepare(settings, {t: n for t in topics})
-    producer = Producer(settings.kafka)
+    engine, transport = await prepare(settings, (ALARMS, ACTIONS, DEADLETTER, raw_alarms_topic("tmf642")))
+    producer = transport.producer()
     await producer.start(deadline_s=None)
     try:
         app = create_api(settings, engine, producer, CollectorRegistry(), inventory)

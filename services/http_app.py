@@ -3,8 +3,10 @@ next to the Kafka processes, and `faultline run` with every stage in one process
 gives a `Face`: the producer intake publishes with (the transport port), the database the
 stages keep (the read model, the shard logs, the outbox, the refusals), its metrics
 registry, its health, readiness and warnings, its HTTP limits, its clock and, when it has
-loaded one, the inventory. `build_app(face)` is the only FastAPI app of the product
-besides services/process_kit.py's `ops_app`; `ops_routes` is what that app can fold in.
+loaded one, the inventory. This is the one module that builds FastAPI apps: `build_app(face)`,
+and `build_ops_app(ops)`, the port of a process that serves only /healthz, /readyz and
+/metrics (correlate, dispatch, ingest). Their /docs and /redoc load every asset from the
+fastapi-offline package: monitoring rooms sit on isolated networks.
 
 Intake never calls a stage. An accepted input is published — alarms to faultline.alarms
 (keyed by resource), complaints and operator actions (§3 objects, without `at`) to
@@ -63,6 +65,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -81,7 +84,6 @@ from services.http_guard import (
     alarm_list_refusal,
     decode_json,
     harden,
-    new_app,
     paged,
 )
 from services.http_models import (
@@ -152,8 +154,16 @@ class Face:
     inventory: Inventory | None = None                  # names, shards, the router's check
 
 
+def _new_app(*, docs: bool = True, **kwargs: Any) -> FastAPI:
+    """A FastAPI app; with `docs`, /docs and /redoc are served without any CDN."""
+    if not docs:
+        return FastAPI(docs_url=None, redoc_url=None, **kwargs)
+    # validatorUrl None: Swagger UI would otherwise fetch a badge from validator.swagger.io.
+    return FastAPIOffline(swagger_ui_parameters={"validatorUrl": None}, **kwargs)
+
+
 def build_app(face: Face) -> FastAPI:
-    app = new_app(title="faultline", description="Alarm correlation and fault dispatch (CONTRACT §4)")
+    app = _new_app(title="faultline", description="Alarm correlation and fault dispatch (CONTRACT §4)")
     app.include_router(intake_routes(face))
     app.include_router(read_routes(face))
     app.include_router(ops_routes(face))
@@ -541,7 +551,25 @@ def read_routes(face: Face) -> APIRouter:
 
 # ---------------------------------------------------------------------- operations
 
-def ops_routes(face: Face) -> APIRouter:
+@dataclass(frozen=True, slots=True)
+class Ops:
+    """What /healthz, /readyz and /metrics of any process need (a `Face` has it too)."""
+
+    registry: CollectorRegistry
+    health: Callable[[], str | None]                    # None: alive; else why not
+    ready: Callable[[], Awaitable[list[str]]]           # problems: 503 when any
+    warnings: Callable[[], list[str]] = no_warnings
+
+
+def build_ops_app(ops: Ops, limits: HttpLimits) -> FastAPI:
+    """A process's own port (correlate, dispatch, ingest): nothing but the ops routes, behind
+    the same guard as the API."""
+    app = _new_app(docs=False, title="faultline process")
+    app.include_router(ops_routes(ops))
+    return harden(app, limits)
+
+
+def ops_routes(face: Face | Ops) -> APIRouter:
     """/healthz (the mode's loops run), /readyz (and what they need answers; warnings such as the
     holiday calendar's end listed, never making it unready), /metrics."""
     router = APIRouter(tags=["operations"])

@@ -24,8 +24,6 @@ production api (`faultline api`) and each production process's ops app (issue 7,
   of `{}`s is ~23 MiB of Python objects); `alarm_list_refusal` (MAX_ALARMS) and
   `action_refusal` are the checks both apps make on a decoded alarm body or action, so both
   refuse the same input with the same reason.
-- `new_app` builds a FastAPI app whose /docs and /redoc load their assets from the
-  `fastapi-offline` package instead of a CDN (an operator's browser may have no internet).
 - `harden` puts the guard (and CORS, only when FAULTLINE_CORS_ORIGINS names origins) on an app.
 - `uvicorn_config` gives the server settings that bound what slow or many clients can hold.
 - `Limit`, `Offset`, `PAGE_HEADERS`, `paged`: one way to page every list of both apps.
@@ -44,7 +42,6 @@ from typing import Annotated, Any
 import orjson
 import uvicorn
 from fastapi import FastAPI, Query, Response
-from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
@@ -381,14 +378,6 @@ def action_refusal(body: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------- apps and servers
-
-def new_app(*, docs: bool = True, **kwargs: Any) -> FastAPI:
-    """A FastAPI app; with `docs`, /docs and /redoc are served without any CDN."""
-    if not docs:
-        return FastAPI(docs_url=None, redoc_url=None, **kwargs)
-    # validatorUrl None: Swagger UI would otherwise fetch a badge from validator.swagger.io.
-    return FastAPIOffline(swagger_ui_parameters={"validatorUrl": None}, **kwargs)
-
 
 def harden(app: FastAPI, limits: HttpLimits | None = None) -> FastAPI:
     limits = limits or HttpLimits()

@@ -22,12 +22,13 @@ from prometheus_client import CollectorRegistry, Counter
 
 from alarm_ingest.raw import FORMATS, normalize
 from services.deadletter import MAX_VALUE
+from services.http_app import Ops, build_ops_app
 from services.listeners import now_ms, start_listeners
-from services.process_kit import ProcessSettings, ops_app, prepare, readiness, serve_until_stopped
+from services.process_kit import loops_health, prepare, reachable, serve_until_stopped
 from services.router import dead
 from services.sessions import run_sessions, until_stopped
+from services.settings import Settings
 from shared.clock import fmt_time
-from shared.kafka import KafkaTransport
 from shared.topics import ALARMS, DEADLETTER, raw_alarms_topic
 from shared.transport.port import Msg, Producer, Transport, next_offsets
 from shared.wire import INTERNAL, describe
@@ -115,16 +116,14 @@ class IngestRunner:
             await consumer.stop()
 
 
-async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
-    n = settings.kafka.partitions
-    engine = await prepare(settings, {t: n for t in [*RAW_TOPICS, ALARMS, DEADLETTER]})
-    transport = KafkaTransport(settings.kafka)
+async def ingest(settings: Settings, stop: asyncio.Event) -> None:
+    db, transport = await prepare(settings, [*RAW_TOPICS, ALARMS, DEADLETTER])
     producer = transport.producer()
     await producer.start(deadline_s=None)
     registry = CollectorRegistry()
     runner = IngestRunner(transport, producer, registry)
-    app = ops_app(lambda: runner.healthy, lambda: readiness(engine, settings.kafka), registry,
-                  limits=settings.http)
+    ops = Ops(registry, loops_health({"ingest": runner}), lambda: reachable(db, transport))
+    app = build_ops_app(ops, settings.http)
 
     async def publish_raw(fmt: str, data: bytes) -> None:
         await producer.send(raw_alarms_topic(fmt), data, timestamp_ms=now_ms())
@@ -139,4 +138,4 @@ async def ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
         for h in handles:
             h.close()
         await producer.stop()
-        await engine.dispose()
+        await db.dispose()

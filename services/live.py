@@ -27,7 +27,7 @@ from services.config import UsageError, load_config
 from services.http_app import Face, build_app
 from services.http_guard import HttpLimits
 from services.metrics import calendar_watch
-from services.process_kit import install_stop, serve_until_stopped
+from services.process_kit import install_stop, loops_health, reachable, serve_until_stopped
 from services.stage_loops import (
     CORRELATE_TOPICS,
     DISPATCH_TOPICS,
@@ -130,16 +130,14 @@ class Embedded:
                 "ingest": self.ingest, "deadletter": self.keeper}
 
     def _health(self) -> str | None:
-        down = [name for name, loop in self.loops.items() if not loop.healthy]
         ended = [t.get_name() for t in self._tasks if t.done() and not self.stop_event.is_set()]
         if ended:
             return f"loop(s) ended: {', '.join(ended)}"
-        return f"loop(s) not running: {', '.join(down)}" if down else None
+        return loops_health(self.loops)()
 
     async def _ready(self) -> list[str]:
-        problems = [*self.correlate.degraded, *self.dispatch.degraded]
-        trouble = await self.transport.problem()
-        return problems + ([trouble] if trouble else [])
+        """No shard's timers failing, the database (and the transport kept in it) answering."""
+        return [*self.correlate.degraded, *self.dispatch.degraded, *await reachable(self.db, self.transport)]
 
 
 # ---------------------------------------------------------------------- the command

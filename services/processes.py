@@ -12,20 +12,14 @@ import asyncio
 import logging
 import time
 
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from services.config import load_config
+from services.http_app import Ops, build_ops_app
 from services.metrics import calendar_watch
-from services.process_kit import (
-    ProcessSettings,
-    install_stop,
-    ops_app,
-    prepare,
-    readiness,
-    serve_until_stopped,
-    watchdog,
-    with_degraded,
-)
+from services.process_kit import install_stop, loops_health, prepare, reachable, serve_until_stopped, watchdog
+from services.settings import Settings
 from services.stage_loops import (
     CORRELATE_TOPICS,
     DISPATCH_TOPICS,
@@ -36,26 +30,24 @@ from services.stage_loops import (
     router_metrics,
     wiring,
 )
-from shared.kafka import KafkaTransport
 
 log = logging.getLogger("faultline")
 
 
 # ---------------------------------------------------------------------- correlate
 
-async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
+async def correlate(settings: Settings, stop: asyncio.Event) -> None:
     inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
     w = await _wiring(settings, inventory, rulebook, CORRELATE_TOPICS)
     router, shards = correlate_loops(w, clock=time.time if settings.clock == "wall" else None,
                                      hold_s=settings.arrival_hold_s)
     keeper = deadletter_keeper(w)
-    app = ops_app(lambda: router.healthy and shards.healthy and keeper.healthy,
-                  lambda: with_degraded(shards.degraded, readiness(w.db, settings.kafka)), w.registry,
-                  calendar_watch(rulebook, w.registry, time.time), limits=settings.http)
+    app = _ops_app(settings, w, {"router": router, "correlate": shards, "deadletter": keeper}, [shards])
     try:
         await asyncio.gather(router.run(stop), shards.run(stop), keeper.run(stop),
                              router_metrics(router, w.registry, stop),
-                             serve_until_stopped(app, settings.http_port, stop, settings.http))
+                             serve_until_stopped(app, settings.http_port, stop, settings.http,
+                                                 host=settings.http_host))
     finally:
         await w.producer.stop()
         await w.db.dispose()
@@ -63,33 +55,40 @@ async def correlate(settings: ProcessSettings, stop: asyncio.Event) -> None:
 
 # ---------------------------------------------------------------------- dispatch
 
-async def dispatch(settings: ProcessSettings, stop: asyncio.Event) -> None:
+async def dispatch(settings: Settings, stop: asyncio.Event) -> None:
     inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
     w = await _wiring(settings, inventory, rulebook, DISPATCH_TOPICS)
     shards = dispatch_loop(w, real_seconds=(lambda s: s) if settings.clock == "wall" else None)
-    app = ops_app(lambda: shards.healthy,
-                  lambda: with_degraded(shards.degraded, readiness(w.db, settings.kafka)), w.registry,
-                  calendar_watch(rulebook, w.registry, time.time), limits=settings.http)
+    app = _ops_app(settings, w, {"dispatch": shards}, [shards])
     try:
         await asyncio.gather(shards.run(stop),
-                             serve_until_stopped(app, settings.http_port, stop, settings.http))
+                             serve_until_stopped(app, settings.http_port, stop, settings.http,
+                                                 host=settings.http_host))
     finally:
         await w.producer.stop()
         await w.db.dispose()
 
 
-async def _wiring(settings: ProcessSettings, inventory, rulebook, topics) -> Wiring:
+async def _wiring(settings: Settings, inventory, rulebook, topics) -> Wiring:
     """The database (migrated) and the broker (topics created) of a production process."""
-    db = await prepare(settings, {t: settings.kafka.partitions for t in topics})
-    transport = KafkaTransport(settings.kafka)
+    db, transport = await prepare(settings, topics)
     producer = transport.producer()
     await producer.start(deadline_s=None)
     return wiring(inventory, rulebook, db, transport, producer, CollectorRegistry())
 
 
+def _ops_app(settings: Settings, w: Wiring, loops: dict, sharded: list) -> FastAPI:
+    """/healthz: every loop runs; /readyz: no shard's timers failing, database and broker
+    reachable; the holiday calendar's end as a warning."""
+    async def ready() -> list[str]:
+        return [d for runner in sharded for d in runner.degraded] + await reachable(w.db, w.transport)
+    ops = Ops(w.registry, loops_health(loops), ready, calendar_watch(w.rulebook, w.registry, time.time))
+    return build_ops_app(ops, settings.http)
+
+
 def run_process(name: str, args) -> int:
     """Run one production process until SIGTERM; exit 0 after a clean drain."""
-    settings = ProcessSettings.from_args(args)
+    settings = Settings.from_args(args)
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     main = {"correlate": correlate, "dispatch": dispatch, "ingest": _ingest, "api": _api}[name]
@@ -104,11 +103,11 @@ def run_process(name: str, args) -> int:
     return 0
 
 
-async def _ingest(settings: ProcessSettings, stop: asyncio.Event) -> None:
+async def _ingest(settings: Settings, stop: asyncio.Event) -> None:
     from services.ingest_process import ingest
     await ingest(settings, stop)
 
 
-async def _api(settings: ProcessSettings, stop: asyncio.Event) -> None:
+async def _api(settings: Settings, stop: asyncio.Event) -> None:
     from services.api_process import api
     await api(settings, stop)

@@ -15,6 +15,7 @@ import logging
 import re
 import socket
 import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -34,8 +35,9 @@ from service.http_support import (
     status_of,
 )
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, live_service
+from services.http_app import Ops, build_ops_app
 from services.http_guard import HttpLimits, is_json
-from services.process_kit import ops_app
+from services.process_kit import loops_health
 from shared.rulebook import calendar_notice
 
 SMALL = HttpLimits(max_body_bytes=4096, body_timeout_s=0.5)
@@ -234,29 +236,27 @@ async def test_the_production_api_is_alive_but_not_ready_without_its_broker(tmp_
 
 
 async def test_a_process_whose_loop_is_down_is_neither_healthy_nor_ready():
-    loop = {"up": True}
+    loop = SimpleNamespace(healthy=True)
 
     async def reachable() -> list[str]:
         return []
-    app = ops_app(lambda: loop["up"], reachable, CollectorRegistry(), limits=HttpLimits())
+    app = build_ops_app(Ops(CollectorRegistry(), loops_health({"correlate": loop}), reachable), HttpLimits())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ops") as http:
         assert [(await http.get(p)).status_code for p in ("/healthz", "/readyz")] == [200, 200]
-        loop["up"] = False
+        loop.healthy = False
         health, ready = await http.get("/healthz"), await http.get("/readyz")
     assert (health.status_code, ready.status_code) == (503, 503)
-    assert ready.json()["problems"] == ["loop: down (see /healthz and the log)"]
+    assert health.json()["detail"] == "loop(s) not running: correlate"
+    assert ready.json()["problems"] == ["down: loop(s) not running: correlate"]
 
 
 async def test_a_process_with_a_degraded_shard_is_alive_but_not_ready():
-    from services.process_kit import with_degraded
-
     degraded: list[str] = []
 
-    async def reachable() -> list[str]:
-        return []
-    app = ops_app(lambda: True, lambda: with_degraded(list(degraded), reachable()), CollectorRegistry(),
-                  limits=HttpLimits())
+    async def ready() -> list[str]:
+        return list(degraded)
+    app = build_ops_app(Ops(CollectorRegistry(), lambda: None, ready), HttpLimits())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ops") as http:
         assert (await http.get("/readyz")).status_code == 200
@@ -395,7 +395,7 @@ def test_docs_load_nothing_from_outside_the_app(settings, tmp_path):
     with production_server(db) as srv, httpx.Client(base_url=srv.base_url) as http:
         _check_offline_docs(http)
     # A process's ops app serves no docs at all.
-    app = ops_app(lambda: True, None, CollectorRegistry(), limits=HttpLimits())
+    app = build_ops_app(Ops(CollectorRegistry(), lambda: None, None), HttpLimits())
     assert app.docs_url is None and app.redoc_url is None
 
 

@@ -33,8 +33,8 @@ from service.http_support import (
 )
 from service.support import T0, FakeClock
 from services.deadletter import MAX_LETTER, MAX_VALUE, dead_letter
+from services.http_app import Ops, build_ops_app
 from services.http_guard import MAX_ALARMS, HttpGuard, HttpLimits, IntakeSlots
-from services.process_kit import ops_app
 from shared.transport.port import Msg
 
 JSON = {"content-type": "application/json"}
@@ -148,7 +148,7 @@ def _ops_server(limits: HttpLimits = HEAD_LIMITS) -> ServerThread:
         return []
 
     async def make():
-        return ops_app(lambda: True, ready, CollectorRegistry(), limits=limits)
+        return build_ops_app(Ops(CollectorRegistry(), lambda: None, ready), limits)
     return ServerThread(make, limits)
 
 

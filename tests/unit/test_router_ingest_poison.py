@@ -91,7 +91,7 @@ def test_a_dead_letter_is_always_sendable():
     _t, value, _k = dead(_msg(ALARMS, raw), "why", deep)            # too deep to write: kept as text
     assert orjson.loads(value)["value"] == raw.decode()
     huge = b"x" * (2 * MAX_KEPT)
-    _t, value, key = dead(_msg(ALARMS, huge, key="k" * 5000), "why", None)
+    _t, value, key = dead(_msg(ALARMS, huge, key="k" * 5000), "why")          # no value: the raw text
     letter = orjson.loads(value)
     assert len(value) < MAX_VALUE and letter["truncated"] == len(huge) and key is None
 
@@ -130,7 +130,7 @@ def test_a_dead_letter_of_escaped_bytes_still_fits_a_message():
     """Control characters triple to sextuple once escaped in JSON: the kept text is cut
     until the letter fits, whatever the message held."""
     for raw in (b"\x01" * 900_000, os.urandom(900_000)):
-        _t, value, _k = dead(_msg(ALARMS, raw), "why", None)
+        _t, value, _k = dead(_msg(ALARMS, raw), "why")
         assert len(value) < MAX_VALUE and orjson.loads(value)["truncated"] == len(raw)
 
 

@@ -14,7 +14,6 @@ import pytest
 from services.cli import build_parser, main
 from services.config import UsageError
 from services.http_guard import HttpLimits
-from services.process_kit import ProcessSettings
 from services.settings import PROCESSES, Settings
 from shared.kafka import KafkaConfig
 
@@ -34,7 +33,7 @@ def settings(monkeypatch, argv: list[str], **env: str) -> Settings:
     """Through the parser and os.environ, as `faultline <argv>` builds them."""
     for name, value in {**BOOTSTRAP, **env}.items():
         monkeypatch.setenv(name, value)
-    return ProcessSettings.from_args(build_parser().parse_args(argv))
+    return Settings.from_args(build_parser().parse_args(argv))
 
 
 def load(environ: dict[str, str], command: str = "correlate", argv: list[str] | None = None) -> Settings:
