@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.http_app import Face, build_app
-from services.process_kit import prepare, reachable, serve_until_stopped
+from services.http_guard import serve_until_stopped
+from services.process_kit import prepare, reachable
 from services.settings import Settings
 from shared.inventory import Inventory
 from shared.kafka import KafkaTransport

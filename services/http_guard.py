@@ -34,8 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -48,12 +47,11 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from services.config import UsageError
+from services.settings import HttpLimits, MiB
 from shared.wire import ACTION_KINDS, kind_refusal, show
 
 log = logging.getLogger("faultline.http")
 
-MiB = 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DRAIN_BYTES = 4 * MiB        # a refused body up to this size is read and dropped (see _refuse_after)
 MAX_INT64 = 2**63 - 1        # bound of every integer query parameter: the databases' BIGINT
@@ -73,43 +71,6 @@ def paged(rows: list, offset: int, more: bool, **headers: str) -> Response:
     if more:
         head["X-Next-Offset"] = str(offset + len(rows))
     return Response(orjson.dumps(rows), media_type="application/json", headers=head)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpLimits:
-    """What a client may cost the service; each also a FAULTLINE_* variable (`from_env`)."""
-
-    max_body_bytes: int = 1 * MiB          # FAULTLINE_HTTP_MAX_BODY_BYTES
-    body_timeout_s: float = 10.0           # FAULTLINE_HTTP_BODY_TIMEOUT_S: the whole body, per request
-    cors_origins: tuple[str, ...] = ()     # FAULTLINE_CORS_ORIGINS, comma-separated; empty: no CORS
-    max_connections: int = 1000            # FAULTLINE_HTTP_MAX_CONNECTIONS: more are answered 503 at once
-    keep_alive_s: int = 5                  # idle keep-alive connections are closed after this
-    max_header_bytes: int = 16 * 1024      # request line + headers (h11's incomplete-event limit)
-    max_decoded_bodies: int = 16           # request bodies intake decodes and holds at once (IntakeSlots)
-    backlog: int = 2048
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> HttpLimits:
-        env = os.environ if env is None else env
-        d = cls()
-        origins = tuple(o.strip() for o in env.get("FAULTLINE_CORS_ORIGINS", "").split(",") if o.strip())
-        return cls(max_body_bytes=_positive(env, "FAULTLINE_HTTP_MAX_BODY_BYTES", d.max_body_bytes, int),
-                   body_timeout_s=_positive(env, "FAULTLINE_HTTP_BODY_TIMEOUT_S", d.body_timeout_s, float),
-                   cors_origins=origins,
-                   max_connections=_positive(env, "FAULTLINE_HTTP_MAX_CONNECTIONS", d.max_connections, int))
-
-
-def _positive(env: Mapping[str, str], name: str, default, kind):
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = 0
-    if not value > 0 or value == float("inf"):
-        raise UsageError(f"{name}: {raw!r} is not a positive number")
-    return value
 
 
 # ---------------------------------------------------------------------- the middleware
@@ -398,3 +359,16 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, limits: HttpLimits | None
                           h11_max_incomplete_event_size=limits.max_header_bytes,
                           # Shutdown waits this long for open connections, not for the slowest client.
                           timeout_graceful_shutdown=10, **kwargs)
+
+
+async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event, limits: HttpLimits,
+                              host: str) -> None:
+    """Serve `app` on `host`:`port` (the process's settings.http_host and http_port) behind
+    the guard's server settings until `stop`; then let open requests finish (10 s at most)."""
+    config = uvicorn_config(app, host, port, limits, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None       # SIGTERM is ours: drain, then stop
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task

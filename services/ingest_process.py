@@ -23,8 +23,9 @@ from prometheus_client import CollectorRegistry, Counter
 from alarm_ingest.raw import FORMATS, normalize
 from services.deadletter import MAX_VALUE
 from services.http_app import Ops, build_ops_app
+from services.http_guard import serve_until_stopped
 from services.listeners import now_ms, start_listeners
-from services.process_kit import loops_health, prepare, reachable, serve_until_stopped
+from services.process_kit import loops_health, prepare, reachable
 from services.router import dead
 from services.sessions import run_sessions, until_stopped
 from services.settings import Settings

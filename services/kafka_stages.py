@@ -15,12 +15,12 @@ clock moved to the year 30000 would fire every timer of the shard at once, for g
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import orjson
 
 from services.envelope import decode_input
-from services.shard_runner import Step
 from services.sharding import alarm_shards, all_shards
-from services.shardlog import Entry
 from services.split import decode_notice, encode_notice
 from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
 from shared.clock import TIME_MAX_TEXT, TIME_MIN_TEXT, in_window
@@ -30,6 +30,28 @@ from shared.model import Rejected
 from shared.rulebook import Rulebook
 from shared.topics import CORRELATOR_INPUTS, DECISIONS, FAULTS, workorders_topic
 from shared.wire import show
+
+
+@dataclass(slots=True)
+class Entry:
+    seq: int
+    kind: str                     # input | tick | refused
+    clock: float
+    body: dict | None
+    source_key: str | None
+
+
+@dataclass(slots=True)
+class Step:
+    """What one input or tick did to a shard, for the log and the outbox."""
+
+    log: bool                                            # store it in the shard's log
+    outgoing: dict[str, list[bytes]] = field(default_factory=dict)   # topic → message values
+    records: list[dict] = field(default_factory=list)    # decision records (read model)
+    refused: str | None = None
+    inputs: list[tuple[str, dict, float]] = field(default_factory=list)   # (kind, body, at) kept
+    # Read-model state no record carries, as (table, key, values) updates (shared.db.projection.apply_state)
+    state: list[tuple[str, dict, dict]] = field(default_factory=list)
 
 
 def tick_message(t: float) -> bytes:

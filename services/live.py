@@ -25,9 +25,9 @@ from prometheus_client import CollectorRegistry
 
 from services.config import UsageError, load_config
 from services.http_app import Face, build_app
-from services.http_guard import HttpLimits
+from services.http_guard import HttpLimits, serve_until_stopped
 from services.metrics import calendar_watch
-from services.process_kit import install_stop, loops_health, reachable, serve_until_stopped
+from services.process_kit import install_stop, loops_health, reachable
 from services.stage_loops import (
     CORRELATE_TOPICS,
     DISPATCH_TOPICS,

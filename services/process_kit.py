@@ -1,7 +1,7 @@
 """The shell every process shares (CONTRACT §4): its database (migrated) and broker (topics
 made) before it starts; what its /healthz and /readyz say (the ops app itself is built by
-services/http_app.py, the one module that builds apps); serving HTTP until told to stop;
-the stop on SIGTERM, with a watchdog for a drain that cannot finish. Settings are
+services/http_app.py, the one module that builds apps, and served by the HTTP guard's
+`serve_until_stopped`); the stop on SIGTERM, with a watchdog for a drain that cannot finish. Settings are
 services/settings.py, read once when a command starts.
 """
 
@@ -14,12 +14,9 @@ import signal
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.http_guard import HttpLimits, uvicorn_config
 from services.settings import Settings
 from shared.db.migrate import open_database
 from shared.kafka import KafkaTransport
@@ -47,21 +44,6 @@ async def reachable(db: AsyncEngine, transport: Transport) -> list[str]:
         problems.append(f"database: {type(err).__name__}")
     trouble = await transport.problem()
     return problems + ([trouble] if trouble else [])
-
-
-async def serve_until_stopped(app: FastAPI, port: int, stop: asyncio.Event, limits: HttpLimits,
-                              host: str | None = None) -> None:
-    """Serve `app` on the process's settings.http_host and http_port until `stop`. A caller
-    that does not pass `host` yet gets FAULTLINE_HTTP_HOST through the settings, as before."""
-    if host is None:
-        host = Settings.load(command="serve").http_host      # a production process: 0.0.0.0 unset
-    config = uvicorn_config(app, host, port, limits, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None       # SIGTERM is ours: drain, then stop
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True
-    await task
 
 
 def install_stop(stop: asyncio.Event) -> None:

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 
 from services.config import load_config
 from services.http_app import Ops, build_ops_app
+from services.http_guard import serve_until_stopped
 from services.metrics import calendar_watch
-from services.process_kit import install_stop, loops_health, prepare, reachable, serve_until_stopped, watchdog
+from services.process_kit import install_stop, loops_health, prepare, reachable, watchdog
 from services.settings import Settings
 from services.stage_loops import (
     CORRELATE_TOPICS,

@@ -29,6 +29,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ValidationError
@@ -39,7 +40,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from services.config import UsageError
 
 if TYPE_CHECKING:                     # built when asked for: `faultline --help` stays light
-    from services.http_guard import HttpLimits
     from shared.kafka import KafkaConfig
 
 PREFIX = "FAULTLINE_"
@@ -155,6 +155,21 @@ def _origins(value: Any) -> tuple[str, ...]:
     """Comma-separated; blanks around an origin and empty items are dropped."""
     items = value.split(",") if isinstance(value, str) else value
     return tuple(o.strip() for o in items if o.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """What a client may cost the service (services/http_guard.py enforces it): the HTTP_* and
+    CORS_ORIGINS variables of `Settings.http`, and fixed bounds."""
+
+    max_body_bytes: int = 1 * MiB          # FAULTLINE_HTTP_MAX_BODY_BYTES
+    body_timeout_s: float = 10.0           # FAULTLINE_HTTP_BODY_TIMEOUT_S: the whole body, per request
+    cors_origins: tuple[str, ...] = ()     # FAULTLINE_CORS_ORIGINS, comma-separated; empty: no CORS
+    max_connections: int = 1000            # FAULTLINE_HTTP_MAX_CONNECTIONS: more are answered 503 at once
+    keep_alive_s: int = 5                  # idle keep-alive connections are closed after this
+    max_header_bytes: int = 16 * 1024      # request line + headers (h11's incomplete-event limit)
+    max_decoded_bodies: int = 16           # request bodies intake decodes and holds at once (IntakeSlots)
+    backlog: int = 2048
 
 
 # ---------------------------------------------------------------------- the source
@@ -312,7 +327,6 @@ class Settings(BaseSettings):
     @property
     def http(self) -> HttpLimits:
         """What a client may cost the service (services/http_guard)."""
-        from services.http_guard import HttpLimits
         return HttpLimits(max_body_bytes=self.HTTP_MAX_BODY_BYTES, body_timeout_s=self.HTTP_BODY_TIMEOUT_S,
                           cors_origins=self.CORS_ORIGINS, max_connections=self.HTTP_MAX_CONNECTIONS)
 

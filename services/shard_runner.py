@@ -34,8 +34,9 @@ import orjson
 from sqlalchemy.exc import DBAPIError
 
 from services.deadletter import MAX_KEPT, dead_letter, kept_value
+from services.kafka_stages import Entry, Step
 from services.sessions import run_sessions, until_stopped
-from services.shardlog import Batch, Entry, Outgoing, ShardLog
+from services.shardlog import Batch, Outgoing, ShardLog
 from shared.clock import fmt_time
 from shared.db.errors import UnstorableInput, data_fault
 from shared.model import MAX_NAME
@@ -56,19 +57,6 @@ class _Unstorable(Exception):
 def _storable(text: str, limit: int) -> bool:
     """Fits its column, and holds no NUL (PostgreSQL text cannot)."""
     return len(text) <= limit and "\x00" not in text
-
-
-@dataclass(slots=True)
-class Step:
-    """What one input or tick did to a shard, for the log and the outbox."""
-
-    log: bool                                            # store it in the shard's log
-    outgoing: dict[str, list[bytes]] = field(default_factory=dict)   # topic → message values
-    records: list[dict] = field(default_factory=list)    # decision records (read model)
-    refused: str | None = None
-    inputs: list[tuple[str, dict, float]] = field(default_factory=list)   # (kind, body, at) kept
-    # Read-model state no record carries, as (table, key, values) updates (shared.db.projection.apply_state)
-    state: list[tuple[str, dict, dict]] = field(default_factory=list)
 
 
 class StageLogic(Protocol):

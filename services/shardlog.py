@@ -16,19 +16,11 @@ import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.kafka_stages import Entry
 from shared.clock import fmt_time
 from shared.db.errors import UnstorableInput
 from shared.db.models import input_log, outbox, rejected, timers
 from shared.db.projection import project_batch
-
-
-@dataclass(slots=True)
-class Entry:
-    seq: int
-    kind: str                     # input | tick
-    clock: float
-    body: dict | None
-    source_key: str | None
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.deadletter import DeadLetterKeeper
+from services.deadletter_keeper import DeadLetterKeeper
 from services.ingest_process import RAW_TOPICS, IngestRunner
 from services.kafka_stages import CorrelateLogic, DispatchLogic
 from services.metrics import EngineMetrics, OpenFaultsCollector

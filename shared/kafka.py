@@ -3,7 +3,7 @@
 Nothing here knows about alarms or faults; stages see bytes, keys, partitions and offsets.
 The adapter adds what every stage needs and aiokafka leaves to the caller:
 
-- `KafkaConfig`, one typed settings object, read from the environment by `from_env`;
+- `KafkaConfig`, how to reach the cluster (built by services/settings.py from FAULTLINE_*);
 - `partition_for`, a partitioner that is the same in every process and Python run, so
   one city's messages always land on one partition (the producer uses it for keyed sends);
 - `ensure_topics`, creating missing topics while the broker is still coming up;
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,10 +41,6 @@ log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36  # the Kafka protocol's error code
 
-
-
-class KafkaConfigError(ValueError):
-    """A Kafka setting that cannot be used; the message names the variable."""
 
 
 class UnknownPartition(ValueError):
@@ -78,21 +73,6 @@ class KafkaConfig:
     # UNKNOWN_TOPIC_OR_PARTITION instead and the default of 5 minutes is right there.
     metadata_max_age_ms: int = 300000
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> KafkaConfig:
-        """Read FAULTLINE_KAFKA_BOOTSTRAP (required), FAULTLINE_KAFKA_IDEMPOTENCE,
-        FAULTLINE_TOPIC_PARTITIONS, FAULTLINE_TOPIC_REPLICATION."""
-        bootstrap = environ.get("FAULTLINE_KAFKA_BOOTSTRAP", "").strip()
-        if not bootstrap:
-            raise KafkaConfigError("FAULTLINE_KAFKA_BOOTSTRAP is not set")
-        return cls(
-            bootstrap=bootstrap,
-            enable_idempotence=_env_bool(environ, "FAULTLINE_KAFKA_IDEMPOTENCE", False),
-            partitions=_env_int(environ, "FAULTLINE_TOPIC_PARTITIONS", 6),
-            replication_factor=_env_int(environ, "FAULTLINE_TOPIC_REPLICATION", 1),
-            metadata_max_age_ms=_env_int(environ, "FAULTLINE_KAFKA_METADATA_MAX_AGE_MS", 300000),
-        )
-
     def client_kwargs(self) -> dict[str, Any]:
         """The connection settings every aiokafka client takes."""
         return {
@@ -102,26 +82,6 @@ class KafkaConfig:
             "retry_backoff_ms": self.retry_backoff_ms,
             "metadata_max_age_ms": self.metadata_max_age_ms,
         }
-
-
-def _env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise KafkaConfigError(f"{name}={raw!r}: expected true or false")
-
-
-def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise KafkaConfigError(f"{name}={raw!r}: expected a positive whole number")
-    return int(raw)
 
 
 def _crc32_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:

@@ -14,7 +14,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.kafka import (
     Consumer,
     KafkaConfig,
-    KafkaConfigError,
     Producer,
     ensure_topics,
     is_transient,
@@ -76,22 +75,27 @@ def test_partition_for_is_crc32_and_stable() -> None:
     assert partition_for("GZ", 6) == 5  # the same in every process and Python run (no hash seed)
 
 
-def test_config_from_env_reads_the_contract_variables() -> None:
+def test_config_comes_from_the_contract_variables() -> None:
+    """The processes' KafkaConfig is built by the one settings object (services/settings.py)."""
+    from services.config import UsageError
+    from services.settings import Settings
+
     env = {
         "FAULTLINE_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
         "FAULTLINE_KAFKA_IDEMPOTENCE": "true",
         "FAULTLINE_TOPIC_PARTITIONS": "12",
         "FAULTLINE_TOPIC_REPLICATION": "3",
     }
-    assert KafkaConfig.from_env(env) == KafkaConfig(
+    assert Settings.load(environ=env, command="correlate").kafka == KafkaConfig(
         "k1:9092,k2:9092", enable_idempotence=True, partitions=12,
         replication_factor=3,
     )
-    assert KafkaConfig.from_env({"FAULTLINE_KAFKA_BOOTSTRAP": "k:9092"}) == KafkaConfig("k:9092")
+    plain = Settings.load(environ={"FAULTLINE_KAFKA_BOOTSTRAP": "k:9092"}, command="api")
+    assert plain.kafka == KafkaConfig("k:9092")
     for bad in ({}, {"FAULTLINE_KAFKA_BOOTSTRAP": "k", "FAULTLINE_KAFKA_IDEMPOTENCE": "maybe"},
                 {"FAULTLINE_KAFKA_BOOTSTRAP": "k", "FAULTLINE_TOPIC_PARTITIONS": "0"}):
-        with pytest.raises(KafkaConfigError):
-            KafkaConfig.from_env(bad)
+        with pytest.raises(UsageError):
+            Settings.load(environ=bad, command="dispatch")
 
 
 async def test_ensure_topics_gives_up_at_its_deadline_when_no_broker_answers() -> None:

@@ -36,8 +36,9 @@ from service.http_support import (
 )
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, live_service
 from services.http_app import Ops, build_ops_app
-from services.http_guard import HttpLimits, is_json
+from services.http_guard import is_json
 from services.process_kit import loops_health
+from services.settings import HttpLimits, Settings
 from shared.rulebook import calendar_notice
 
 SMALL = HttpLimits(max_body_bytes=4096, body_timeout_s=0.5)
@@ -114,14 +115,14 @@ def test_settings_come_from_the_environment():
     env = {"FAULTLINE_HTTP_MAX_BODY_BYTES": "2048", "FAULTLINE_HTTP_BODY_TIMEOUT_S": "2.5",
            "FAULTLINE_CORS_ORIGINS": "https://a.example, https://b.example,",
            "FAULTLINE_HTTP_MAX_CONNECTIONS": "50"}
-    limits = HttpLimits.from_env(env)
+    limits = Settings.load(environ=env, command="run").http
     assert (limits.max_body_bytes, limits.body_timeout_s, limits.max_connections) == (2048, 2.5, 50)
     assert limits.cors_origins == ("https://a.example", "https://b.example")
-    assert HttpLimits.from_env({}) == HttpLimits() and HttpLimits().cors_origins == ()
+    assert Settings.load(environ={}, command="run").http == HttpLimits() and HttpLimits().cors_origins == ()
     from services.config import UsageError
     for bad in ("0", "-1", "lots", "inf"):
         with pytest.raises(UsageError, match="FAULTLINE_HTTP_MAX_BODY_BYTES"):
-            HttpLimits.from_env({"FAULTLINE_HTTP_MAX_BODY_BYTES": bad})
+            Settings.load(environ={"FAULTLINE_HTTP_MAX_BODY_BYTES": bad}, command="run")
 
 
 # ---------------------------------------------------------------------- lists and query integers
