@@ -21,10 +21,9 @@ import orjson
 
 from services.envelope import decode_input
 from services.sharding import alarm_shards, all_shards
-from services.split import decode_notice, encode_notice
 from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
 from shared.clock import TIME_MAX_TEXT, TIME_MIN_TEXT, in_window
-from shared.facts import ACK
+from shared.facts import ACK, decode_notice, encode_notice
 from shared.inventory import Inventory
 from shared.model import Rejected
 from shared.rulebook import Rulebook

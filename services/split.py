@@ -8,68 +8,14 @@ The Kafka runners (services/kafka_stages.py) use the same shards and the same co
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 
-import orjson
-
 from services.sharding import action_shard, alarm_shards, complaint_shard
-from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard, Key
-from shared.clock import in_window
-from shared.facts import Notice, check_instant, notice_from_dict, notice_to_dict
+from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
+from shared.facts import decode_notice, encode_notice
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
-from shared.wire import show
-
-
-def encode_notice(notice, key, now: float) -> bytes:
-    """JSON has no infinity: the ordering key's ±inf travel as the strings "inf"/"-inf"."""
-    wire_key = [x if math.isfinite(x) else str(x) for x in key]
-    return orjson.dumps({"notice": notice_to_dict(notice), "key": wire_key, "now": now})
-
-
-def _key_part(x: object) -> float | None:
-    """One number of the ordering key: an instant or sequence number, or ±inf as a string."""
-    if x == "inf" or x == "-inf":
-        return float(x)
-    if type(x) is int and -10**18 < x < 10**18:
-        return float(x)
-    if type(x) is float and math.isfinite(x):
-        return x
-    return None
-
-
-def decode_notice(raw: bytes, inventory: Inventory) -> tuple[Notice, Key, float] | Rejected:
-    """A message off faultline.faults → (notice, key, now), or Rejected naming the field:
-    any bytes are accepted, so a poison message can be dead-lettered and passed."""
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        return Rejected(f"not valid JSON: {err}")
-    if type(d) is not dict:
-        return Rejected(f"expected an object with notice, key and now, got {show(d)}")
-    for name in ("notice", "key", "now"):
-        if name not in d:
-            return Rejected(f"missing field {name}")
-    notice = notice_from_dict(d["notice"], inventory)
-    if isinstance(notice, Rejected):
-        return notice
-    wire_key = d["key"]
-    if type(wire_key) is not list or len(wire_key) != 3:
-        return Rejected(f"key: expected a list of 3 numbers, got {show(wire_key)}")
-    key = tuple(_key_part(x) for x in wire_key)
-    for i, part in enumerate(key):
-        if part is None:
-            return Rejected(f"key[{i}]: expected a number or \"inf\"/\"-inf\", got {show(wire_key[i])}")
-    # The key's time is a due time or the clock: ±inf, or inside the window (a key dated
-    # 1e300 would let the dispatcher walk its timers towards it).
-    if math.isfinite(key[0]) and not in_window(key[0]):
-        return Rejected(f"key[0]: {show(wire_key[0])} is outside the clock's window")
-    now = check_instant(d["now"], "now")
-    if isinstance(now, Rejected):
-        return now
-    return notice, key, now
 
 
 def shards_for(inventory: Inventory, event) -> list[str] | Rejected:

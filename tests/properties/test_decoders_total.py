@@ -36,13 +36,14 @@ from alarm_ingest.raw import FORMATS, normalize
 from services.envelope import decode_input
 from services.pipeline import Pipeline
 from services.replay import Replay
-from services.split import decode_notice, encode_notice
 from shared.clock import TIME_MAX, TIME_MIN, TimeFormatError, fmt_time, parse_time
 from shared.facts import (
     NOTICE_KINDS,
     OPENED,
     FaultFacts,
     Notice,
+    decode_notice,
+    encode_notice,
     facts_from_dict,
     notice_from_dict,
     notice_to_dict,
