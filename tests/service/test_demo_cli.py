@@ -28,8 +28,9 @@ def test_demo_runs_to_the_end_and_prints_serious_faults_work_orders_and_sms():
         cwd=ROOT, capture_output=True, text=True, encoding="utf-8", timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "故障 F-000001 打开  南方航空集团公司 GZ-INT-0001 中断 (root GZ-OTN-A:1-3-1)" in out
-    assert "严重 F-000001 SF-3" in out and "SF-6b" in out
+    # Ids are per city: the demo runs the production runtime (F-<city>-…).
+    assert "故障 F-GZ-000001 打开  南方航空集团公司 GZ-INT-0001 中断 (root GZ-OTN-A:1-3-1)" in out
+    assert "严重 F-GZ-000001 SF-3" in out and "SF-6b" in out
     assert "工单 W-" in out and "【集团客户严重故障】" in out
     assert "短信 F-" in out and "【进展|" in out
     assert "演示结束" in out
