@@ -22,8 +22,8 @@ from services.http_guard import serve_until_stopped
 from services.process_kit import prepare, reachable
 from services.settings import Settings
 from shared.inventory import Inventory
-from shared.kafka import KafkaTransport
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
+from shared.transport.kafka import KafkaTransport
 from shared.transport.port import Producer as ProducerPort
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.settings import Settings
 from shared.db.migrate import open_database
-from shared.kafka import KafkaTransport
+from shared.transport.kafka import KafkaTransport
 from shared.transport.port import Transport
 
 log = logging.getLogger("faultline")

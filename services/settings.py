@@ -40,7 +40,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from services.config import UsageError
 
 if TYPE_CHECKING:                     # built when asked for: `faultline --help` stays light
-    from shared.kafka import KafkaConfig
+    from shared.transport.kafka import KafkaConfig
 
 PREFIX = "FAULTLINE_"
 PROCESSES = ("ingest", "correlate", "dispatch", "api")   # the production processes: Kafka required
@@ -70,7 +70,7 @@ def _stripped_or_none(value: Any) -> str | None:
 
 
 def _switch(value: Any) -> bool:
-    """true/false, as shared.kafka has always read FAULTLINE_KAFKA_IDEMPOTENCE."""
+    """true/false, as shared.transport.kafka has always read FAULTLINE_KAFKA_IDEMPOTENCE."""
     if isinstance(value, bool):
         return value
     raw = _text(value).strip().lower()
@@ -279,7 +279,7 @@ class Settings(BaseSettings):
     @property
     def kafka(self) -> KafkaConfig:
         """How to reach the cluster; refused without a bootstrap (`run` has its in-process bus)."""
-        from shared.kafka import KafkaConfig
+        from shared.transport.kafka import KafkaConfig
         if self.KAFKA_BOOTSTRAP is None:
             if self.command in PROCESSES:
                 raise UsageError("--kafka-bootstrap / FAULTLINE_KAFKA_BOOTSTRAP: required by this "

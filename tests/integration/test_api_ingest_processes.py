@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from shared.kafka import Consumer, KafkaConfig, Producer
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
+from shared.transport.kafka import Consumer, KafkaConfig, Producer
 
 from .kafka_fixtures import free_port
 from .pipeline_support import Proc, stage_env, wait_http

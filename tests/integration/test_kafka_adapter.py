@@ -1,4 +1,4 @@
-"""shared.kafka against a real Kafka-protocol broker (Tansu): no mocks."""
+"""shared.transport.kafka against a real Kafka-protocol broker (Tansu): no mocks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.kafka import (
+from shared.transport.kafka import (
     Consumer,
     KafkaConfig,
     Producer,

@@ -11,8 +11,8 @@ import orjson
 from scenario import RULEBOOK
 
 from shared.inventory import load_inventory
-from shared.kafka import KafkaConfig, ensure_topics
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
+from shared.transport.kafka import KafkaConfig, ensure_topics
 from tools.kafka_events import canonical, published, read_decisions, replay_records, send
 
 from .pipeline_support import (

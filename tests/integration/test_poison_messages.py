@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from shared.kafka import Consumer, KafkaConfig, Producer, ensure_topics
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS, raw_alarms_topic
+from shared.transport.kafka import Consumer, KafkaConfig, Producer, ensure_topics
 
 from .pipeline_support import Proc, stage_env, wait_http
 

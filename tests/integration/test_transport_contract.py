@@ -30,9 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.deadletter import MAX_VALUE
 from shared.db.migrate import upgrade_async
 from shared.db.models import transport_messages
-from shared.kafka import Consumer, KafkaConfig, KafkaTransport
-from shared.kafka_assign import SingleActiveAssignor
 from shared.transport import local
+from shared.transport.kafka import Consumer, KafkaConfig, KafkaTransport, SingleActiveAssignor
 from shared.transport.local import LocalTransport, TransportClosed
 from shared.transport.port import TP, Msg, partition_for
 

@@ -38,7 +38,7 @@ from services.http_guard import HttpLimits, uvicorn_config
 from shared.db.migrate import upgrade_async
 from shared.db.models import rejected
 from shared.inventory import Inventory
-from shared.kafka import KafkaConfig
+from shared.transport.kafka import KafkaConfig
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,11 +175,11 @@ def status_of(answer: bytes) -> int:
 
 # ---------------------------------------------------------------------- the production mode
 
-MAX_REQUEST_SIZE = 1024 * 1024       # aiokafka's default max_request_size, as shared.kafka.Producer keeps it
+MAX_REQUEST_SIZE = 1024 * 1024       # aiokafka's default max_request_size, as shared.transport.kafka.Producer keeps it
 
 
 class RecordingProducer:
-    """Stands in for shared.kafka.Producer: keeps what `faultline api` would send, and checks it
+    """Stands in for shared.transport.kafka.Producer: keeps what `faultline api` would send, and checks it
     is what Kafka would take: bytes values, a JSON document each, and each record within
     aiokafka's own size check (AIOKafkaProducer._serialize: DefaultRecordBatchBuilder's estimate
     of key, value and framing against max_request_size; over it, send raises

@@ -89,7 +89,7 @@ def code_env_names() -> frozenset[str]:
     """FAULTLINE_* names in the CLI's epilog texts and in the sources that read settings."""
     parsers = [cli_parser(), *_subparsers(cli_parser()).values()]
     text = "\n".join(p.epilog or "" for p in parsers)
-    for path in _source_files("services/cli.py", "services/*.py", "shared/kafka.py"):
+    for path in _source_files("services/cli.py", "services/*.py", "shared/transport/kafka/*.py"):
         text += _read(path)
     return frozenset(ENV_RE.findall(text))
 

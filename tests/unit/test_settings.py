@@ -15,7 +15,7 @@ from services.cli import build_parser, main
 from services.config import UsageError
 from services.http_guard import HttpLimits
 from services.settings import PROCESSES, Settings
-from shared.kafka import KafkaConfig
+from shared.transport.kafka import KafkaConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = {"FAULTLINE_KAFKA_BOOTSTRAP": "127.0.0.1:9092"}
@@ -84,7 +84,7 @@ def test_a_bad_drain_limit_is_refused_naming_the_setting(monkeypatch, bad: str) 
 
 def test_the_defaults_are_those_of_before() -> None:
     s = load({})
-    assert s.kafka == KafkaConfig("127.0.0.1:9092")          # shared.kafka's own defaults
+    assert s.kafka == KafkaConfig("127.0.0.1:9092")          # shared.transport.kafka.config's own defaults
     assert s.http == HttpLimits()                            # services.http_guard's own defaults
     assert (s.inventory_path, s.rulebook_path) == (None, None)
     assert s.database_url == "sqlite+aiosqlite:///.faultline/faultline.sqlite3"

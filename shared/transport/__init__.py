@@ -1,0 +1,1 @@
+"""The transport port (port.py) and its adapters: Kafka (kafka/) and local (local.py)."""
