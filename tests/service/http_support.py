@@ -38,8 +38,8 @@ from services.http_guard import HttpLimits, uvicorn_config
 from shared.db.migrate import upgrade_async
 from shared.db.models import rejected
 from shared.inventory import Inventory
-from shared.transport.kafka import KafkaConfig
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
+from shared.transport.kafka import KafkaConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 INTAKE_TOPICS = (ALARMS, ACTIONS, raw_alarms_topic("tmf642"))
