@@ -88,4 +88,14 @@ def refusal_row(msg: Msg) -> dict | None:
             "source_key": kept_text(source if type(source) is str else msg.coordinates, MAX_SOURCE),
             "reason": kept_text(reason, MAX_REASON),
             "body": kept_text(letter.get("value")),
-            "digest": hashlib.sha256(msg.coordinates.encode() + b"\0" + msg.value).hexdigest()}
+            "digest": _digest(msg, source)}
+
+
+def _digest(msg: Msg, source: object) -> str:
+    """One row per refused input. A letter naming its input (`source`: the message it came
+    as) is the same bytes whenever the router or ingest refuses that message again after a
+    crash, so the letter is its own key; a letter without one (an HTTP body refused before it
+    was published) is sent once, so its own message names it (two equal bodies refused are
+    two rows)."""
+    key = msg.value if type(source) is str else msg.coordinates.encode() + b"\0" + msg.value
+    return hashlib.sha256(key).hexdigest()

@@ -31,16 +31,17 @@ class RouterRunner:
         # /healthz: True once a pass of the loop has completed, False from a failure until the
         # next pass completes, so a session that fails every few seconds never reads healthy.
         self.healthy = False
+        self.idle = False          # the last pass fetched nothing and holds nothing back
 
     async def run(self, stop: asyncio.Event) -> None:
         def failed(backoff: float) -> None:
-            self.healthy = False
+            self.healthy = self.idle = False
             log.exception("router session failed; again in %.1fs", backoff)
 
         try:
             await run_sessions(lambda: self._session(stop), stop, failed)
         finally:
-            self.healthy = False
+            self.healthy = self.idle = False
 
     async def _session(self, stop: asyncio.Event) -> None:
         order = ArrivalOrder(self.hold_s)
@@ -56,7 +57,8 @@ class RouterRunner:
         asked = lag_read = float("-inf")
         try:
             while not stop.is_set():
-                order.add(await consumer.fetch(timeout_ms=100, max_records=2000))
+                fetched = await consumer.fetch(timeout_ms=100, max_records=2000)
+                order.add(fetched)
                 owned = consumer.assignment()
                 ask = order.waiting_on(owned)
                 if ask and time.monotonic() - asked >= ASK_EVERY_S:
@@ -75,6 +77,10 @@ class RouterRunner:
                                                    for topic, value, key in outs])
                     await consumer.commit(_commit_points(ready, order))
                 self.healthy = True
+                # Nothing came and nothing is held: all that reached the router is routed and on
+                # faultline.correlator.inputs (sent and acknowledged above), so a wall-clock tick of
+                # the shards now cannot overtake an earlier input (ShardRunner.ready_to_tick).
+                self.idle = not fetched and not order.pending()
         finally:
             await consumer.stop()
 

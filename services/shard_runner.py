@@ -89,7 +89,8 @@ class ShardState:
 class ShardRunner:
     def __init__(self, logic: StageLogic, shard_log: ShardLog, transport: Transport, producer: Producer, *,
                  group_id: str, wall_clock: Callable[[], float] | None = time.time,
-                 tick_every_s: float = 1.0, batch_size: int = 2000, metrics=None) -> None:
+                 tick_every_s: float = 1.0, batch_size: int = 2000, metrics=None,
+                 ready_to_tick: Callable[[], bool] = lambda: True) -> None:
         self.logic = logic
         self.log = shard_log
         self.transport = transport
@@ -109,6 +110,9 @@ class ShardRunner:
         self.healthy = False
         self.failing: dict[str, tuple[int, float]] = {}   # shard → (failed ticks, retry at)
         self.metrics = metrics                # services.metrics.EngineMetrics, or None
+        # Upstream has handed on all it had (the router of this process: RouterRunner.idle);
+        # with this shard's own partitions drained, a wall-clock tick overtakes no input.
+        self.ready_to_tick = ready_to_tick
         self._tick_asked: list[asyncio.Future] = []
 
     async def tick_now(self) -> None:
@@ -156,15 +160,29 @@ class ShardRunner:
                 if msgs:
                     await self.process(msgs)
                     await consumer.commit(next_offsets(msgs))
-                if self.wall_clock is not None and (time.monotonic() >= next_tick or self._tick_asked):
+                if (self.wall_clock is not None and (time.monotonic() >= next_tick or self._tick_asked)
+                        and await self._caught_up(consumer, owned)):
                     next_tick = time.monotonic() + self.tick_every_s
                     asked, self._tick_asked = self._tick_asked, []
-                    await self.tick_all(self.wall_clock())
+                    try:
+                        await self.tick_all(self.wall_clock())
+                    except BaseException:
+                        self._tick_asked[:0] = asked          # asked again by the next session's tick
+                        raise
                     for fut in asked:
                         if not fut.done():
                             fut.set_result(None)
         finally:
             await consumer.stop()
+
+    async def _caught_up(self, consumer, owned: set[tuple[str, int]]) -> bool:
+        """Has upstream handed on all it had, and every owned partition been handed out in
+        full? Only then may the wall clock tick: inputs still waiting carry earlier times, and
+        a tick first would fire timers due after them before them (T-3 fires the timers due
+        by an input's time as it comes)."""
+        if not self.ready_to_tick():
+            return False
+        return not owned or await consumer.drained(owned) == owned
 
     async def _assigned(self, tps: set[tuple[str, int]]) -> None:
         owned = {p for _t, p in tps}

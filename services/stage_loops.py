@@ -61,7 +61,7 @@ def correlate_loops(w: Wiring, *, clock: Callable[[], float] | None, hold_s: flo
     router = RouterRunner(w.inventory, w.transport, w.producer, hold_s=hold_s)
     shards = ShardRunner(CorrelateLogic(w.inventory, w.rulebook), ShardLog(w.db, "correlate"), w.transport,
                          w.producer, group_id="faultline-correlate", wall_clock=clock,
-                         tick_every_s=tick_every_s, metrics=w.metrics)
+                         tick_every_s=tick_every_s, metrics=w.metrics, ready_to_tick=lambda: router.idle)
     w.registry.register(OpenFaultsCollector(
         lambda: [f for st in list(shards.shards.values()) for f in st.core.correlator.open_faults.values()]))
     return router, shards

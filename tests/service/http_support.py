@@ -175,7 +175,7 @@ def status_of(answer: bytes) -> int:
 
 # ---------------------------------------------------------------------- the production mode
 
-MAX_REQUEST_SIZE = 1024 * 1024       # aiokafka's default max_request_size, as shared.transport.kafka.Producer keeps it
+MAX_REQUEST_SIZE = 1024 * 1024       # aiokafka's default max_request_size (shared.transport.kafka.Producer)
 
 
 class RecordingProducer:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
-import pytest
 
 from service.support import (
     FIBRE_CUT,
@@ -175,13 +174,6 @@ async def test_bus_producers_feed_the_loops_and_bad_messages_are_dead_lettered(s
     assert [(e.kind, e.source_key.split(":")[0]) for e in logged] == [("input", ALARMS)]
 
 
-@pytest.mark.xfail(reason="the dead-letter keeper (services/deadletter_keeper.py) keys a kept letter "
-                          "by the digest of the letter message's own coordinates and value, so a letter the "
-                          "router (or ingest) sends again — it re-routes every message it had not committed "
-                          "when its session failed or the process was killed, and the letter is byte for "
-                          "byte the same — is a second `rejected` row for one refused input (seen in "
-                          "test_live_restart.py's kills); the letter's (stage, source) names the input",
-                   strict=False)
 async def test_a_dead_letter_sent_again_is_kept_once(settings):
     async with live_service(settings, FakeClock(T0 + 5)) as svc:
         await svc.runtime.producer.send(ACTIONS, b"not json", key="GZ")

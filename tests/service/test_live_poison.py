@@ -324,11 +324,6 @@ async def test_a_bus_message_behind_a_failing_timer_is_held_and_handled_once_it_
     assert "fault.opened" in new and await refusals(svc.runtime) == []
 
 
-@pytest.mark.xfail(reason="ShardRunner._session takes the futures of asked ticks (`asked, self._tick_asked = "
-                          "self._tick_asked, []`) before tick_all; when tick_all raises (the database "
-                          "fails) the session ends and those futures are never resolved, so tick_now() "
-                          "— Embedded.tick(), which `faultline run --demo --exit-after-demo` awaits "
-                          "last — waits for ever, though the next session ticks", strict=False)
 async def test_a_tick_asked_while_the_database_fails_returns_once_a_tick_has_run(settings, monkeypatch):
     short_busy_timeout(monkeypatch)
     clock = FakeClock(T0 + 5)

@@ -153,15 +153,6 @@ async def test_a_restart_rebuilds_from_the_log_the_state_the_read_model_shows(se
     assert to_come and to_come == {t for t in table if t[4] > clock.t}
 
 
-@pytest.mark.xfail(reason="the correlate shard runner ticks on the wall clock after every fetched "
-                          "batch (and at once when a session starts), whether or not it has caught up with "
-                          "its topic: with a backlog of more than one batch (batch_size 2,000) the tick at "
-                          "`now` fires the timers due between the backlog's message times and now before the "
-                          "rest of the backlog, which is then handled at the shard clock (T-5). Here the "
-                          "10:20 clear comes after the 10:30 TM-1: F-GZ-000001 turns serious (SF-3, orders, "
-                          "on-site, SMS, phone) although it ended at 10:20. The old engine re-ran every "
-                          "stored input before firing the overdue timers; a lag of over a batch while "
-                          "running does the same", strict=False)
 async def test_inputs_taken_before_a_restart_are_decided_before_timers_due_after_them(settings):
     """A backlog on faultline.alarms when the runtime starts (left by a crash, or sent by a
     producer while it was down): what arrived before a timer's due time is decided before it."""
