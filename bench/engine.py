@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from alarm_ingest.normalized import alarm_from_dict  # noqa: E402
-from services.pipeline import Pipeline  # noqa: E402
-from services.replay import Replay  # noqa: E402
+from services.commands.replay import Replay  # noqa: E402
+from services.drivers.pipeline import Pipeline  # noqa: E402
 from shared.clock import SHANGHAI, parse_time  # noqa: E402
 from shared.inventory import parse_inventory  # noqa: E402
 from shared.model import Rejected  # noqa: E402

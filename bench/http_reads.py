@@ -4,7 +4,7 @@
     .venv/bin/python bench/http_reads.py [--circuits 40000] [--pollers 4] [--seconds 20]
                                          [--path /faults] [--seed 7]
 
-A server subprocess runs `faultline run`'s app (services.live) on loopback with a temporary
+A server subprocess runs `faultline run`'s app (services.commands.run) on loopback with a temporary
 SQLite file and an inventory from bench/engine.py's seeded generator. Before serving, its
 state is primed through the transport (the loops handle and store them before the client
 starts) with a LOS alarm on every resource, so most circuits have an open fault
@@ -40,7 +40,7 @@ def serve(port: int, circuits: int, seed: int, db: str) -> int:
     import orjson
 
     from bench.engine import gen_inventory
-    from services import live
+    from services.commands import run as live
     from shared.clock import fmt_time
     from shared.inventory import parse_inventory
     from shared.liveclock import WallClock

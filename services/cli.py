@@ -111,13 +111,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"--events: no such file {args.events}")
             settings = Settings.load(args, command="replay")
             inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
-            from services.replay import replay_main
+            from services.commands.replay import replay_main
             return replay_main(inventory, rulebook, args.events, until, args.summary)
         if args.command in ("ingest", "correlate", "dispatch", "api"):
-            from services.processes import run_process
+            from services.commands.process import run_process
             return run_process(args.command, args)
         if args.command == "run":
-            from services.live import run_main
+            from services.commands.run import run_main
             return run_main(args)
         if args.command == "db" and args.db_command == "upgrade":
             from shared.db import DEFAULT_DATABASE_URL

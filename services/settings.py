@@ -10,7 +10,7 @@ variable and the bad value — never a pydantic traceback. A variable that is em
 blanks) counts as unset. No .env file, no secrets directory.
 
 The processes read the lower-case views (`kafka`, `database_url`, `http`, `http_host`, ...),
-the attributes `services.process_kit.ProcessSettings` had.
+the attributes `services.runtime.shell.ProcessSettings` had.
 
 Variables: FAULTLINE_INVENTORY, FAULTLINE_RULEBOOK, FAULTLINE_DATABASE_URL,
 FAULTLINE_KAFKA_BOOTSTRAP, FAULTLINE_KAFKA_IDEMPOTENCE, FAULTLINE_KAFKA_METADATA_MAX_AGE_MS,
@@ -159,7 +159,7 @@ def _origins(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    """What a client may cost the service (services/http_guard.py enforces it): the HTTP_* and
+    """What a client may cost the service (services/http/guard.py enforces it): the HTTP_* and
     CORS_ORIGINS variables of `Settings.http`, and fixed bounds."""
 
     max_body_bytes: int = 1 * MiB          # FAULTLINE_HTTP_MAX_BODY_BYTES
@@ -263,7 +263,7 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
-        """`load` for the subcommand the parser read (services/processes.run_process)."""
+        """`load` for the subcommand the parser read (services/commands/process.run_process)."""
         return cls.load(args, command=args.command)
 
     @classmethod
@@ -326,7 +326,7 @@ class Settings(BaseSettings):
 
     @property
     def http(self) -> HttpLimits:
-        """What a client may cost the service (services/http_guard)."""
+        """What a client may cost the service (services/http/guard)."""
         return HttpLimits(max_body_bytes=self.HTTP_MAX_BODY_BYTES, body_timeout_s=self.HTTP_BODY_TIMEOUT_S,
                           cors_origins=self.CORS_ORIGINS, max_connections=self.HTTP_MAX_CONNECTIONS)
 

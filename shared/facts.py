@@ -177,7 +177,7 @@ def notice_from_dict(d: object, inventory, where: str = "notice") -> Notice | Re
 # ---------------------------------------------------------------------- on faultline.faults
 
 # A notice crosses from a city's correlator shard to its dispatcher shard with the ordering
-# key of T-7 ((due, fault seq, §7 rank); services/stages.py) and the clock it was made at.
+# key of T-7 ((due, fault seq, §7 rank); services/drivers/city_shards.py) and the clock it was made at.
 OrderKey = tuple[float, float, float]
 
 def encode_notice(notice, key, now: float) -> bytes:

@@ -3,7 +3,7 @@
 Contract topics: raw feeds per source format, normalized alarms, operator inputs, the
 decision records, each queue's work orders, and the dead letters. Internal topics: the
 router's city-keyed inputs of the correlate stage, and the correlator's notices to the
-dispatcher (both keyed by city; services/sharding.py).
+dispatcher (both keyed by city; services/drivers/sharding.py).
 """
 
 from __future__ import annotations

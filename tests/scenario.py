@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from services.pipeline import Pipeline
-from services.replay import Replay
+from services.commands.replay import Replay
+from services.drivers.pipeline import Pipeline
 from shared.clock import SHANGHAI, parse_time
 from shared.inventory import parse_inventory
 from shared.rulebook import load_rulebook

@@ -29,8 +29,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.pipeline import Pipeline  # noqa: E402
-from services.replay import Replay  # noqa: E402
+from services.commands.replay import Replay  # noqa: E402
+from services.drivers.pipeline import Pipeline  # noqa: E402
 from shared.clock import parse_time  # noqa: E402
 from shared.topics import ACTIONS, ALARMS, DECISIONS  # noqa: E402
 from shared.transport.kafka import Consumer, KafkaConfig, Producer  # noqa: E402

@@ -69,7 +69,7 @@ class Proc:
 
 def assert_fed_in_time(log_dir: Path) -> None:
     """No router (of any correlate process in `log_dir`) saw a message reach the broker later
-    than the arrival hold after a later-stamped one (services/router_runner.py warns). Such a
+    than the arrival hold after a later-stamped one (services/runtime/router_loop.py warns). Such a
     message is handled when it comes, so replay's decisions would rightly differ: a failure
     here means the machine stalled the feeder, not that the pipeline decided wrongly."""
     late = late_warnings(sorted(log_dir.glob("correlate-*.log")))

@@ -27,7 +27,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.deadletter import MAX_VALUE
+from services.drivers.dead_letters import MAX_VALUE
 from shared.db.migrate import upgrade_async
 from shared.db.models import transport_messages
 from shared.transport import local
@@ -322,7 +322,7 @@ async def test_empty_and_largest_sendable_values_come_back_whole(adapter: Adapte
 
 async def test_a_one_mib_value(adapter: Adapter) -> None:
     """LocalTransport keeps a 1 MiB value; aiokafka refuses it (max_request_size is 1 MiB with
-    the framing), so the loops hold values to MAX_VALUE before sending (services/deadletter.py)."""
+    the framing), so the loops hold values to MAX_VALUE before sending (services/drivers/dead_letters.py)."""
     value = b"a" * (1 << 20)
     if adapter.kind == "kafka":
         (topic,) = await adapter.topics("mib")

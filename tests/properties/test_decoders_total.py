@@ -33,9 +33,9 @@ from scenario import RULEBOOK
 
 from alarm_ingest.normalized import alarm_from_dict
 from alarm_ingest.raw import FORMATS, normalize
-from services.envelope import decode_input
-from services.pipeline import Pipeline
-from services.replay import Replay
+from services.commands.replay import Replay
+from services.drivers.envelope import decode_input
+from services.drivers.pipeline import Pipeline
 from shared.clock import TIME_MAX, TIME_MIN, TimeFormatError, fmt_time, parse_time
 from shared.facts import (
     NOTICE_KINDS,

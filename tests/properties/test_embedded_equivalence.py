@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 from test_split_equivalence import INVENTORY, SAMPLES, days
 
-from services.live import Embedded
-from services.pipeline import Pipeline
-from services.replay import Replay
+from services.commands.replay import Replay
+from services.commands.run import Embedded
+from services.drivers.pipeline import Pipeline
 from shared.clock import fmt_time, parse_time
 from shared.db.models import faults, work_orders
 from shared.topics import DEADLETTER, DECISIONS

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from jsonfields import field_paths, with_field
 from scenario import RULEBOOK
 
-from services.envelope import decode_input
-from services.pipeline import Pipeline
-from services.replay import EXIT_OK, EXIT_REJECTED, Replay
+from services.commands.replay import EXIT_OK, EXIT_REJECTED, Replay
+from services.drivers.envelope import decode_input
+from services.drivers.pipeline import Pipeline
 from shared.clock import TimeFormatError, parse_time
 from shared.inventory import load_inventory
 from shared.model import Rejected

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenario import RULEBOOK, action, alarm, complaint, t
 
-from services.pipeline import Pipeline
-from services.split import SplitPipeline
+from services.drivers.pipeline import Pipeline
+from services.drivers.split import SplitPipeline
 from shared.inventory import load_inventory
 from tools.kafka_events import canonical, replay_records
 

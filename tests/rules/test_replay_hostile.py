@@ -14,9 +14,9 @@ import orjson
 import pytest
 from scenario import RULEBOOK, alarm, complaint, dumps, one_circuit, run, t
 
-from services import replay as replay_mod
-from services.envelope import decode_input
-from services.pipeline import Pipeline
+from services.commands import replay as replay_mod
+from services.drivers.envelope import decode_input
+from services.drivers.pipeline import Pipeline
 from shared.clock import TIME_MAX, TIME_MIN, TimeFormatError, fmt_time, parse_time
 
 ROOT = Path(__file__).resolve().parents[2]

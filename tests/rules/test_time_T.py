@@ -147,10 +147,10 @@ def test_T_5_equal_arrival_times_are_in_order():
 
 
 def test_T_5_a_city_shard_takes_a_late_input_at_its_clock_which_never_goes_back():
-    """The production pipeline cannot refuse a message that came late (services/router.py
+    """The production pipeline cannot refuse a message that came late (services/drivers/city_router.py
     counts it): the city shard handles it at its own clock, never earlier."""
     from alarm_ingest.normalized import alarm_from_dict
-    from services.stages import RECORD, CorrelatorShard
+    from services.drivers.city_shards import RECORD, CorrelatorShard
     from shared.clock import parse_time
 
     shard = CorrelatorShard("GZ", provincial_internet().build(), RULEBOOK)

@@ -7,8 +7,8 @@ import orjson
 import pytest
 from scenario import BASE, RULEBOOK, Inv, action, alarm, complaint, run, t
 
-from services.pipeline import Pipeline
-from services.replay import Replay
+from services.commands.replay import Replay
+from services.drivers.pipeline import Pipeline
 from shared.clock import SHANGHAI, fmt_time, parse_time
 from shared.timers import LIVE_CATCH_UP_S
 
@@ -362,7 +362,7 @@ def test_TM_6_a_slot_late_by_less_than_the_catch_up_is_not_skipped():
 def test_TM_6_a_city_dispatcher_on_the_wall_clock_does_not_walk_a_clock_jump_either():
     """The Kafka pipeline's dispatcher shard (wall clock) skips the missed slots as the
     embedded engine does; the split pipeline of the equivalence tests (stream time) walks."""
-    from services.split import SplitPipeline
+    from services.drivers.split import SplitPipeline
 
     split = SplitPipeline(one_circuit(**PROV).build(), RULEBOOK)
     Replay(split, io.BytesIO()).run(io.BytesIO(orjson.dumps(alarm(0, "GZ-L-1-OTN")) + b"\n"),

@@ -1,10 +1,10 @@
-"""Helpers of the HTTP tests: the one app (services/http_app.py) in each of its two modes, on
+"""Helpers of the HTTP tests: the one app (services/http/app.py) in each of its two modes, on
 a real uvicorn server in a thread or over ASGI, raw sockets, and what each mode kept of a
 refused input.
 
-- embedded: `faultline run`'s runtime (services/live.Embedded: every loop running over the
+- embedded: `faultline run`'s runtime (services/commands/run.Embedded: every loop running over the
   local transport and a migrated SQLite file), as tests/service/support.live_service starts it;
-- production: `faultline api`'s app (services/api_process.create_api) on a SQLite read model
+- production: `faultline api`'s app (services/commands/api.create_api) on a SQLite read model
   built by the migrations, with a RecordingProducer instead of Kafka (the real broker is
   covered by tests/integration) and no stage behind it: what it publishes stays pending.
 """
@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.support import LiveSettings, Service, live_service
-from services.http_guard import HttpLimits, uvicorn_config
+from services.http.guard import HttpLimits, uvicorn_config
 from shared.db.migrate import upgrade_async
 from shared.db.models import rejected
 from shared.inventory import Inventory
@@ -51,7 +51,7 @@ Make = Callable[[], Awaitable[FastAPI] | AbstractAsyncContextManager[FastAPI]]
 class ServerThread:
     """`make()` (run on the server's loop) builds the app — a coroutine giving it, or an async
     context manager yielding it (left once the server has stopped, on the same loop); uvicorn
-    serves it on 127.0.0.1 with the settings of services/http_guard.uvicorn_config, lifespan
+    serves it on 127.0.0.1 with the settings of services/http/guard.uvicorn_config, lifespan
     on, in a thread of its own, so a test can use blocking clients (schemathesis, hypothesis,
     raw sockets) against it."""
 
@@ -226,11 +226,11 @@ class ProductionApi:
 
 async def production_api(db_url: str, limits: HttpLimits | None = None, *,
                          inventory: Inventory | None = None, bootstrap: str = NO_BROKER) -> ProductionApi:
-    """`faultline api`'s app as its composition root builds it (services/api_process.create_api)
+    """`faultline api`'s app as its composition root builds it (services/commands/api.create_api)
     on a SQLite read model built by the migrations, with a RecordingProducer instead of Kafka.
     The settings stand-in has what create_api reads: `.kafka` (readiness dials its bootstrap)
     and `.http` (the HTTP limits)."""
-    from services.api_process import create_api
+    from services.commands.api import create_api
 
     await upgrade_async(db_url)
     settings = SimpleNamespace(kafka=KafkaConfig(bootstrap), http=limits or HttpLimits())

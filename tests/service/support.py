@@ -24,8 +24,8 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
-from services.http_guard import HttpLimits
-from services.live import Embedded
+from services.commands.run import Embedded
+from services.http.guard import HttpLimits
 from shared.clock import parse_time
 from shared.inventory import Inventory
 from shared.rulebook import Rulebook
@@ -64,7 +64,7 @@ class FakeClock:
 
 @dataclass
 class Service:
-    """`faultline run`'s runtime (services/live.Embedded) and an HTTP client on its app."""
+    """`faultline run`'s runtime (services/commands/run.Embedded) and an HTTP client on its app."""
 
     runtime: Embedded
     client: httpx.AsyncClient

@@ -1,7 +1,7 @@
 """No input a client can send gets a 5xx, and every answer is the one the OpenAPI document
 promises (issue 7 part 4): schemathesis against the one app's OpenAPI in both of its modes,
 and garbage bodies of every kind against every POST endpoint, over a real uvicorn server on
-loopback. "embedded" is `faultline run` (a real services/live.Embedded, every loop running);
+loopback. "embedded" is `faultline run` (a real services/commands/run.Embedded, every loop running);
 "production" is `faultline api` over a RecordingProducer and a migrated SQLite read model
 (service/http_support.py). Short by default; FAULTLINE_FUZZ_EXAMPLES raises the examples per
 case (e.g. FAULTLINE_FUZZ_EXAMPLES=2000 for a long run)."""
@@ -27,7 +27,7 @@ from schemathesis.checks import (
 
 from service.http_support import ServerThread, embedded_server, production_server
 from service.support import ROOT, T0, FakeClock, LiveSettings
-from services.http_guard import HttpLimits
+from services.http.guard import HttpLimits
 from shared.inventory import load_inventory
 from shared.rulebook import load_rulebook
 

@@ -1,10 +1,10 @@
-"""HTTP hardening, the same in both modes of the one app (issue 7 part 4; services/http_guard.py):
+"""HTTP hardening, the same in both modes of the one app (issue 7 part 4; services/http/guard.py):
 body size (413), JSON content type (415), no CORS unless configured, paging of every list,
 bounded query integers, a dead loop makes /healthz and /readyz 503, slow bodies answered 408,
 a dropped request is one log line, /docs works offline, and reads never wait for intake.
 
-"embedded" is `faultline run` (a real services/live.Embedded), "production" is `faultline api`
-(services/api_process.create_api over a RecordingProducer and a migrated SQLite read model);
+"embedded" is `faultline run` (a real services/commands/run.Embedded), "production" is `faultline api`
+(services/commands/api.create_api over a RecordingProducer and a migrated SQLite read model);
 see service/http_support.py."""
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from service.http_support import (
     status_of,
 )
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, live_service
-from services.http_app import Ops, build_ops_app
-from services.http_guard import is_json
-from services.process_kit import loops_health
+from services.http.app import Ops, build_ops_app
+from services.http.guard import is_json
+from services.runtime.shell import loops_health
 from services.settings import HttpLimits, Settings
 from shared.rulebook import calendar_notice
 

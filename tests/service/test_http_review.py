@@ -4,8 +4,8 @@ connection slot held by a client that never completes a request head; no body le
 under any method; bounded decoded bodies; refusals sent whole; `Expect: 100-continue` told
 at once; and both modes refusing the same input with the same reason.
 
-"embedded" is `faultline run` (a real services/live.Embedded), "production" is `faultline api`
-(services/api_process.create_api over a RecordingProducer and a migrated SQLite read model);
+"embedded" is `faultline run` (a real services/commands/run.Embedded), "production" is `faultline api`
+(services/commands/api.create_api over a RecordingProducer and a migrated SQLite read model);
 see service/http_support.py."""
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from service.http_support import (
     status_of,
 )
 from service.support import T0, FakeClock
-from services.deadletter import MAX_LETTER, MAX_VALUE, dead_letter
-from services.http_app import Ops, build_ops_app
-from services.http_guard import MAX_ALARMS, HttpGuard, HttpLimits, IntakeSlots
+from services.drivers.dead_letters import MAX_LETTER, MAX_VALUE, dead_letter
+from services.http.app import Ops, build_ops_app
+from services.http.guard import MAX_ALARMS, HttpGuard, HttpLimits, IntakeSlots
 from shared.transport.port import Msg
 
 JSON = {"content-type": "application/json"}

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 import correlator.engine
-import services.stages
+import services.drivers.city_shards
 from service.support import (
     FIBRE_CUT,
     MINUTE,
@@ -49,7 +49,7 @@ def poisoned(monkeypatch) -> None:
     """The correlator's input handling, except that the alarm POISON first changes the shard
     (it raises the other route of China Southern's line, opening faults) and then raises,
     as a bug half-way through the rules would."""
-    real = services.stages.on_input
+    real = services.drivers.city_shards.on_input
 
     def on_input(correlator, event, t):
         if type(event) is Alarm and event.alarm_id == POISON:
@@ -57,7 +57,7 @@ def poisoned(monkeypatch) -> None:
                                    "raised", event.event_time, ""), t)
             raise RuntimeError("boom in the rules")
         return real(correlator, event, t)
-    monkeypatch.setattr(services.stages, "on_input", on_input)
+    monkeypatch.setattr(services.drivers.city_shards, "on_input", on_input)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from service.support import (
     refusals,
     run_and_kill,
 )
-from services.http_reads import input_outcomes
+from services.http.reads import input_outcomes
 from shared.db.migrate import open_database
 from shared.db.models import audit, timers
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, DECISIONS

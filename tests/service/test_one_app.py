@@ -1,8 +1,8 @@
-"""`faultline run` and `faultline api` serve one app (services/http_app.build_app): the same
+"""`faultline run` and `faultline api` serve one app (services/http/app.build_app): the same
 operations, with the same parameters, request bodies and answers, so a client written against
 one works against the other. Built as each command builds it: `faultline run`'s by
-services/live.Embedded (started, as the command starts it), `faultline api`'s by
-services/api_process.create_api (service/http_support.production_api)."""
+services/commands/run.Embedded (started, as the command starts it), `faultline api`'s by
+services/commands/api.create_api (service/http_support.production_api)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from service.http_support import MODES, asgi_client, one_app, production_api
 from service.support import T0, FakeClock, live_service
-from services.http_app import TMF621, TMF642
-from services.http_guard import HttpLimits
+from services.http.app import TMF621, TMF642
+from services.http.guard import HttpLimits
 
 ROUTES = {("POST", "/alarms"), ("POST", "/complaints"), ("POST", "/actions"), ("POST", TMF642),
           ("GET", "/faults"), ("GET", "/faults/{fault_id}"), ("GET", "/workorders"),

@@ -1,9 +1,9 @@
 """The router's merge of faultline.alarms and faultline.actions partitions into one stream
-in message-time order (services/router.py ArrivalOrder), on an injected clock."""
+in message-time order (services/drivers/city_router.py ArrivalOrder), on an injected clock."""
 
 from __future__ import annotations
 
-from services.router import ArrivalOrder
+from services.drivers.city_router import ArrivalOrder
 from shared.transport.port import Msg
 
 A0, A1, ACT = ("faultline.alarms", 0), ("faultline.alarms", 1), ("faultline.actions", 0)

@@ -89,7 +89,7 @@ def code_env_names() -> frozenset[str]:
     """FAULTLINE_* names in the CLI's epilog texts and in the sources that read settings."""
     parsers = [cli_parser(), *_subparsers(cli_parser()).values()]
     text = "\n".join(p.epilog or "" for p in parsers)
-    for path in _source_files("services/cli.py", "services/*.py", "shared/transport/kafka/*.py"):
+    for path in _source_files("services/cli.py", "services/**/*.py", "shared/transport/kafka/*.py"):
         text += _read(path)
     return frozenset(ENV_RE.findall(text))
 
@@ -113,7 +113,7 @@ def workorders_prefix() -> str:
 
 @functools.cache
 def code_metrics() -> frozenset[str]:
-    text = "".join(_read(p) for p in _source_files("services/metrics.py", "services/*.py", "shared/*.py"))
+    text = "".join(_read(p) for p in _source_files("services/**/*.py", "shared/**/*.py"))
     return frozenset(METRIC_RE.findall(text))
 
 
@@ -317,7 +317,7 @@ def test_k8s_commands_are_the_production_processes():
 
 
 def test_grafana_dashboard_metrics_are_the_code_metrics():
-    assert code_metrics() >= {"faultline_faults_open", "faultline_alarms"}, "services/metrics.py not parsed?"
+    assert code_metrics() >= {"faultline_faults_open", "faultline_alarms"}, "metrics not parsed?"
     used = set()
     for expr in dashboard_exprs():
         for name in promql_metrics(expr):

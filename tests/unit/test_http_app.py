@@ -1,4 +1,4 @@
-"""services/http_app.py, the one HTTP app of both modes, over a real SQLite database built by
+"""services/http/app.py, the one HTTP app of both modes, over a real SQLite database built by
 the migrations and a fake producer (no broker): the path set, the reads a page at a time
 (read model filled by projecting `faultline replay`'s records of samples/), intake's
 refusals and ids, and the outcome of an input read from the stages' bookkeeping (input_log,
@@ -18,9 +18,9 @@ from scenario import run
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.http_app import TMF621, TMF642, Face, build_app
-from services.http_guard import HttpLimits
-from services.http_reads import input_outcome
+from services.http.app import TMF621, TMF642, Face, build_app
+from services.http.guard import HttpLimits
+from services.http.reads import input_outcome
 from shared.db.migrate import upgrade_async
 from shared.db.models import audit, input_log, outbox, rejected
 from shared.db.projection import project_batch

@@ -17,7 +17,7 @@ def test_import_contracts_are_kept():
 
 def test_no_import_cycle_among_the_products_modules():
     """Issue 8: no module imports, even inside a function, one that imports it back
-    (services/processes.py and the api and ingest processes did)."""
+    (services/commands/process.py and the api and ingest processes did)."""
     import grimp  # import-linter's own graph builder
 
     graph = grimp.build_graph("services", "shared", "correlator", "dispatcher", "alarm_ingest")

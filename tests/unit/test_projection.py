@@ -349,7 +349,7 @@ async def test_projection_runs_in_the_transaction_of_the_input_log(db_path: Path
 
 
 def test_rejected_rows_written_by_a_stage_need_no_digest(engine: Engine) -> None:
-    """A stage refusing an input itself writes `rejected` directly (services/shardlog.py)."""
+    """A stage refusing an input itself writes `rejected` directly (services/runtime/shard_log.py)."""
     row = {"at": "2026-11-25T10:00:00+08:00", "stage": "dispatch", "source_key": "faultline.actions:0:3",
            "reason": "bad JSON", "body": '"{"'}
     with engine.begin() as conn:

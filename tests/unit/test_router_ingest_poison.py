@@ -11,11 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-import services.ingest_process as ingest
-import services.router as router
-from services.deadletter import MAX_KEPT, MAX_VALUE
-from services.ingest_process import normalize_or_dead
-from services.router import dead, route_or_dead
+import services.drivers.city_router as router
+import services.runtime.ingest_loop as ingest
+from services.drivers.city_router import dead, route_or_dead
+from services.drivers.dead_letters import MAX_KEPT, MAX_VALUE
+from services.runtime.ingest_loop import normalize_or_dead
 from shared.inventory import load_inventory
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, raw_alarms_topic
 from shared.transport.port import Msg
@@ -137,7 +137,7 @@ def test_a_dead_letter_of_escaped_bytes_still_fits_a_message():
 def test_complaints_and_actions_naming_unknown_cities_make_no_new_shards():
     """Only the inventory's cities and UNMAPPED are keys: a hostile feed of complaints from
     made-up cities cannot grow the correlate stage's shards (each one a correlator)."""
-    from services.sharding import all_shards
+    from services.drivers.sharding import all_shards
 
     known = set(all_shards(INVENTORY))
     keys = set()

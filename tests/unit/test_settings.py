@@ -13,7 +13,7 @@ import pytest
 
 from services.cli import build_parser, main
 from services.config import UsageError
-from services.http_guard import HttpLimits
+from services.http.guard import HttpLimits
 from services.settings import PROCESSES, Settings
 from shared.transport.kafka import KafkaConfig
 
@@ -85,7 +85,7 @@ def test_a_bad_drain_limit_is_refused_naming_the_setting(monkeypatch, bad: str) 
 def test_the_defaults_are_those_of_before() -> None:
     s = load({})
     assert s.kafka == KafkaConfig("127.0.0.1:9092")          # shared.transport.kafka.config's own defaults
-    assert s.http == HttpLimits()                            # services.http_guard's own defaults
+    assert s.http == HttpLimits()                            # services.http.guard's own defaults
     assert (s.inventory_path, s.rulebook_path) == (None, None)
     assert s.database_url == "sqlite+aiosqlite:///.faultline/faultline.sqlite3"
     assert (s.clock, s.arrival_hold_s, s.drain_s) == ("wall", 0.3, 30.0)
@@ -272,7 +272,7 @@ def test_settings_are_frozen() -> None:
 def test_nothing_is_read_at_import() -> None:
     hostile = {name: "hostile" for name, *_rest in READ}
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FAULTLINE_")}, **hostile}
-    code = ("import services.settings, services.process_kit, services.cli, services.processes\n"
+    code = ("import services.settings, services.runtime.shell, services.cli, services.commands.process\n"
             "args = services.cli.build_parser().parse_args(['correlate'])\n"
             "assert args.http_port is None and args.clock is None and args.kafka_bootstrap is None\n"
             "try:\n"

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.kafka_stages import CorrelateLogic, DispatchLogic
-from services.shard_runner import ShardRunner, TimersFailing
-from services.shardlog import ShardLog
+from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
+from services.runtime.shard_log import ShardLog
+from services.runtime.shard_runner import ShardRunner, TimersFailing
 from shared.clock import parse_time
 from shared.db.errors import UnstorableInput
 from shared.db.migrate import upgrade_async

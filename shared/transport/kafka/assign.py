@@ -1,7 +1,7 @@
 """A partition assignor that gives every partition to one member of the group.
 
 The correlate stage's router must see faultline.alarms and faultline.actions as one stream
-in arrival order (services/router.py); two routers splitting the partitions could each
+in arrival order (services/drivers/city_router.py); two routers splitting the partitions could each
 release a city's inputs in its own order. So the router group has one active member —
 the first by member id — and the others stand by: when it dies, the group rebalances and
 the next one takes every partition over from the last committed offsets. The router is

@@ -2,7 +2,7 @@
 
 CONTRACT §4: `faultline run` runs the same processes in one process. Here they are — the
 raw-feed ingest, the router, the correlate and dispatch shard runners and the HTTP app,
-built by services/stage_loops.py and services/http_app.py exactly as `faultline ingest`,
+built by services/runtime/assembly.py and services/http/app.py exactly as `faultline ingest`,
 `correlate`, `dispatch` and `api` build them — over the local transport (Kafka's semantics,
 kept in the database: shared/transport/local.py) and one SQLite file migrated like
 PostgreSQL. Nothing to install; the same decisions, logs, outbox and dead letters.
@@ -24,11 +24,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from prometheus_client import CollectorRegistry
 
 from services.config import UsageError, load_config
-from services.http_app import Face, build_app
-from services.http_guard import HttpLimits, serve_until_stopped
-from services.metrics import calendar_watch
-from services.process_kit import install_stop, loops_health, reachable
-from services.stage_loops import (
+from services.http.app import Face, build_app
+from services.http.guard import HttpLimits, serve_until_stopped
+from services.runtime.assembly import (
     CORRELATE_TOPICS,
     DISPATCH_TOPICS,
     INGEST_TOPICS,
@@ -39,6 +37,8 @@ from services.stage_loops import (
     router_metrics,
     wiring,
 )
+from services.runtime.metrics import calendar_watch
+from services.runtime.shell import install_stop, loops_health, reachable
 from shared.db import redacted_url
 from shared.db.migrate import open_database
 from shared.inventory import Inventory
@@ -144,7 +144,7 @@ class Embedded:
 
 def run_main(args) -> int:
     """Entry of `faultline run` (services/cli.py); returns the exit status."""
-    from services import demo
+    from services.commands import demo
     from services.settings import Settings
 
     exit_after = getattr(args, "exit_after_demo", False)
@@ -157,6 +157,7 @@ def run_main(args) -> int:
     inventory, rulebook = load_config(inventory_path, settings.rulebook_path)
     logging.basicConfig(level=logging.WARNING if args.demo else settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)      # its plugin set-up, every start
     if not args.demo:
         service = Embedded(inventory, rulebook, settings.database_url, WallClock(), http=settings.http,
                            stream=settings.clock == "stream")

@@ -9,7 +9,7 @@ Every refused input is kept, never dropped: on faultline.deadletter as a letter
      "value": the input itself[, "truncated": the size of the whole]}
 
 and in the `rejected` table: the city shards write theirs in the transaction that logs the
-batch; services/deadletter_keeper.py (a loop of `faultline correlate`, and of `faultline
+batch; services/runtime/dead_letter_keeper.py (a loop of `faultline correlate`, and of `faultline
 run`) stores the others' (api, router, ingest) from the topic, once each.
 
 aiokafka refuses a record over its max_request_size (1 MiB) with MessageSizeTooLargeError:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.deadletter_keeper import DeadLetterKeeper
-from services.ingest_process import RAW_TOPICS, IngestRunner
-from services.kafka_stages import CorrelateLogic, DispatchLogic
-from services.metrics import EngineMetrics, OpenFaultsCollector
-from services.router_runner import RouterRunner
-from services.shard_runner import ShardRunner
-from services.shardlog import ShardLog
+from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
+from services.runtime.dead_letter_keeper import DeadLetterKeeper
+from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner
+from services.runtime.metrics import EngineMetrics, OpenFaultsCollector
+from services.runtime.router_loop import RouterRunner
+from services.runtime.shard_log import ShardLog
+from services.runtime.shard_runner import ShardRunner
 from shared.inventory import Inventory
 from shared.rulebook import Rulebook
 from shared.timers import LIVE_CATCH_UP_S

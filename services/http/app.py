@@ -15,7 +15,7 @@ with the mode's clock (`face.now_ms`; `faultline run` runs on an accelerated dem
 and answered once the transport acknowledged it. A body that cannot be used — not JSON,
 a field of the wrong type, an unknown kind, an action whose `select` names no city's faults
 (when the inventory is known, the router's own check) — is refused at once: 422 with the
-reason, kept on faultline.deadletter (cut to fit a message, services/deadletter.py). An
+reason, kept on faultline.deadletter (cut to fit a message, services/drivers/dead_letters.py). An
 accepted value too large for one message is answered 413, nothing sent. At most
 `limits.max_decoded_bodies` bodies are decoded and held at once (`IntakeSlots`); the slot
 is let go before an answer waits for an outcome.
@@ -48,8 +48,8 @@ is not traced (no `wait_s`); an alarm on a resource shared by cities reaches sev
 shards, and without the inventory `GET /inputs` counts it accepted once one shard has
 handled it (intake, knowing the inventory, waits for each).
 
-Reads come from the database a page at a time (services/http_reads.py); `/decisions` reads
-the records kept in `audit` (seq = audit.id). Bodies are checked by services/http_guard.py
+Reads come from the database a page at a time (services/http/reads.py); `/decisions` reads
+the records kept in `audit` (seq = audit.id). Bodies are checked by services/http/guard.py
 (JSON content type, size, time) and decoded with orjson.
 """
 
@@ -71,9 +71,11 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.deadletter import MAX_VALUE, fits
-from services.deadletter import dead_letter as letter
-from services.http_guard import (
+from services.drivers.dead_letters import MAX_VALUE, fits
+from services.drivers.dead_letters import dead_letter as letter
+from services.drivers.sharding import all_shards
+from services.drivers.split import shards_for
+from services.http.guard import (
     MAX_INT64,
     PAGE_HEADERS,
     HttpLimits,
@@ -86,7 +88,7 @@ from services.http_guard import (
     harden,
     paged,
 )
-from services.http_models import (
+from services.http.models import (
     ACTION_BODY,
     ALARMS_BODY,
     COMPLAINT_BODY,
@@ -102,7 +104,7 @@ from services.http_models import (
     WorkOrderOut,
     trouble_ticket,
 )
-from services.http_reads import (
+from services.http.reads import (
     decisions_after,
     fault_one,
     fault_page,
@@ -112,8 +114,6 @@ from services.http_reads import (
     order_page,
     parse_input_id,
 )
-from services.sharding import all_shards
-from services.split import shards_for
 from shared.inventory import Inventory
 from shared.model import Rejected
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
@@ -183,7 +183,7 @@ GUARD_ANSWERS = {
 
 
 def _document_guard(app: FastAPI) -> None:
-    """The HTTP guard (services/http_guard.py) answers before any route: its refusals are in
+    """The HTTP guard (services/http/guard.py) answers before any route: its refusals are in
     every operation's responses of the OpenAPI document (400 on all; 408, 413, 415 on those
     that take a body), as {detail: string}."""
     generate = app.openapi
@@ -211,7 +211,7 @@ def _document_guard(app: FastAPI) -> None:
 # ---------------------------------------------------------------------- outcomes
 
 class Outcomes:
-    """The outcomes of inputs, read from the database (services/http_reads.py), waited for."""
+    """The outcomes of inputs, read from the database (services/http/reads.py), waited for."""
 
     def __init__(self, face: Face) -> None:
         self.db = face.db
@@ -304,7 +304,7 @@ class _Intake:
 
     def dead_letter(self, reason: str, body: Any) -> Record:
         """A refused input as the message that keeps it on faultline.deadletter: the body cut
-        to fit (services/deadletter.py), whatever its size."""
+        to fit (services/drivers/dead_letters.py), whatever its size."""
         return (DEADLETTER, letter(reason, "api", body), None, None, self.face.now_ms())
 
     async def refuse(self, kind: str, reason: str, body: Any) -> Exception:
@@ -314,7 +314,7 @@ class _Intake:
         return _Refusal(reason)
 
     async def json_body(self, request: Request, kind: str) -> Any:
-        """The body (services/http_guard.decode_json), or 422 once it is dead-lettered; an alarm
+        """The body (services/http/guard.decode_json), or 422 once it is dead-lettered; an alarm
         list over the cap is kept as the text it came as, its decoded items dropped at once."""
         raw = await request.body()
         body, reason = decode_json(raw)

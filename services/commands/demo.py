@@ -25,7 +25,7 @@ from shared.topics import ACTIONS, ALARMS, DEADLETTER, DECISIONS
 from shared.transport.local import LocalTransport
 from shared.transport.port import Producer, next_offsets
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 DEMO_EVENTS = SAMPLES / "demo_events.jsonl"
 DEMO_INVENTORY = SAMPLES / "inventory.json"
 TAIL_SECONDS = 2 * 3600          # --exit-after-demo: the timers of the next two simulated hours
@@ -161,7 +161,7 @@ def describe_record(rec: dict, inv: Inventory, rb: Rulebook) -> str | None:  # n
 # ---------------------------------------------------------------------- running it
 
 class DemoService(Protocol):
-    """What the demo feeds and watches: `faultline run`'s runtime (services/live.Embedded)."""
+    """What the demo feeds and watches: `faultline run`'s runtime (services/commands/run.Embedded)."""
 
     inventory: Inventory
     rulebook: Rulebook

@@ -3,15 +3,15 @@ connected by notices that cross a JSON boundary exactly as they cross Kafka.
 
 It has Pipeline's surface (`clock`, `submit`, `advance`, `alarms_in`), so Replay can drive
 it; the equivalence tests run the same inputs through both and compare the decisions.
-The Kafka runners (services/kafka_stages.py) use the same shards and the same codec.
+The Kafka runners (services/drivers/stage_logic.py) use the same shards and the same codec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from services.sharding import action_shard, alarm_shards, complaint_shard
-from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
+from services.drivers.city_shards import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
+from services.drivers.sharding import action_shard, alarm_shards, complaint_shard
 from shared.facts import decode_notice, encode_notice
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
@@ -93,7 +93,7 @@ class SplitPipeline:
 
     def advance_chunks(self, to: float) -> Iterator[list[dict]]:
         """advance(to) one shard at a time (Replay writes each as it comes). A shard's tick
-        is one list (services/stages.py), so this bounds memory by a shard, not a record."""
+        is one list (services/drivers/city_shards.py), so this bounds memory by a shard, not a record."""
         if self.clock is None or to > self.clock:
             self.clock = to
         for city in sorted(self.correlators):

@@ -1,4 +1,4 @@
-"""The router's consume → route → produce → commit loop (see services/router.py)."""
+"""The router's consume → route → produce → commit loop (see services/drivers/city_router.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 import logging
 import time
 
-from services.router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
-from services.sessions import run_sessions, until_stopped
+from services.drivers.city_router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
+from services.runtime.sessions import run_sessions, until_stopped
 from shared.inventory import Inventory
 from shared.transport.port import Producer, Transport, next_offsets
 

@@ -1,5 +1,5 @@
 """The correlate and dispatch stages of the Kafka pipeline: what each message means to a
-city shard. The runner (services/shard_runner.py) does the I/O around them.
+city shard. The runner (services/runtime/shard_runner.py) does the I/O around them.
 
 faultline.correlator.inputs (key: city), from the router:
     {"at": <Unix s>, "source": "<topic>:<partition>:<offset>", "input": <CONTRACT §3 object>}
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from services.envelope import decode_input
-from services.sharding import alarm_shards, all_shards
-from services.stages import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
+from services.drivers.city_shards import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
+from services.drivers.envelope import decode_input
+from services.drivers.sharding import alarm_shards, all_shards
 from shared.clock import TIME_MAX_TEXT, TIME_MIN_TEXT, in_window
 from shared.facts import ACK, decode_notice, encode_notice
 from shared.inventory import Inventory
@@ -237,7 +237,7 @@ class DispatchLogic:
 
 
 def complaint_links(core: CorrelatorShard, records: list[dict], complaint) -> list[tuple[str, dict, dict]]:
-    """The read-model state no record carries about complaints (services/shard_runner.Step.state):
+    """The read-model state no record carries about complaints (services/runtime/shard_runner.Step.state):
     the complaints a fault holds and whether its customer reported it, for the faults this
     step opened and, after a complaint, every open fault holding it; the fault a complaint
     formed or joined (the first that holds it)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from correlator.engine import Correlator
 from correlator.operator import on_input
 from dispatcher.engine import Dispatcher
-from services.sharding import UNMAPPED
+from services.drivers.sharding import UNMAPPED
 from shared.facts import Notice
 from shared.inventory import Inventory
 from shared.model import Alarm, Complaint, Rejected

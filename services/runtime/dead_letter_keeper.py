@@ -1,6 +1,6 @@
 """The dead-letter keeper: faultline.deadletter → the `rejected` table.
 
-Every refused input is kept (services/deadletter.py gives the letter's shape). The city
+Every refused input is kept (services/drivers/dead_letters.py gives the letter's shape). The city
 shards store their refusals in `rejected` with the batch that refused them; the stages with
 no database of their own — the api, the router, ingest — only send the letter. This loop, of
 `faultline correlate` and of `faultline run`, stores those letters, each once (the digest
@@ -17,8 +17,8 @@ import logging
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.deadletter import MAX_REASON, MAX_SOURCE, kept_text
-from services.sessions import run_sessions, until_stopped
+from services.drivers.dead_letters import MAX_REASON, MAX_SOURCE, kept_text
+from services.runtime.sessions import run_sessions, until_stopped
 from shared.clock import fmt_time, in_window
 from shared.db.projection import keep_refusal
 from shared.topics import DEADLETTER

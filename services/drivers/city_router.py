@@ -5,7 +5,7 @@ as one stream in arrival order — it merges the partitions by message time, hol
 message back while another partition could still deliver an earlier one (ArrivalOrder)
 — validates each message, stamps its arrival (`at`: the message's own time, or the `at`
 of a CONTRACT §3 action), and republishes it to faultline.correlator.inputs keyed by the
-owning city (services/sharding.py). Refused messages go to faultline.deadletter with the
+owning city (services/drivers/sharding.py). Refused messages go to faultline.deadletter with the
 reason and their topic, partition and offset. Offsets are committed only after the
 broker acknowledged what they became; a crash in between re-sends them, and the shard's
 log skips the duplicate by its source key.
@@ -25,11 +25,11 @@ from collections.abc import Callable
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.deadletter import MAX_VALUE, NOTHING, dead_letter
-from services.envelope import decode_input
-from services.kafka_stages import tick_message
-from services.sharding import all_shards
-from services.split import shards_for
+from services.drivers.dead_letters import MAX_VALUE, NOTHING, dead_letter
+from services.drivers.envelope import decode_input
+from services.drivers.sharding import all_shards
+from services.drivers.split import shards_for
+from services.drivers.stage_logic import tick_message
 from shared.clock import TimeFormatError, parse_time
 from shared.inventory import Inventory
 from shared.model import Rejected
@@ -44,7 +44,7 @@ ACTIONS_KINDS = ("complaint", *ACTION_KINDS)  # what faultline.actions carries (
 
 # aiokafka's max_request_size is 1 MiB: a routed value or dead letter beyond it could never
 # be sent, and the message would be retried forever. Kept values stop well short of it
-# (services/deadletter.py).
+# (services/drivers/dead_letters.py).
 
 
 def route(inventory: Inventory, msg: Msg) -> list[Out]:
@@ -92,7 +92,8 @@ def route_or_dead(inventory: Inventory, msg: Msg) -> list[Out]:
 def dead(msg: Msg, reason: str, value: object = NOTHING, stage: str = "router") -> Out:
     """A dead letter naming the message (topic, partition, offset) with the reason and the value:
     the decoded JSON when given and it encodes within MAX_KEPT bytes, else the raw text (cut to
-    fit, with `truncated`; services/deadletter.py). Never raises: a letter must always be sendable."""
+    fit, with `truncated`; services/drivers/dead_letters.py). Never raises: a letter must
+    always be sendable."""
     return (DEADLETTER, dead_letter(reason, stage, value, source=msg.coordinates, msg=msg, raw=msg.value),
             _key(msg))
 

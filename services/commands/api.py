@@ -1,6 +1,6 @@
 """`faultline api`: the HTTP face of the production pipeline (CONTRACT §4).
 
-The app is services/http_app.py's, the same as `faultline run` serves; this is its
+The app is services/http/app.py's, the same as `faultline run` serves; this is its
 composition root for the Kafka processes: the schema migrated and the intake topics made
 (`prepare`), a Kafka producer, the PostgreSQL (or SQLite) database the stages write,
 readiness = the database and the broker answer. The api has no loop of its own, so it is
@@ -17,9 +17,10 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.http_app import Face, build_app
-from services.http_guard import serve_until_stopped
-from services.process_kit import prepare, reachable
+from services.commands.production import prepare
+from services.http.app import Face, build_app
+from services.http.guard import serve_until_stopped
+from services.runtime.shell import reachable
 from services.settings import Settings
 from shared.inventory import Inventory
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic

@@ -1,7 +1,7 @@
-"""The shell every process shares (CONTRACT §4): its database (migrated) and broker (topics
-made) before it starts; what its /healthz and /readyz say (the ops app itself is built by
-services/http_app.py, the one module that builds apps, and served by the HTTP guard's
-`serve_until_stopped`); the stop on SIGTERM, with a watchdog for a drain that cannot finish. Settings are
+"""The shell every process shares (CONTRACT §4): what its /healthz and /readyz say (the ops
+app itself is built by services/http/app.py, the one module that builds apps, and served by
+the HTTP guard's `serve_until_stopped`); the stop on SIGTERM, with a watchdog for a drain
+that cannot finish. Settings are
 services/settings.py, read once when a command starts.
 """
 
@@ -11,15 +11,12 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.settings import Settings
-from shared.db.migrate import open_database
-from shared.transport.kafka import KafkaTransport
 from shared.transport.port import Transport
 
 log = logging.getLogger("faultline")
@@ -50,15 +47,6 @@ def install_stop(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-
-async def prepare(settings: Settings, topics: Iterable[str]) -> tuple[AsyncEngine, KafkaTransport]:
-    """A production process's database (migrated) and broker (its topics made, waiting for a
-    broker that is still coming up)."""
-    db = await open_database(settings.database_url)
-    transport = KafkaTransport(settings.kafka)
-    await transport.ensure_topics({t: settings.kafka.partitions for t in topics}, deadline_s=None)
-    return db, transport
 
 
 async def watchdog(stop: asyncio.Event, drain_s: float) -> None:

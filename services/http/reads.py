@@ -1,4 +1,4 @@
-"""The SQL behind the HTTP reads of services/http_app.py: the read model a page at a time,
+"""The SQL behind the HTTP reads of services/http/app.py: the read model a page at a time,
 the stored decisions, and the outcome of an input (CL-4).
 
 Every list is one `SELECT … ORDER BY <stable key> OFFSET … LIMIT limit+1` (the extra row
@@ -7,7 +7,7 @@ work orders and complaints) is one more query per page, keyed by the page's ids.
 walks a table in Python. Works on SQLite and PostgreSQL (the two schemas of
 shared/db/migrations).
 
-`input_outcomes`: see services/http_app.py for what an input's outcome means; here is how it
+`input_outcomes`: see services/http/app.py for what an input's outcome means; here is how it
 is read from the stages' own bookkeeping (shared/db/models.py):
 
 1. `rejected` rows whose source_key is the input's id (the correlate stage refused it, or
@@ -36,7 +36,7 @@ import orjson
 from sqlalchemy import JSON, Select, cast, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.http_models import FaultOut, WorkOrderOut
+from services.http.models import FaultOut, WorkOrderOut
 from shared.db.models import audit, faults, input_log, outbox, rejected, work_orders
 from shared.topics import DECISIONS, FAULTS
 

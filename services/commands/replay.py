@@ -11,8 +11,8 @@ from typing import IO
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.envelope import decode_input
-from services.pipeline import Pipeline
+from services.drivers.envelope import decode_input
+from services.drivers.pipeline import Pipeline
 from shared.clock import TimeFormatError, fmt_time, parse_time, parse_time_cached
 from shared.model import Alarm, Rejected
 

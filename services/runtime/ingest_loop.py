@@ -21,16 +21,11 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 
 from alarm_ingest.raw import FORMATS, normalize
-from services.deadletter import MAX_VALUE
-from services.http_app import Ops, build_ops_app
-from services.http_guard import serve_until_stopped
-from services.listeners import now_ms, start_listeners
-from services.process_kit import loops_health, prepare, reachable
-from services.router import dead
-from services.sessions import run_sessions, until_stopped
-from services.settings import Settings
+from services.drivers.city_router import dead
+from services.drivers.dead_letters import MAX_VALUE
+from services.runtime.sessions import run_sessions, until_stopped
 from shared.clock import fmt_time
-from shared.topics import ALARMS, DEADLETTER, raw_alarms_topic
+from shared.topics import ALARMS, raw_alarms_topic
 from shared.transport.port import Msg, Producer, Transport, next_offsets
 from shared.wire import INTERNAL, describe
 
@@ -115,28 +110,3 @@ class IngestRunner:
                 self.healthy = True
         finally:
             await consumer.stop()
-
-
-async def ingest(settings: Settings, stop: asyncio.Event) -> None:
-    db, transport = await prepare(settings, [*RAW_TOPICS, ALARMS, DEADLETTER])
-    producer = transport.producer()
-    await producer.start(deadline_s=None)
-    registry = CollectorRegistry()
-    runner = IngestRunner(transport, producer, registry)
-    ops = Ops(registry, loops_health({"ingest": runner}), lambda: reachable(db, transport))
-    app = build_ops_app(ops, settings.http)
-
-    async def publish_raw(fmt: str, data: bytes) -> None:
-        await producer.send(raw_alarms_topic(fmt), data, timestamp_ms=now_ms())
-
-    handles = await start_listeners(publish_raw, syslog_udp=settings.syslog_udp_port,
-                                    syslog_tcp=settings.syslog_tcp_port, snmp_udp=settings.snmp_trap_port)
-    try:
-        await asyncio.gather(runner.run(stop),
-                             serve_until_stopped(app, settings.http_port, stop, settings.http,
-                                                 host=settings.http_host))
-    finally:
-        for h in handles:
-            h.close()
-        await producer.stop()
-        await db.dispose()

@@ -4,7 +4,7 @@ Request bodies are *validated* by the same decoders replay uses (alarm_from_dict
 complaint_from_dict, action_from_dict), so HTTP and replay refuse the same inputs with the
 same reasons. The request models here give the OpenAPI page its schemas.
 
-Response bodies of services/http_app.py are built from read-model rows (`FaultOut.from_row`,
+Response bodies of services/http/app.py are built from read-model rows (`FaultOut.from_row`,
 `WorkOrderOut.from_row`, `trouble_ticket`) as plain dicts encoded by orjson; the models
 document them. `FaultOut.of`/`row` and `WorkOrderOut.of`/`row` read the embedded engine's
 objects for services/http_api.py only, and go with it.
@@ -101,7 +101,7 @@ class IntakeResult(BaseModel):
 
 
 class IntakeAnswer(IntakeResult):
-    """What intake answers (services/http_app.py): the embedded app's fields and the
+    """What intake answers (services/http/app.py): the embedded app's fields and the
     production api's `refused`, plus each input's id and how many are still undecided."""
 
     accepted: int = Field(description="inputs taken (published) and not refused")
@@ -116,7 +116,7 @@ class IntakeAnswer(IntakeResult):
 
 
 class InputOutcome(BaseModel):
-    """What became of one input published by intake (services/http_app.py, CL-4)."""
+    """What became of one input published by intake (services/http/app.py, CL-4)."""
 
     input_id: str
     status: Literal["pending", "accepted", "refused"]

@@ -33,10 +33,10 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy.exc import DBAPIError
 
-from services.deadletter import MAX_KEPT, dead_letter, kept_value
-from services.kafka_stages import Entry, Step
-from services.sessions import run_sessions, until_stopped
-from services.shardlog import Batch, Outgoing, ShardLog
+from services.drivers.dead_letters import MAX_KEPT, dead_letter, kept_value
+from services.drivers.stage_logic import Entry, Step
+from services.runtime.sessions import run_sessions, until_stopped
+from services.runtime.shard_log import Batch, Outgoing, ShardLog
 from shared.clock import fmt_time
 from shared.db.errors import UnstorableInput, data_fault
 from shared.model import MAX_NAME
@@ -109,7 +109,7 @@ class ShardRunner:
         # A shard whose timers fail is `degraded` (/readyz), not dead.
         self.healthy = False
         self.failing: dict[str, tuple[int, float]] = {}   # shard → (failed ticks, retry at)
-        self.metrics = metrics                # services.metrics.EngineMetrics, or None
+        self.metrics = metrics                # services.runtime.metrics.EngineMetrics, or None
         # Upstream has handed on all it had (the router of this process: RouterRunner.idle);
         # with this shard's own partitions drained, a wall-clock tick overtakes no input.
         self.ready_to_tick = ready_to_tick

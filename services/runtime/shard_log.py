@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.kafka_stages import Entry
+from services.drivers.stage_logic import Entry
 from shared.clock import fmt_time
 from shared.db.errors import UnstorableInput
 from shared.db.models import input_log, outbox, rejected, timers

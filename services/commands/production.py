@@ -1,0 +1,46 @@
+"""What the production processes share: their database (migrated) and broker (topics made)
+before they start (`prepare`), the wiring of their loops (database, broker, producer,
+metrics) and their ops port."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.http.app import Ops, build_ops_app
+from services.runtime.assembly import Wiring, wiring
+from services.runtime.metrics import calendar_watch
+from services.runtime.shell import loops_health, reachable
+from services.settings import Settings
+from shared.db.migrate import open_database
+from shared.transport.kafka import KafkaTransport
+
+
+async def prepare(settings: Settings, topics: Iterable[str]) -> tuple[AsyncEngine, KafkaTransport]:
+    """A production process's database (migrated) and broker (its topics made, waiting for a
+    broker that is still coming up)."""
+    db = await open_database(settings.database_url)
+    transport = KafkaTransport(settings.kafka)
+    await transport.ensure_topics({t: settings.kafka.partitions for t in topics}, deadline_s=None)
+    return db, transport
+
+
+async def kafka_wiring(settings: Settings, inventory, rulebook, topics) -> Wiring:
+    """The database (migrated) and the broker (topics created) of a production process."""
+    db, transport = await prepare(settings, topics)
+    producer = transport.producer()
+    await producer.start(deadline_s=None)
+    return wiring(inventory, rulebook, db, transport, producer, CollectorRegistry())
+
+
+def ops_app(settings: Settings, w: Wiring, loops: dict, sharded: list) -> FastAPI:
+    """/healthz: every loop runs; /readyz: no shard's timers failing, database and broker
+    reachable; the holiday calendar's end as a warning."""
+    async def ready() -> list[str]:
+        return [d for runner in sharded for d in runner.degraded] + await reachable(w.db, w.transport)
+    ops = Ops(w.registry, loops_health(loops), ready, calendar_watch(w.rulebook, w.registry, time.time))
+    return build_ops_app(ops, settings.http)
