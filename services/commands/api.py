@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.commands.production import prepare
-from services.http.app import Face, build_app
+from services.http.app import build_app
+from services.http.face import Face
 from services.http.guard import serve_until_stopped
 from services.runtime.shell import reachable
 from services.settings import Settings

@@ -12,8 +12,9 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from services.commands.production import prepare
-from services.http.app import Ops, build_ops_app
+from services.http.app import build_ops_app
 from services.http.guard import serve_until_stopped
+from services.http.ops import Ops
 from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner
 from services.runtime.shell import loops_health, reachable
 from services.settings import Settings

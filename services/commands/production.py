@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.http.app import Ops, build_ops_app
+from services.http.app import build_ops_app
+from services.http.ops import Ops
 from services.runtime.assembly import Wiring, wiring
 from services.runtime.metrics import calendar_watch
 from services.runtime.shell import loops_health, reachable

@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from prometheus_client import CollectorRegistry
 
 from services.config import UsageError, load_config
-from services.http.app import Face, build_app
+from services.http.app import build_app
+from services.http.face import Face
 from services.http.guard import HttpLimits, serve_until_stopped
 from services.runtime.assembly import (
     CORRELATE_TOPICS,

@@ -35,8 +35,9 @@ from service.http_support import (
     status_of,
 )
 from service.support import FIBRE_CUT, T0, FakeClock, alarm, live_service
-from services.http.app import Ops, build_ops_app
+from services.http.app import build_ops_app
 from services.http.guard import is_json
+from services.http.ops import Ops
 from services.runtime.shell import loops_health
 from services.settings import HttpLimits, Settings
 from shared.rulebook import calendar_notice

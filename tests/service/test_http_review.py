@@ -33,8 +33,9 @@ from service.http_support import (
 )
 from service.support import T0, FakeClock
 from services.drivers.dead_letters import MAX_LETTER, MAX_VALUE, dead_letter
-from services.http.app import Ops, build_ops_app
+from services.http.app import build_ops_app
 from services.http.guard import MAX_ALARMS, HttpGuard, HttpLimits, IntakeSlots
+from services.http.ops import Ops
 from shared.transport.port import Msg
 
 JSON = {"content-type": "application/json"}

@@ -12,7 +12,7 @@ import pytest
 
 from service.http_support import MODES, asgi_client, one_app, production_api
 from service.support import T0, FakeClock, live_service
-from services.http.app import TMF621, TMF642
+from services.http.face import TMF621, TMF642
 from services.http.guard import HttpLimits
 
 ROUTES = {("POST", "/alarms"), ("POST", "/complaints"), ("POST", "/actions"), ("POST", TMF642),

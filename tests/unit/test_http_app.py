@@ -18,7 +18,8 @@ from scenario import run
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.http.app import TMF621, TMF642, Face, build_app
+from services.http.app import build_app
+from services.http.face import TMF621, TMF642, Face
 from services.http.guard import HttpLimits
 from services.http.reads import input_outcome
 from shared.db.migrate import upgrade_async
