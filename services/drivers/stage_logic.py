@@ -83,13 +83,18 @@ class CorrelateLogic:
     def new_shard(self, shard: str) -> CorrelatorShard:
         return CorrelatorShard(shard, self.inventory, self.rulebook)
 
-    def rerun(self, core: CorrelatorShard, entry: Entry) -> None:
+    def rerun(self, core: CorrelatorShard, entry: Entry) -> int:
+        """Re-run a logged entry (nothing is emitted); the number of records it made again."""
         if entry.kind == "tick" or (entry.body is not None and "tick" in entry.body):
-            core.tick(entry.clock)
+            outs = core.tick(entry.clock)
         elif entry.kind == "input":
             event = decode_input(entry.body["input"])
-            if not isinstance(event, Rejected):
-                core.handle(event, entry.clock)
+            if isinstance(event, Rejected):
+                return 0
+            outs = core.handle(event, entry.clock)[0]
+        else:
+            return 0
+        return sum(1 for item in outs if item[0] == RECORD)
 
     def source_key(self, body: dict) -> str | None:
         return body.get("source")
@@ -176,14 +181,16 @@ class DispatchLogic:
     def new_shard(self, shard: str) -> DispatcherShard:
         return DispatcherShard(shard, self.rulebook, self.warn, catch_up_s=self.catch_up_s)
 
-    def rerun(self, core: DispatcherShard, entry: Entry) -> None:
+    def rerun(self, core: DispatcherShard, entry: Entry) -> int:
+        """Re-run a logged entry (nothing is emitted); the number of records it made again."""
         if entry.kind == "tick" or (entry.body is not None and "tick" in entry.body):
-            core.tick(entry.clock)
-        elif entry.kind == "input":
+            return len(core.tick(entry.clock))
+        if entry.kind == "input":
             decoded = decode_notice(orjson.dumps(entry.body), self.inventory)
             if isinstance(decoded, Rejected):     # logged under an older decoder: passed, as at first
-                return
-            core.handle(*decoded)
+                return 0
+            return len(core.handle(*decoded)[0])
+        return 0
 
     def source_key(self, body: dict) -> str | None:
         return body.get("id")

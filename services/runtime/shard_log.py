@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.drivers.stage_logic import Entry
 from shared.clock import fmt_time
 from shared.db.errors import UnstorableInput
-from shared.db.models import input_log, outbox, rejected, timers
+from shared.db.models import audit, input_log, outbox, rejected, timers
 from shared.db.projection import project_batch
 
 
@@ -77,6 +77,13 @@ class ShardLog:
                 .order_by(input_log.c.seq))
             return [Entry(r.seq, r.kind, r.clock, orjson.loads(r.body) if r.body else None, r.source_key)
                     for r in rows]
+
+    async def stored_records(self, shard: str) -> int:
+        """How many decision records the shard stored (the audit trail keeps each once)."""
+        async with self.engine.connect() as conn:
+            query = (select(func.count()).select_from(audit)
+                     .where(audit.c.stage == self.stage, audit.c.shard == shard))
+            return (await conn.execute(query)).scalar_one()
 
     async def append(self, batch: Batch, at: str) -> None:
         """Everything a batch did, in one transaction (or nothing: the caller rebuilds).

@@ -65,7 +65,7 @@ class StageLogic(Protocol):
 
     def new_shard(self, shard: str) -> Any: ...
 
-    def rerun(self, state: Any, entry: Entry) -> None: ...
+    def rerun(self, state: Any, entry: Entry) -> int: ...
 
     known_shards: frozenset[str]
 
@@ -208,11 +208,17 @@ class ShardRunner:
     async def open_shard(self, shard: str) -> ShardState:
         """Rebuild a shard from its log (the pure core re-run; nothing is re-emitted)."""
         state = ShardState(shard, self.logic.new_shard(shard))
+        remade = 0
         for entry in await self.log.entries(shard):
-            self.logic.rerun(state.core, entry)
+            remade += self.logic.rerun(state.core, entry) or 0
             state.seq = entry.seq
             if entry.source_key is not None:
                 state.seen.add(entry.source_key)
+        stored = await self.log.stored_records(shard)
+        if remade != stored:
+            log.warning("%s %s: re-running the log made %d records but %d are stored; has the inventory "
+                        "or the rulebook changed since they were written?", self.logic.stage, shard,
+                        remade, stored)
         self.shards[shard] = state
         return state
 

@@ -182,11 +182,6 @@ async def test_inputs_taken_before_a_restart_are_decided_before_timers_due_after
     assert serious == []                               # ended after 20 minutes: never serious (SF-3: 30)
 
 
-@pytest.mark.xfail(reason="no successor: the old engine re-ran its log at start-up and warned "
-                          "('recovery re-made …') when the records it re-made differed from the stored "
-                          "ones; the shard runner's rebuild (ShardRunner.open_shard) compares nothing "
-                          "with the outbox or the read model, so a log that no longer reproduces what "
-                          "was published (another rulebook, a rules change) goes unnoticed", strict=False)
 async def test_recovery_warns_when_the_log_no_longer_reproduces_the_stored_records(settings, caplog):
     clock = FakeClock(T0 + 5)
     async with live_service(settings, clock) as svc:
