@@ -409,6 +409,20 @@ def run_full(inv, rulebook, lines: list[bytes], prof: cProfile.Profile | None = 
     return Pass(t2 - t1, t1 - t0, sum(c.values()), c["fault.opened"], replay.rejected, pipe.alarms_in)
 
 
+def storm_alarms(lines: list[bytes]) -> list[dict]:
+    """The normalized alarm objects of a storm's lines, as a producer would post them (the
+    lines that are not JSON alarm objects left out)."""
+    out = []
+    for raw in lines:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj.get("kind") == "alarm" and isinstance(obj.get("alarm"), dict):
+            out.append(obj["alarm"])
+    return out
+
+
 def decode_all(lines: list[bytes]) -> list[tuple[float, object]]:
     events = []
     for raw in lines:

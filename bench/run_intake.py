@@ -31,7 +31,6 @@ for p in (str(ROOT), str(ROOT / "bench")):
 async def run(args: argparse.Namespace) -> None:
     import engine as bench  # bench/engine.py
     import httpx
-    import orjson
     from prometheus_client import CollectorRegistry
 
     from services.commands.run import Embedded
@@ -42,15 +41,7 @@ async def run(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     topo = bench.gen_inventory(args.circuits, rng)
     lines, _bad = bench.gen_storm(topo, args.alarms, rng, hours=1.0)
-    alarms = []
-    for raw in lines:
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and obj.get("kind") == "alarm":
-            alarms.append(obj["alarm"])
-    alarms = alarms[:args.alarms]
+    alarms = bench.storm_alarms(lines)[:args.alarms]
     with tempfile.TemporaryDirectory() as tmp:
         svc = Embedded(parse_inventory(topo.doc), load_rulebook(), f"sqlite+aiosqlite:///{tmp}/b.sqlite3",
                        WallClock(), registry=CollectorRegistry())

@@ -8,8 +8,17 @@ class UsageError(Exception):
     """Unusable arguments or inputs refused at start-up; each line names a problem."""
 
 
-def load_config(inventory_path: str | None, rulebook_path: str | None):
+def load_inventory_file(path: str):
+    """The inventory at `path`, or UsageError naming each of its problems."""
     from shared.inventory import InventoryError, load_inventory
+
+    try:
+        return load_inventory(path)
+    except InventoryError as err:
+        raise UsageError("\n".join(f"inventory: {p}" for p in err.problems)) from err
+
+
+def load_config(inventory_path: str | None, rulebook_path: str | None):
     from shared.rulebook import RulebookError, load_rulebook
 
     problems: list[str] = []
@@ -22,9 +31,9 @@ def load_config(inventory_path: str | None, rulebook_path: str | None):
         problems.append("inventory: no file given (--inventory or FAULTLINE_INVENTORY)")
     else:
         try:
-            inventory = load_inventory(inventory_path)
-        except InventoryError as err:
-            problems.extend(f"inventory: {p}" for p in err.problems)
+            inventory = load_inventory_file(inventory_path)
+        except UsageError as err:
+            problems.extend(str(err).splitlines())
     if problems:
         raise UsageError("\n".join(problems))
     return inventory, rulebook

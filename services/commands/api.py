@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.commands.production import prepare
+from services.config import load_inventory_file
 from services.http.app import build_app
 from services.http.face import Face
 from services.http.guard import serve_until_stopped
@@ -27,6 +28,7 @@ from shared.inventory import Inventory
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
 from shared.transport.kafka import KafkaTransport
 from shared.transport.port import Producer as ProducerPort
+from shared.transport.port import Transport
 
 
 def alive() -> str | None:
@@ -34,38 +36,27 @@ def alive() -> str | None:
 
 
 def face(settings: Settings, engine: AsyncEngine, producer: ProducerPort, registry: CollectorRegistry,
-         inventory: Inventory | None = None) -> Face:
-    broker = KafkaTransport(settings.kafka)
+         inventory: Inventory | None = None, broker: Transport | None = None) -> Face:
+    broker = broker or KafkaTransport(settings.kafka)       # readiness dials it
     return Face(producer=producer, db=engine, registry=registry, health=alive,
                 ready=lambda: reachable(engine, broker), limits=settings.http, inventory=inventory)
 
 
 def create_api(settings: Settings, engine: AsyncEngine, producer: ProducerPort,
-               registry: CollectorRegistry, inventory: Inventory | None = None) -> FastAPI:
+               registry: CollectorRegistry, inventory: Inventory | None = None,
+               broker: Transport | None = None) -> FastAPI:
     """The api's app on these adapters (tests/service/http_support.py builds it with a
     recording producer and a SQLite read model)."""
-    return build_app(face(settings, engine, producer, registry, inventory))
-
-
-def _inventory(settings: Settings) -> Inventory | None:
-    if settings.inventory_path is None:
-        return None
-    from services.config import UsageError
-    from shared.inventory import InventoryError, load_inventory
-
-    try:
-        return load_inventory(settings.inventory_path)
-    except InventoryError as err:
-        raise UsageError("\n".join(f"inventory: {p}" for p in err.problems)) from err
+    return build_app(face(settings, engine, producer, registry, inventory, broker))
 
 
 async def api(settings: Settings, stop: asyncio.Event) -> None:
-    inventory = _inventory(settings)
+    inventory = load_inventory_file(settings.inventory_path) if settings.inventory_path else None
     engine, transport = await prepare(settings, (ALARMS, ACTIONS, DEADLETTER, raw_alarms_topic("tmf642")))
     producer = transport.producer()
     await producer.start(deadline_s=None)
     try:
-        app = create_api(settings, engine, producer, CollectorRegistry(), inventory)
+        app = create_api(settings, engine, producer, CollectorRegistry(), inventory, transport)
         await serve_until_stopped(app, settings.http_port, stop, settings.http, host=settings.http_host)
     finally:
         await producer.stop()

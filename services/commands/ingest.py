@@ -16,7 +16,7 @@ from services.http.app import build_ops_app
 from services.http.guard import serve_until_stopped
 from services.http.ops import Ops
 from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner
-from services.runtime.shell import loops_health, reachable
+from services.runtime.shell import loops_health, readiness
 from services.settings import Settings
 from shared.listeners import now_ms, start_listeners
 from shared.topics import ALARMS, DEADLETTER, raw_alarms_topic
@@ -28,7 +28,7 @@ async def ingest(settings: Settings, stop: asyncio.Event) -> None:
     await producer.start(deadline_s=None)
     registry = CollectorRegistry()
     runner = IngestRunner(transport, producer, registry)
-    ops = Ops(registry, loops_health({"ingest": runner}), lambda: reachable(db, transport))
+    ops = Ops(registry, loops_health({"ingest": runner}), lambda: readiness(db, transport))
     app = build_ops_app(ops, settings.http)
 
     async def publish_raw(fmt: str, data: bytes) -> None:

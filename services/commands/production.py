@@ -15,7 +15,7 @@ from services.http.app import build_ops_app
 from services.http.ops import Ops
 from services.runtime.assembly import Wiring, wiring
 from services.runtime.metrics import calendar_watch
-from services.runtime.shell import loops_health, reachable
+from services.runtime.shell import loops_health, readiness
 from services.settings import Settings
 from shared.db.migrate import open_database
 from shared.transport.kafka import KafkaTransport
@@ -41,7 +41,6 @@ async def kafka_wiring(settings: Settings, inventory, rulebook, topics) -> Wirin
 def ops_app(settings: Settings, w: Wiring, loops: dict, sharded: list) -> FastAPI:
     """/healthz: every loop runs; /readyz: no shard's timers failing, database and broker
     reachable; the holiday calendar's end as a warning."""
-    async def ready() -> list[str]:
-        return [d for runner in sharded for d in runner.degraded] + await reachable(w.db, w.transport)
-    ops = Ops(w.registry, loops_health(loops), ready, calendar_watch(w.rulebook, w.registry, time.time))
+    ops = Ops(w.registry, loops_health(loops), lambda: readiness(w.db, w.transport, sharded),
+              calendar_watch(w.rulebook, w.registry, time.time))
     return build_ops_app(ops, settings.http)

@@ -39,7 +39,7 @@ from services.runtime.assembly import (
     wiring,
 )
 from services.runtime.metrics import calendar_watch
-from services.runtime.shell import install_stop, loops_health, reachable
+from services.runtime.shell import install_stop, loops_health, readiness
 from shared.db import redacted_url
 from shared.db.migrate import open_database
 from shared.inventory import Inventory
@@ -49,8 +49,6 @@ from shared.transport.local import LocalTransport
 
 log = logging.getLogger("faultline")
 
-LOOP_GROUPS = ("faultline-router", "faultline-correlate", "faultline-dispatch", "faultline-ingest",
-               "faultline-deadletter")
 TICK_EVERY_S = 0.25          # real seconds between timer ticks (a demo clock runs ×120)
 
 
@@ -74,7 +72,10 @@ class Embedded:
     async def start(self) -> None:
         self.db = db = await open_database(self.database_url)
         clock = self.clock
-        self.transport = LocalTransport(db, partitions=1, now_ms=lambda: int(clock.now() * 1000))
+
+        def now_ms() -> int:                 # the message time of what is sent here: the service's clock
+            return int(clock.now() * 1000)
+        self.transport = LocalTransport(db, partitions=1, now_ms=now_ms)
         topics = {*CORRELATE_TOPICS, *DISPATCH_TOPICS, *INGEST_TOPICS}
         await self.transport.ensure_topics({t: 1 for t in topics})
         self.producer = self.transport.producer()
@@ -89,7 +90,7 @@ class Embedded:
         self.warnings = calendar_watch(self.rulebook, self.registry, clock.now)
         self.app = build_app(Face(producer=self.producer, db=db, registry=self.registry, health=self._health,
                                   ready=self._ready, warnings=self.warnings, limits=self.http,
-                                  now_ms=lambda: int(clock.now() * 1000), inventory=self.inventory))
+                                  now_ms=now_ms, inventory=self.inventory))
         stop = self.stop_event
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("router", self.router.run(stop)), ("correlate", self.correlate.run(stop)),
@@ -115,15 +116,18 @@ class Embedded:
 
     async def settle(self, timeout_s: float = 10.0) -> None:
         """Wait until every loop has handled (and committed) every message sent so far."""
-        if not await self.transport.settled(timeout_s, LOOP_GROUPS):
+        groups = [loop.group_id for loop in self.loops.values()]
+        if not await self.transport.settled(timeout_s, groups):
             raise TimeoutError(f"the loops did not settle in {timeout_s:g}s")
 
     async def tick(self) -> None:
         """Fire the timers due by the clock now (the correlate loop does this every tick_every_s
-        by itself), and wait until what they made has gone through."""
+        by itself), and wait until what they made has gone through. On stream time only the
+        inputs move the clock: there is nothing to fire."""
         await self.settle()
-        await self.correlate.tick_now()
-        await self.settle()
+        if not self.stream:
+            await self.correlate.tick_now()
+            await self.settle()
 
     @property
     def loops(self) -> dict[str, object]:
@@ -138,7 +142,7 @@ class Embedded:
 
     async def _ready(self) -> list[str]:
         """No shard's timers failing, the database (and the transport kept in it) answering."""
-        return [*self.correlate.degraded, *self.dispatch.degraded, *await reachable(self.db, self.transport)]
+        return await readiness(self.db, self.transport, (self.correlate, self.dispatch))
 
 
 # ---------------------------------------------------------------------- the command

@@ -165,12 +165,14 @@ class _Intake:
             raise await self.refuse(kind, reason, body)
         return body
 
-    def check(self, event: object) -> tuple[list[str] | None, str | None]:
+    def check(self, event: object, *, route: bool = True) -> tuple[list[str] | None, str | None]:
         """(None, why) for a decoder's refusal or an input the router could not route (when the
-        inventory is known); else (the city shards the router sends it to, or None, None)."""
+        inventory is known); else (the city shards the router sends it to, or None, None).
+        `route=False`: the decoder's verdict only (an alarm always routes; its cities matter
+        only to an answer that waits for each of them)."""
         if isinstance(event, Rejected):
             return None, event.reason
-        if self.face.inventory is None:
+        if self.face.inventory is None or not route:
             return None, None
         cities = shards_for(self.face.inventory, event)
         return (None, cities.reason) if isinstance(cities, Rejected) else (cities, None)
@@ -247,7 +249,7 @@ def intake_routes(face: Face) -> APIRouter:
             batch = _Batch("alarm")
             for i, item in enumerate(body if listed else [body]):
                 alarm = alarm_from_dict(item, f"alarms[{i}]" if listed else "alarm")
-                shards, reason = io.check(alarm)
+                shards, reason = io.check(alarm, route=wait_s > 0)
                 if reason is not None and not listed:
                     raise await io.refuse("alarm", reason, item)
                 if reason is not None:

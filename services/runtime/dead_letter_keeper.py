@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.drivers.dead_letters import MAX_REASON, MAX_SOURCE, kept_text
-from services.runtime.sessions import run_sessions, until_stopped
+from services.runtime.sessions import SessionLoop, joined
 from shared.clock import fmt_time, in_window
 from shared.db.projection import keep_refusal
 from shared.topics import DEADLETTER
@@ -29,7 +29,7 @@ log = logging.getLogger("faultline.deadletter")
 KEPT_BY_THEIR_STAGE = frozenset({"correlate", "dispatch"})   # stored with the batch that refused them
 
 
-class DeadLetterKeeper:
+class DeadLetterKeeper(SessionLoop):
     """faultline.deadletter → `rejected`: keeps the letters of the stages that hold no
     database of their own (api, router, ingest). A letter that is not one (not JSON, not an
     object) is kept too, as the text it came as: nothing on the topic is dropped."""
@@ -38,24 +38,11 @@ class DeadLetterKeeper:
         self.transport = transport
         self.db = db
         self.group_id = group_id
-        self.healthy = False
-
-    async def run(self, stop: asyncio.Event) -> None:
-        def failed(backoff: float) -> None:
-            self.healthy = False
-            log.exception("dead-letter keeper: session failed; again in %.1fs", backoff)
-
-        try:
-            await run_sessions(lambda: self._session(stop), stop, failed)
-        finally:
-            self.healthy = False
+        self.name = "dead-letter keeper"
 
     async def _session(self, stop: asyncio.Event) -> None:
-        consumer = self.transport.consumer([DEADLETTER], self.group_id)
-        if not await until_stopped(consumer.start(deadline_s=None), stop):
-            return
-        try:
-            while not stop.is_set():
+        async with joined(self.transport.consumer([DEADLETTER], self.group_id), stop) as consumer:
+            while consumer is not None and not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=1000)
                 rows = [row for m in msgs if (row := refusal_row(m)) is not None]
                 if rows:
@@ -65,8 +52,6 @@ class DeadLetterKeeper:
                 if msgs:
                     await consumer.commit(next_offsets(msgs))
                 self.healthy = True
-        finally:
-            await consumer.stop()
 
 
 def refusal_row(msg: Msg) -> dict | None:

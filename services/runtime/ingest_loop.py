@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter
 from alarm_ingest.raw import FORMATS, normalize
 from services.drivers.city_router import dead
 from services.drivers.dead_letters import MAX_VALUE
-from services.runtime.sessions import run_sessions, until_stopped
+from services.runtime.sessions import SessionLoop, joined
 from shared.clock import fmt_time
 from shared.topics import ALARMS, raw_alarms_topic
 from shared.transport.port import Msg, Producer, Transport, next_offsets
@@ -74,7 +74,7 @@ def normalize_or_dead(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
         return topic, value, key, None
 
 
-class IngestRunner:
+class IngestRunner(SessionLoop):
     """The consume → normalize → produce → commit loop of the raw topics (any transport)."""
 
     def __init__(self, transport: Transport, producer: Producer, registry: CollectorRegistry) -> None:
@@ -82,24 +82,12 @@ class IngestRunner:
         self.producer = producer
         self.normalized = Counter("faultline_ingest_messages", "Raw messages handled, by outcome",
                                   ["outcome"], registry=registry)
-        self.healthy = False          # /healthz: a whole pass done; False from a failure on
-
-    async def run(self, stop: asyncio.Event) -> None:
-        def failed(backoff: float) -> None:
-            self.healthy = False
-            log.exception("ingest session failed; again in %.1fs", backoff)
-
-        try:
-            await run_sessions(lambda: self._session(stop), stop, failed)
-        finally:
-            self.healthy = False
+        self.group_id = "faultline-ingest"
+        self.name = "ingest"
 
     async def _session(self, stop: asyncio.Event) -> None:
-        consumer = self.transport.consumer(list(RAW_TOPICS), "faultline-ingest")
-        if not await until_stopped(consumer.start(deadline_s=None), stop):
-            return
-        try:
-            while not stop.is_set():
+        async with joined(self.transport.consumer(list(RAW_TOPICS), self.group_id), stop) as consumer:
+            while consumer is not None and not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=1000)
                 if msgs:
                     outs = [normalize_or_dead(m) for m in msgs]
@@ -108,5 +96,3 @@ class IngestRunner:
                         self.normalized.labels("alarm" if t == ALARMS else "refused").inc()
                     await consumer.commit(next_offsets(msgs))
                 self.healthy = True
-        finally:
-            await consumer.stop()

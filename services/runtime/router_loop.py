@@ -7,7 +7,7 @@ import logging
 import time
 
 from services.drivers.city_router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
-from services.runtime.sessions import run_sessions, until_stopped
+from services.runtime.sessions import SessionLoop, joined
 from shared.inventory import Inventory
 from shared.transport.port import Producer, Transport, next_offsets
 
@@ -18,7 +18,7 @@ ASK_EVERY_S = 0.05          # end-offset checks while a ripe message waits on a 
 LAG_EVERY_S = 1.0
 
 
-class RouterRunner:
+class RouterRunner(SessionLoop):
     def __init__(self, inventory: Inventory, transport: Transport, producer: Producer,
                  group_id: str = "faultline-router", hold_s: float = HOLD_S) -> None:
         self.inventory = inventory
@@ -32,16 +32,10 @@ class RouterRunner:
         # next pass completes, so a session that fails every few seconds never reads healthy.
         self.healthy = False
         self.idle = False          # the last pass fetched nothing and holds nothing back
+        self.name = "router"
 
-    async def run(self, stop: asyncio.Event) -> None:
-        def failed(backoff: float) -> None:
-            self.healthy = self.idle = False
-            log.exception("router session failed; again in %.1fs", backoff)
-
-        try:
-            await run_sessions(lambda: self._session(stop), stop, failed)
-        finally:
-            self.healthy = self.idle = False
+    def _down(self, *, failed: bool) -> None:
+        self.healthy = self.idle = False
 
     async def _session(self, stop: asyncio.Event) -> None:
         order = ArrivalOrder(self.hold_s)
@@ -51,12 +45,10 @@ class RouterRunner:
 
         consumer = self.transport.consumer(list(ROUTED_TOPICS), self.group_id, on_revoked=revoked,
                                            single_active=True)
-        if not await until_stopped(consumer.start(deadline_s=None), stop):
-            return
         released_upto = -1
         asked = lag_read = float("-inf")
-        try:
-            while not stop.is_set():
+        async with joined(consumer, stop) as consumer:
+            while consumer is not None and not stop.is_set():
                 fetched = await consumer.fetch(timeout_ms=100, max_records=2000)
                 order.add(fetched)
                 owned = consumer.assignment()
@@ -81,8 +73,6 @@ class RouterRunner:
                 # faultline.correlator.inputs (sent and acknowledged above), so a wall-clock tick of
                 # the shards now cannot overtake an earlier input (ShardRunner.ready_to_tick).
                 self.idle = not fetched and not order.pending()
-        finally:
-            await consumer.stop()
 
     def _count_late(self, ready, released_upto: int) -> int:
         """A message whose time is before one already routed reached the broker more than the

@@ -4,7 +4,13 @@ starts again after any failure, with a doubling wait, until the process is told 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from shared.transport.port import Consumer
+
+log = logging.getLogger("faultline")
 
 
 async def run_sessions(session: Callable[[], Awaitable[None]], stop: asyncio.Event,
@@ -47,3 +53,42 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
+
+
+class SessionLoop:
+    """A loop of the runtime (router, city shards, ingest, dead-letter keeper): sessions of
+    `_session` until the process stops, and `healthy` for /healthz — True once a session's
+    pass has worked, False from a failure (or the end) until the next pass works."""
+
+    name = "loop"
+    healthy = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        def failed(backoff: float) -> None:
+            self._down(failed=True)
+            log.exception("%s: session failed; again in %.1fs", self.name, backoff)
+
+        try:
+            await run_sessions(lambda: self._session(stop), stop, failed)
+        finally:
+            self._down(failed=False)
+
+    def _down(self, *, failed: bool) -> None:
+        """A session ended (it failed, or the loop stops): what its passes said holds no more."""
+        self.healthy = False
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+
+@contextlib.asynccontextmanager
+async def joined(consumer: Consumer, stop: asyncio.Event) -> AsyncIterator[Consumer | None]:
+    """A session's consumer: started (waiting for its broker as long as it takes, unless `stop`
+    comes first: then None), and stopped when the session ends."""
+    if not await until_stopped(consumer.start(deadline_s=None), stop):
+        yield None
+        return
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()

@@ -17,7 +17,8 @@ batch did before it is stored first and the shard is rebuilt from its log, which
 holds the bad message. A batch the database refuses for its data (a value too long for a
 column…) is redone one message at a time, so only the culprit is refused. A refused
 message without a source key is known by its coordinates, so a redelivery is not refused
-twice. A timer that raises on one shard is retried later, with /healthz down meanwhile.
+twice. A timer that raises on one shard is retried later, with backoff, the shard reported
+`degraded` in /readyz meanwhile.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.drivers.dead_letters import MAX_KEPT, dead_letter, kept_value
 from services.drivers.stage_logic import Entry, Step
-from services.runtime.sessions import run_sessions, until_stopped
+from services.runtime.sessions import SessionLoop, joined
 from services.runtime.shard_log import Batch, Outgoing, ShardLog
 from shared.clock import fmt_time
 from shared.db.errors import UnstorableInput, data_fault
@@ -86,7 +87,7 @@ class ShardState:
     seen: set[str] = field(default_factory=set)
 
 
-class ShardRunner:
+class ShardRunner(SessionLoop):
     def __init__(self, logic: StageLogic, shard_log: ShardLog, transport: Transport, producer: Producer, *,
                  group_id: str, wall_clock: Callable[[], float] | None = time.time,
                  tick_every_s: float = 1.0, batch_size: int = 2000, metrics=None,
@@ -109,6 +110,7 @@ class ShardRunner:
         # A shard whose timers fail is `degraded` (/readyz), not dead.
         self.healthy = False
         self.failing: dict[str, tuple[int, float]] = {}   # shard → (failed ticks, retry at)
+        self.name = logic.stage
         self.metrics = metrics                # services.runtime.metrics.EngineMetrics, or None
         # Upstream has handed on all it had (the router of this process: RouterRunner.idle);
         # with this shard's own partitions drained, a wall-clock tick overtakes no input.
@@ -130,27 +132,18 @@ class ShardRunner:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop`; any failure drops every shard and starts a fresh session."""
-        def failed(backoff: float) -> None:
-            self.healthy = False
-            log.exception("%s: session failed; rebuilding from the log in %.1fs", self.logic.stage, backoff)
+    def _down(self, *, failed: bool) -> None:
+        self.healthy = False
+        if failed:                         # the next session rebuilds every shard from its log
             self.shards.clear()
-
-        try:
-            await run_sessions(lambda: self._session(stop), stop, failed)
-        finally:
-            self.healthy = False
 
     async def _session(self, stop: asyncio.Event) -> None:
         consumer = self.transport.consumer([self.logic.input_topic], self.group_id,
                                            on_assigned=self._assigned, on_revoked=self._revoked)
-        if not await until_stopped(consumer.start(deadline_s=None), stop):
-            return
-        try:
-            self.healthy = True
+        async with joined(consumer, stop) as consumer:
+            self.healthy = consumer is not None
             next_tick = 0.0
-            while not stop.is_set():
+            while consumer is not None and not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=self.batch_size)
                 owned = consumer.assignment()
                 if {p for _t, p in owned} != self.owned:      # a rebalance the callback missed or failed
@@ -172,8 +165,6 @@ class ShardRunner:
                     for fut in asked:
                         if not fut.done():
                             fut.set_result(None)
-        finally:
-            await consumer.stop()
 
     async def _caught_up(self, consumer, owned: set[tuple[str, int]]) -> bool:
         """Has upstream handed on all it had, and every owned partition been handed out in

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -41,6 +41,12 @@ async def reachable(db: AsyncEngine, transport: Transport) -> list[str]:
         problems.append(f"database: {type(err).__name__}")
     trouble = await transport.problem()
     return problems + ([trouble] if trouble else [])
+
+
+async def readiness(db: AsyncEngine, transport: Transport, sharded: Iterable[Any] = ()) -> list[str]:
+    """/readyz problems of a process: its shards whose timers fail (degraded), then what it
+    cannot reach."""
+    return [d for runner in sharded for d in runner.degraded] + await reachable(db, transport)
 
 
 def install_stop(stop: asyncio.Event) -> None:

@@ -269,6 +269,7 @@ audit = Table(
     UniqueConstraint("digest"),
     Index(None, "fault_id"),
     Index(None, "work_order_id"),
+    Index(None, "stage", "shard"),      # what a shard stored, counted when it is rebuilt
 )
 
 # Every refused input, kept with its reason: the input.rejected records (projection, which
@@ -283,6 +284,7 @@ rejected = Table(
     Column("body", Text, nullable=True),
     Column("digest", String(64), nullable=True),
     UniqueConstraint("digest"),
+    Index(None, "source_key"),          # the outcome of an input (GET /inputs/{id}), polled
 )
 
 # ---------------------------------------------------------------------------------------

@@ -141,14 +141,17 @@ class LocalTransport:
             out: list[tuple[int, int]] = []
             rows: list[dict] = []
             made: list[tuple[TP, int, Msg]] = []
+            nexts: dict[TP, int] = {}                # the next offset of each partition sent to
             for topic, value, key, partition, ts in records:
                 if partition is None:
                     partition = partition_for(key, self.partitions) if key is not None else 0
                 if not 0 <= partition < self.partitions:
                     raise ValueError(f"{topic} has no partition {partition}")
                 tp = (topic, partition)
-                part = self._parts.setdefault(tp, _Partition())
-                offset = part.end + sum(1 for t, _o, _m in made if t == tp)
+                offset = nexts.get(tp)
+                if offset is None:
+                    offset = self._parts.setdefault(tp, _Partition()).end
+                nexts[tp] = offset + 1
                 msg = Msg(topic, partition, offset, key, bytes(value), self.now_ms() if ts is None else ts)
                 made.append((tp, offset, msg))
                 out.append((partition, offset))
