@@ -26,7 +26,14 @@ from shared.db.models import (
     rejected,
     work_orders,
 )
-from shared.db.projection import RECORD_TYPES, project, project_alarm, project_alarms, project_complaint
+from shared.db.projection import (
+    RECORD_TYPES,
+    project,
+    project_alarm,
+    project_alarms,
+    project_complaint,
+    project_records,
+)
 
 STAGE, SHARD = "correlate", "GZ"
 
@@ -356,3 +363,30 @@ def test_rejected_rows_written_by_a_stage_need_no_digest(engine: Engine) -> None
         conn.execute(insert(rejected), [row, row])
         project(conn, RECORDS[-1], stage=STAGE, shard=SHARD)
         assert len(conn.execute(select(rejected)).all()) == 3
+
+
+def test_a_batch_projects_as_its_records_one_by_one(tmp_path: Path) -> None:
+    """project_records runs consecutive records of one statement as one executemany: the rows
+    end as if each record had been applied alone, in order — every type, each twice in a row
+    (two orders resolved together, a second opening of the same fault), and the incident's
+    fault count as after the last opening."""
+    second_wo = {**WO_CREATED, "work_order_id": "W-000002", "at": "2026-11-25T10:00:07+08:00"}
+    doubled = [r for rec in RECORDS for r in (rec, rec)]
+    records = [*doubled, second_wo, {**WO_RESOLVED, "work_order_id": "W-000002"}, WO_RESOLVED]
+    rows = []
+    for batched in (False, True):
+        path = tmp_path / f"{batched}.sqlite3"
+        upgrade(f"sqlite+aiosqlite:///{path}")
+        eng = create_engine(f"sqlite:///{path}")
+        with eng.begin() as conn:
+            if batched:
+                project_records(conn, [(SHARD, r) for r in records], stage=STAGE)
+            else:
+                for r in records:
+                    project(conn, r, stage=STAGE, shard=SHARD)
+        with eng.connect() as conn:
+            rows.append(snapshot(conn))
+            assert one(conn, work_orders, work_order_id="W-000002")["status"] == "resolved"
+            assert one(conn, incidents, incident_id="I-000001")["fault_count"] == 2
+        eng.dispose()
+    assert rows[0] == rows[1]
