@@ -109,7 +109,8 @@ class Circuit:
 class Inventory:
     """Customers, resources and circuits by id (in file order), with lookup indexes."""
 
-    __slots__ = ("customers", "resources", "circuits", "cities", "_by_customer", "_on_resource")
+    __slots__ = ("customers", "resources", "circuits", "cities", "_by_customer", "_on_resource",
+                 "_a_cities_on")
 
     def __init__(self, customers: Iterable[Customer], resources: Iterable[Resource],
                  circuits: Iterable[Circuit]):
@@ -125,6 +126,7 @@ class Inventory:
                     on_resource.setdefault(resource_id, []).append((circuit, index))
         self._by_customer = {k: tuple(v) for k, v in by_customer.items()}
         self._on_resource = {k: tuple(v) for k, v in on_resource.items()}
+        self._a_cities_on = {k: tuple(sorted({c.a_city for c, _i in v})) for k, v in on_resource.items()}
         # Every city the inventory names: where a complaint or an operator's `city` may point.
         self.cities: frozenset[str] = frozenset(
             {c.a_city for c in self.circuits.values()}
@@ -139,6 +141,11 @@ class Inventory:
     def circuits_on(self, resource_id: str) -> tuple[tuple[Circuit, int], ...]:
         """Every (circuit, path index) whose path holds the resource, once per path."""
         return self._on_resource.get(resource_id, ())
+
+    def a_cities_on(self, resource_id: str) -> tuple[str, ...]:
+        """The A-end cities of the circuits whose paths hold the resource, sorted (computed
+        once: every alarm asks, and a trunk lies under hundreds of circuits)."""
+        return self._a_cities_on.get(resource_id, ())
 
     def __repr__(self) -> str:
         return (f"Inventory({len(self.customers)} customers, {len(self.resources)} resources, "

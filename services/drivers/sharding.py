@@ -8,6 +8,25 @@ whose path holds the resource (a GZ–SZ trunk alarm reaches both GZ's and SZ's 
 each correlating only its own circuits); a complaint to the city owning the customer's
 matching circuit, else the complaint's city; an operator action to the city named in the
 fault id (`F-GZ-000123`) or owning the selected circuit or service.
+
+Cross-city incidents (README, known limits). A root under circuits of two A-end cities makes
+one incident (AL-6) and one specialist order (RT-13) per city here, one of each in replay.
+Closing that is not a matter of choosing an owner shard. The shared order's records depend
+on every member fault's severity and end: replay upgrades it once, when the first member
+turns serious (RT-12). That can be a `confirm` naming `F-SZ-000001`. Only SZ's shard can
+tell which fault that is, because the number comes from SZ's private counter. Yet GZ's shard
+must know it to decide whether its own fault's TM-1 upgrades the order again, and the same
+holds the other way round (tests/properties/test_cross_city_incident.py). A shard sees only
+what the router sends it, and a runner publishes only under its own city's key. So an exact
+version needs one of these:
+- a channel between city shards, with a deterministic merge of the members' notices
+  (per-city watermarks; replay's order within one input is the inventory order of the
+  circuits), which is a runtime change;
+- shards keyed by groups of cities that share resources: cross-city circuits and provincial
+  gateways join most cities into one, so nothing scales out;
+- each shard replaying the other cities' inputs, which comes to the same thing, since fault
+  ids, SV-5 and SF-6b tie a customer's faults to its city's whole stream.
+Any narrower shadowing passes the equivalence tests but is wrong for id-named actions.
 """
 
 from __future__ import annotations
@@ -29,8 +48,8 @@ def alarm_shards(inventory: Inventory, resource_id: str) -> list[str]:
     res = inventory.resources.get(resource_id)
     if res is None:
         return [UNMAPPED]
-    cities = sorted({circuit.a_city for circuit, _path in inventory.circuits_on(resource_id)})
-    return cities or [res.city]
+    cities = inventory.a_cities_on(resource_id)
+    return list(cities) if cities else [res.city]
 
 
 def complaint_shard(inventory: Inventory, customer_id: str, city: str, service_type: str) -> str:
