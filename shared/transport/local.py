@@ -67,6 +67,8 @@ class LocalTransport:
         self._seq = 0
         self._appended = asyncio.Event()
         self._lock = asyncio.Lock()                  # one writer: offsets are given in order
+        self._waiting: list[tuple[Sequence[Record], asyncio.Future]] = []   # sends for the next write
+        self._writer: asyncio.Task | None = None
         self._opened = False
 
     # ------------------------------------------------------------------ broker
@@ -136,7 +138,46 @@ class LocalTransport:
     # ------------------------------------------------------------------ storage
 
     async def _append(self, records: Sequence[Record]) -> list[tuple[int, int]]:
+        """Append and acknowledge once durable. Group commit: sends that come while a write
+        is under way wait for the next one, which stores them all in one transaction (one
+        sync of the file for many requests under a storm), each acknowledged with its own
+        offsets. A send whose caller gave up is still stored, as a Kafka send may be."""
         await self.open()
+        for topic, _value, _key, partition, _ts in records:
+            if partition is not None and not 0 <= partition < self.partitions:
+                raise ValueError(f"{topic} has no partition {partition}")
+        if self.db is None:
+            return await self._append_now(records)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiting.append((records, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting(), name="local-transport-writer")
+        return await fut
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                acks = await self._append_now([r for records, _f in group for r in records])
+            except BaseException as err:
+                failed = err if isinstance(err, Exception) else TransportClosed("the transport was stopped")
+                for _records, fut in group:
+                    if not fut.done():
+                        fut.set_exception(failed)
+                if not isinstance(err, Exception):
+                    for _records, fut in self._waiting:
+                        if not fut.done():
+                            fut.set_exception(failed)
+                    self._waiting = []
+                    raise
+                continue
+            at = 0
+            for records, fut in group:
+                if not fut.done():
+                    fut.set_result(acks[at:at + len(records)])
+                at += len(records)
+
+    async def _append_now(self, records: Sequence[Record]) -> list[tuple[int, int]]:
         async with self._lock:
             out: list[tuple[int, int]] = []
             rows: list[dict] = []

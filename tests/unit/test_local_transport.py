@@ -153,3 +153,30 @@ async def test_hostile_values(lt: Local) -> None:
     got = await fetch_all(await lt.consumer(["a"], "g"))
     assert [m.key for m in got] == ["广州 ☎"] * 4
     assert [m.value for m in got] == values
+
+
+async def test_concurrent_sends_share_a_commit_and_each_gets_its_own_offsets(lt: Local) -> None:
+    """Group commit: sends that come while a write is under way are stored together by the
+    next one (fewer transactions than sends), each acknowledged with its own offsets, in
+    one order; every message is there after a restart."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    producer = await lt.producer()
+    commits = []
+    if lt.engines:
+        event.listen(lt.engines[-1].sync_engine, "commit", lambda _conn: commits.append(1))
+    sends = [[("t", b"%d-%d" % (n, i), None, 0, 1) for i in range(3)] for n in range(20)]
+    acks = await asyncio.gather(*(producer.send_many(s) for s in sends))
+    offsets = [off for ack in acks for _p, off in ack]
+    assert sorted(offsets) == list(range(60))
+    assert all(ack == [(0, ack[0][1] + i) for i in range(3)] for ack in acks)   # each send contiguous
+    if lt.engines:
+        assert 1 <= len(commits) < len(sends)
+        await lt.restart()
+    consumer = await lt.consumer(["t"], "g")
+    got = await fetch_all(consumer)
+    by_offset = {m.offset: m.value for m in got if m.partition == 0}
+    for send, ack in zip(sends, acks, strict=True):
+        assert [by_offset[off] for _p, off in ack] == [v for _t, v, _k, _p, _ts in send]
