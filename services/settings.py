@@ -18,7 +18,8 @@ FAULTLINE_TOPIC_PARTITIONS, FAULTLINE_TOPIC_REPLICATION, FAULTLINE_CLOCK,
 FAULTLINE_ARRIVAL_HOLD_MS, FAULTLINE_HTTP_HOST, FAULTLINE_HTTP_PORT,
 FAULTLINE_HTTP_MAX_BODY_BYTES, FAULTLINE_HTTP_BODY_TIMEOUT_S, FAULTLINE_HTTP_MAX_CONNECTIONS,
 FAULTLINE_CORS_ORIGINS, FAULTLINE_DRAIN_SECONDS, FAULTLINE_LOG_LEVEL,
-FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT.
+FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT,
+FAULTLINE_SNAPSHOT_EVERY, FAULTLINE_LOG_RETENTION, FAULTLINE_LOG_RETENTION_ENTRIES.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ PREFIX = "FAULTLINE_"
 PROCESSES = ("ingest", "correlate", "dispatch", "api")   # the production processes: Kafka required
 CLOCKS = ("wall", "stream")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RETENTIONS = ("delete", "archive", "keep")
 MiB = 1024 * 1024
 _REFUSED = "faultline_setting"        # the pydantic error type of a value the parsers below refuse
 
@@ -172,6 +174,16 @@ class HttpLimits:
     backlog: int = 2048
 
 
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """How the city shards bound their recovery (services/runtime/shard_runner.py): the
+    SNAPSHOT_EVERY, LOG_RETENTION and LOG_RETENTION_ENTRIES variables of `Settings.recovery`."""
+
+    snapshot_every: int = 5000             # log entries of a shard between two snapshots of its state
+    retention: str = "delete"              # behind a snapshot: delete | archive | keep the log
+    retention_entries: int = 10_000        # entries kept behind the latest snapshot (redelivery window)
+
+
 # ---------------------------------------------------------------------- the source
 
 class _Variables(PydanticBaseSettingsSource):
@@ -228,6 +240,10 @@ class Settings(BaseSettings):
     SYSLOG_UDP_PORT: Annotated[int | None, BeforeValidator(_port)] = None    # raw listeners: off
     SYSLOG_TCP_PORT: Annotated[int | None, BeforeValidator(_port)] = None    # when unset
     SNMP_TRAP_PORT: Annotated[int | None, BeforeValidator(_port)] = None
+    SNAPSHOT_EVERY: Annotated[int, BeforeValidator(_count)] = 5000         # see Recovery
+    LOG_RETENTION: Annotated[Literal["delete", "archive", "keep"],
+                             BeforeValidator(_one_of(RETENTIONS))] = "delete"
+    LOG_RETENTION_ENTRIES: Annotated[int, BeforeValidator(_count)] = 10_000
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
@@ -350,6 +366,13 @@ class Settings(BaseSettings):
     @property
     def snmp_trap_port(self) -> int | None:
         return self.SNMP_TRAP_PORT
+
+    @property
+    def recovery(self) -> Recovery:
+        """correlate, dispatch, run: how often a city shard's state is snapshotted, and what of
+        its log retention lets go behind the latest snapshot."""
+        return Recovery(snapshot_every=self.SNAPSHOT_EVERY, retention=self.LOG_RETENTION,
+                        retention_entries=self.LOG_RETENTION_ENTRIES)
 
 
 def _problem(error: Mapping[str, Any], args: argparse.Namespace | None) -> str:

@@ -17,7 +17,7 @@ async def correlate(settings: Settings, stop: asyncio.Event) -> None:
     inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
     w = await kafka_wiring(settings, inventory, rulebook, CORRELATE_TOPICS)
     router, shards = correlate_loops(w, clock=time.time if settings.clock == "wall" else None,
-                                     hold_s=settings.arrival_hold_s)
+                                     hold_s=settings.arrival_hold_s, recovery=settings.recovery)
     keeper = deadletter_keeper(w)
     app = ops_app(settings, w, {"router": router, "correlate": shards, "deadletter": keeper}, [shards])
     try:

@@ -15,7 +15,8 @@ from services.settings import Settings
 async def dispatch(settings: Settings, stop: asyncio.Event) -> None:
     inventory, rulebook = load_config(settings.inventory_path, settings.rulebook_path)
     w = await kafka_wiring(settings, inventory, rulebook, DISPATCH_TOPICS)
-    shards = dispatch_loop(w, real_seconds=(lambda s: s) if settings.clock == "wall" else None)
+    shards = dispatch_loop(w, real_seconds=(lambda s: s) if settings.clock == "wall" else None,
+                           recovery=settings.recovery)
     app = ops_app(settings, w, {"dispatch": shards}, [shards])
     try:
         await asyncio.gather(shards.run(stop),

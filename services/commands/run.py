@@ -40,6 +40,7 @@ from services.runtime.assembly import (
 )
 from services.runtime.metrics import calendar_watch
 from services.runtime.shell import install_stop, loops_health, readiness
+from services.settings import Recovery
 from shared.db import redacted_url
 from shared.db.migrate import open_database
 from shared.inventory import Inventory
@@ -57,7 +58,8 @@ class Embedded:
 
     def __init__(self, inventory: Inventory, rulebook: Rulebook, database_url: str | None, clock: Clock, *,
                  http: HttpLimits | None = None, registry: CollectorRegistry | None = None,
-                 tick_every_s: float = TICK_EVERY_S, stream: bool = False) -> None:
+                 tick_every_s: float = TICK_EVERY_S, stream: bool = False,
+                 recovery: Recovery | None = None) -> None:
         self.inventory = inventory
         self.rulebook = rulebook
         self.database_url = database_url
@@ -66,6 +68,7 @@ class Embedded:
         self.registry = registry or CollectorRegistry()
         self.tick_every_s = tick_every_s
         self.stream = stream         # FAULTLINE_CLOCK=stream: only the inputs' times move the clock
+        self.recovery = recovery     # snapshots and log retention (Settings.recovery); None: defaults
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -83,8 +86,9 @@ class Embedded:
         w = wiring(self.inventory, self.rulebook, db, self.transport, self.producer, self.registry)
         # One partition per topic, read in append order: nothing to hold back for (hold 0).
         self.router, self.correlate = correlate_loops(w, clock=None if self.stream else clock.now, hold_s=0.0,
-                                                      tick_every_s=self.tick_every_s)
-        self.dispatch = dispatch_loop(w, real_seconds=None if self.stream else clock.real_seconds)
+                                                      tick_every_s=self.tick_every_s, recovery=self.recovery)
+        self.dispatch = dispatch_loop(w, real_seconds=None if self.stream else clock.real_seconds,
+                                      recovery=self.recovery)
         self.ingest = ingest_loop(w)
         self.keeper = deadletter_keeper(w)
         self.warnings = calendar_watch(self.rulebook, self.registry, clock.now)
@@ -165,13 +169,13 @@ def run_main(args) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)      # its plugin set-up, every start
     if not args.demo:
         service = Embedded(inventory, rulebook, settings.database_url, WallClock(), http=settings.http,
-                           stream=settings.clock == "stream")
+                           stream=settings.clock == "stream", recovery=settings.recovery)
         return asyncio.run(_serve(service, settings.http_host, settings.http_port, ()))
     with tempfile.TemporaryDirectory(prefix="faultline-demo-") as tmp:
         url = settings.DATABASE_URL or f"sqlite+aiosqlite:///{tmp}/demo.sqlite3"
         speed = args.speed or 120.0
         clock = ScaledClock(time.time(), speed)
-        service = Embedded(inventory, rulebook, url, clock, http=settings.http)
+        service = Embedded(inventory, rulebook, url, clock, http=settings.http, recovery=settings.recovery)
         print(f"faultline demo: clock ×{speed:g}, database {redacted_url(url)}, "
               f"http://{settings.http_host}:{settings.http_port}/faults", flush=True)
         steps = demo.load_scenario()

@@ -23,6 +23,7 @@ from services.runtime.metrics import EngineMetrics, OpenFaultsCollector
 from services.runtime.router_loop import RouterRunner
 from services.runtime.shard_log import ShardLog
 from services.runtime.shard_runner import ShardRunner
+from services.settings import Recovery
 from shared.inventory import Inventory
 from shared.rulebook import Rulebook
 from shared.timers import LIVE_CATCH_UP_S
@@ -54,22 +55,34 @@ def wiring(inventory: Inventory, rulebook: Rulebook, db: AsyncEngine, transport:
     return Wiring(inventory, rulebook, db, transport, producer, registry, EngineMetrics(registry))
 
 
+def _recovery(recovery: Recovery | None) -> dict:
+    """ShardRunner's snapshot and retention parameters (Settings.recovery; None: the defaults)."""
+    r = recovery or Recovery()
+    return {"snapshot_every": r.snapshot_every, "retention": r.retention,
+            "retention_entries": r.retention_entries}
+
+
 def correlate_loops(w: Wiring, *, clock: Callable[[], float] | None, hold_s: float,
-                    tick_every_s: float = 1.0) -> tuple[RouterRunner, ShardRunner]:
+                    tick_every_s: float = 1.0,
+                    recovery: Recovery | None = None) -> tuple[RouterRunner, ShardRunner]:
     """The router (alarms and actions → city shards) and the correlate shards. `clock`: the
-    wall (or demo) clock whose ticks fire timers; None: stream time only."""
+    wall (or demo) clock whose ticks fire timers; None: stream time only. `recovery`: the
+    shards' snapshots and log retention (Settings.recovery)."""
     router = RouterRunner(w.inventory, w.transport, w.producer, hold_s=hold_s)
     shards = ShardRunner(CorrelateLogic(w.inventory, w.rulebook), ShardLog(w.db, "correlate"), w.transport,
                          w.producer, group_id="faultline-correlate", wall_clock=clock,
-                         tick_every_s=tick_every_s, metrics=w.metrics, ready_to_tick=lambda: router.idle)
+                         tick_every_s=tick_every_s, metrics=w.metrics, ready_to_tick=lambda: router.idle,
+                         **_recovery(recovery))
     w.registry.register(OpenFaultsCollector(
         lambda: [f for st in list(shards.shards.values()) for f in st.core.correlator.open_faults.values()]))
     return router, shards
 
 
-def dispatch_loop(w: Wiring, *, real_seconds: Callable[[float], float] | None) -> ShardRunner:
+def dispatch_loop(w: Wiring, *, real_seconds: Callable[[float], float] | None,
+                  recovery: Recovery | None = None) -> ShardRunner:
     """The dispatch shards. `real_seconds` (clock seconds → real seconds) of the clock timers
-    run on; None on stream time, where TM-6 walks every missed slot as replay does."""
+    run on; None on stream time, where TM-6 walks every missed slot as replay does.
+    `recovery`: the shards' snapshots and log retention (Settings.recovery)."""
     seen: set[str] = set()
 
     def warn(message: str) -> None:           # a rulebook gap is said once, not per fault
@@ -81,7 +94,7 @@ def dispatch_loop(w: Wiring, *, real_seconds: Callable[[float], float] | None) -
     catch_up_s = None if real_seconds is None else LIVE_CATCH_UP_S / real_seconds(1.0)
     return ShardRunner(DispatchLogic(w.inventory, w.rulebook, warn, catch_up_s=catch_up_s),
                        ShardLog(w.db, "dispatch"), w.transport, w.producer, group_id="faultline-dispatch",
-                       wall_clock=None, metrics=w.metrics)
+                       wall_clock=None, metrics=w.metrics, **_recovery(recovery))
 
 
 def deadletter_keeper(w: Wiring) -> DeadLetterKeeper:

@@ -34,10 +34,12 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy.exc import DBAPIError
 
+from services.drivers import snapshots
+from services.drivers.batches import items_of, pack_records
 from services.drivers.dead_letters import MAX_KEPT, dead_letter, kept_value
 from services.drivers.stage_logic import Entry, Step
 from services.runtime.sessions import SessionLoop, joined
-from services.runtime.shard_log import Batch, Outgoing, ShardLog
+from services.runtime.shard_log import Batch, Outgoing, Retention, ShardLog, Snapshot
 from shared.clock import fmt_time
 from shared.db.errors import UnstorableInput, data_fault
 from shared.model import MAX_NAME
@@ -91,7 +93,8 @@ class ShardRunner(SessionLoop):
     def __init__(self, logic: StageLogic, shard_log: ShardLog, transport: Transport, producer: Producer, *,
                  group_id: str, wall_clock: Callable[[], float] | None = time.time,
                  tick_every_s: float = 1.0, batch_size: int = 2000, metrics=None,
-                 ready_to_tick: Callable[[], bool] = lambda: True) -> None:
+                 ready_to_tick: Callable[[], bool] = lambda: True, snapshot_every: int = 5000,
+                 retention: str = "delete", retention_entries: int = 10_000) -> None:
         self.logic = logic
         self.log = shard_log
         self.transport = transport
@@ -116,6 +119,15 @@ class ShardRunner(SessionLoop):
         # with this shard's own partitions drained, a wall-clock tick overtakes no input.
         self.ready_to_tick = ready_to_tick
         self._tick_asked: list[asyncio.Future] = []
+        # Bounded recovery (open_shard, _snapshot): a shard's state is snapshotted with the
+        # batch that brings it `snapshot_every` log entries past its last snapshot (0: never),
+        # and the log behind it is let go as `retention` says (FAULTLINE_SNAPSHOT_EVERY,
+        # FAULTLINE_LOG_RETENTION, FAULTLINE_LOG_RETENTION_ENTRIES).
+        self.snapshot_every = snapshot_every
+        self.retention = Retention(retention, retention_entries)
+        self.snapshot_seq: dict[str, int] = {}    # shard → seq of its latest snapshot (0: none)
+        self.rerun_entries = 0                    # log entries re-run by rebuilds, all told
+        self._fingerprint: str | None = None
 
     async def tick_now(self) -> None:
         """Fire the timers due by the clock now, at the loop's next pass (instead of waiting up
@@ -196,47 +208,145 @@ class ShardRunner(SessionLoop):
             del self.shards[shard]
         self.owned -= gone
 
+    @property
+    def fingerprint(self) -> str:
+        """Of the inventory and rulebook the shards run on (services/drivers/snapshots.py)."""
+        if self._fingerprint is None:
+            self._fingerprint = snapshots.fingerprint(self.logic.inventory, self.logic.rulebook)
+        return self._fingerprint
+
     async def open_shard(self, shard: str) -> ShardState:
-        """Rebuild a shard from its log (the pure core re-run; nothing is re-emitted)."""
-        state = ShardState(shard, self.logic.new_shard(shard))
+        """Rebuild a shard: its latest snapshot made under this inventory and rulebook, then the
+        log entries after it re-run through the pure core (nothing is re-emitted); without
+        such a snapshot, the whole log from a fresh shard. `seen` (the source keys a
+        redelivery is known by) holds every entry the log still has: the tail and the
+        retention window behind the snapshot.
+
+        When the inventory or rulebook changed since the snapshots were made and the log
+        has been pruned (it no longer starts at seq 1), the latest snapshot is loaded bound
+        again by id to the new inventory; if that fails (an id it names is gone), the error
+        names the shard and what is missing, and the retained tail is re-run from a fresh
+        shard (see services/drivers/snapshots.py)."""
+        stage = self.logic.stage
+        bounds = await self.log.bounds(shard)
+        first, last = bounds if bounds is not None else (None, 0)
+        taken = await self.log.snapshot_seqs(shard)          # (seq, fingerprint), latest first
+        # A snapshot is of use only while the log holds every entry after it.
+        usable = [(seq, fp) for seq, fp in taken if first is None or first <= seq + 1]
+        whole = first == 1 or (first is None and not taken)  # the log holds every entry from seq 1
+        pick = next(((seq, fp) for seq, fp in usable if fp == self.fingerprint), None)
+        if pick is None and usable and not whole:
+            pick = usable[0]                                 # made under another inventory or rulebook
+        base: Snapshot | None = None
+        core = None
+        if pick is not None:
+            base = await self.log.latest_snapshot(shard, pick[1], upto_seq=pick[0])
+            try:
+                core = snapshots.load(base.state, self.logic) if base is not None else None
+            except snapshots.SnapshotError as err:
+                if whole:
+                    log.error("%s %s: cannot use its snapshot of seq %d (%s); re-running the whole log",
+                              stage, shard, pick[0], err)
+                else:
+                    log.error("%s %s: cannot use its snapshot of seq %d (%s); the log holds only the "
+                              "entries from seq %s: re-running them from a fresh shard, so the state "
+                              "before them is lost", stage, shard, pick[0], err, first)
+            if core is None:
+                base = None
+        elif not whole:
+            log.error("%s %s: its log was pruned (it starts at seq %s) and no snapshot covers the gap; "
+                      "re-running the entries left from a fresh shard", stage, shard, first)
+        state = ShardState(shard, core if core is not None else self.logic.new_shard(shard))
+        after = base.seq if base is not None else 0
+        if base is not None:
+            state.seq = base.seq
+            state.seen.update(await self.log.source_keys(shard, upto_seq=base.seq))
         remade = 0
-        for entry in await self.log.entries(shard):
+        tail = await self.log.entries(shard, after_seq=after)
+        for entry in tail:
             remade += self.logic.rerun(state.core, entry) or 0
             state.seq = entry.seq
             if entry.source_key is not None:
                 state.seen.add(entry.source_key)
-        stored = await self.log.stored_records(shard)
-        if remade != stored:
-            log.warning("%s %s: re-running the log made %d records but %d are stored; has the inventory "
-                        "or the rulebook changed since they were written?", self.logic.stage, shard,
-                        remade, stored)
+        self.rerun_entries += len(tail)
+        # Seqs never go back, even where the log holds nothing past a snapshot (notice ids
+        # and the outbox are keyed by them).
+        state.seq = max(state.seq, last, taken[0][0] if taken else 0)
+        if base is not None or whole:
+            # What re-running made against what was stored by the same entries: after the
+            # snapshot (its row counts the shard's audit rows when it was taken), or all.
+            stored = await self.log.stored_records(shard) - (base.records if base is not None else 0)
+            if remade != stored:
+                log.warning("%s %s: re-running the log made %d records but %d are stored; has the "
+                            "inventory or the rulebook changed since they were written?", stage, shard,
+                            remade, stored)
+        # (A tail re-run from a fresh shard after an error makes fewer: the error said so.)
+        if base is not None:
+            log.info("%s %s: rebuilt from its snapshot of seq %d and %d entries after it", stage, shard,
+                     base.seq, len(tail))
+        self.snapshot_seq[shard] = base.seq if base is not None else 0
         self.shards[shard] = state
         return state
+
+    async def _snapshot(self, batch: Batch, skip: set[str]) -> None:
+        """Add to `batch` (stored in its transaction) a snapshot of each shard it logs to that
+        it brings `snapshot_every` entries past the shard's last snapshot, with the retention
+        to apply behind it. Never of a shard in `skip` (its core may be half-changed by a
+        failed step), nor of one whose core is not at the batch's last entry for it. Unless
+        the log is kept whole, the shard's `seen` then keeps the keys of the entries the log
+        keeps, as a rebuild would: memory stays bounded too."""
+        if not self.snapshot_every or not batch.shard_entries:
+            return
+        upto: dict[str, int] = {}
+        for shard, entry in batch.shard_entries:
+            upto[shard] = entry.seq
+        for shard, seq in upto.items():
+            state = self.shards.get(shard)
+            if (shard in skip or state is None or state.seq != seq
+                    or seq - self.snapshot_seq.get(shard, 0) < self.snapshot_every):
+                continue
+            self.snapshot_seq[shard] = seq          # (a failed store rebuilds the shard: reset there)
+            try:
+                blob = snapshots.dump(state.core)
+            except snapshots.SnapshotError as err:  # the log still holds everything: no harm
+                log.error("%s %s: no snapshot at seq %d: %s", self.logic.stage, shard, seq, err)
+                continue
+            batch.snapshots.append(Snapshot(shard, seq, self.fingerprint, blob))
+            batch.retention = self.retention
+            cut = seq - self.retention.entries
+            if self.retention.mode != "keep" and cut > 0:
+                kept = set(await self.log.source_keys(shard, after_seq=cut))
+                kept.update(e.source_key for s, e in batch.shard_entries
+                            if s == shard and e.seq > cut and e.source_key is not None)
+                state.seen = kept
 
     # ------------------------------------------------------------------ processing
 
     async def process(self, msgs: list[Msg], *, alone: bool = False) -> None:
+        """Handle consumed messages: each input (a message, or one of a batch message's:
+        services/drivers/batches.py) in order, then store what they did in one transaction."""
+        await self._process(list(_units(msgs)), alone=alone)
+
+    async def _process(self, units: list[_Unit], *, alone: bool = False) -> None:
         batch = Batch()
         last_clock, alarms, first = 0.0, 0, 0
-        for i, msg in enumerate(msgs):
+        for i, unit in enumerate(units):
+            msg, label, body = unit.msg, unit.label, unit.body
             shard = msg.key or "-"
             if shard not in self.logic.known_shards:     # no city's key: kept under "-", so
                 shard = "-"                              # garbage keys make no new shards
             state = self.shards.get(shard) or await self.open_shard(shard)
-            try:
-                body = orjson.loads(msg.value)
-            except orjson.JSONDecodeError as err:
-                self._refuse(batch, state, msg.coordinates, f"not valid JSON: {err}",
-                             {"raw": msg.value.decode(errors="replace")}, msg=msg)
+            if unit.problem is not None:
+                self._refuse(batch, state, label, unit.problem, body, msg=msg)
                 continue
             if type(body) is not dict:
-                self._refuse(batch, state, msg.coordinates,
-                             f"expected a JSON object, got {type(body).__name__}", body, msg=msg)
+                self._refuse(batch, state, label, f"expected a JSON object, got {type(body).__name__}",
+                             body, msg=msg)
                 continue
             source_key = self.logic.source_key(body)
             if source_key is not None and (type(source_key) is not str
                                            or not _storable(source_key, KEY_MAX)):
-                self._refuse(batch, state, msg.coordinates, "source key: expected a string of at most "
+                self._refuse(batch, state, label, "source key: expected a string of at most "
                              f"{KEY_MAX} characters, got {type(source_key).__name__}", body, msg=msg)
                 continue
             if source_key is not None and source_key in state.seen:
@@ -245,19 +355,19 @@ class ShardRunner(SessionLoop):
                 step, clock = self.logic.step(state.core, body, state.seq + 1)
             except Exception as err:
                 # The shard may be half-changed. Store what the batch did so far, rebuild the
-                # shard from its log (which never holds this message), then refuse the message.
+                # shard from its log (which never holds this input), then refuse the input.
                 log.exception("%s %s: internal error on %s; refused, rebuilding the shard",
-                              self.logic.stage, shard, msg.coordinates)
-                await self._store_or_isolate(batch, last_clock, msgs[first:i], alone, skip_timers={shard})
+                              self.logic.stage, shard, label)
+                await self._store_or_isolate(batch, last_clock, units[first:i], alone, skip_timers={shard})
                 state = await self.open_shard(shard)
                 if await self._timers_raise(state, body):
-                    # Its due timers raise, not the message (they fire first, T-3): nothing
-                    # to refuse. The session ends before the commit; the message comes again.
+                    # Its due timers raise, not the input (they fire first, T-3): nothing
+                    # to refuse. The session ends before the commit; the input comes again.
                     raise TimersFailing(f"{self.logic.stage} {shard}: a due timer raises "
-                                        f"({describe(err)}); {msg.coordinates} waits") from err
+                                        f"({describe(err)}); {label} waits") from err
                 state = self.shards[shard]                        # rebuilt once more by the probe
                 batch, first = Batch(), i
-                self._refuse(batch, state, source_key or msg.coordinates, f"{INTERNAL}: {describe(err)}",
+                self._refuse(batch, state, source_key or label, f"{INTERNAL}: {describe(err)}",
                              body, msg=msg)
                 continue
             if not (type(clock) in (int, float) and math.isfinite(clock)):
@@ -266,15 +376,15 @@ class ShardRunner(SessionLoop):
             alarms += type(inp) is dict and inp.get("kind") == "alarm"
             last_clock = max(last_clock, clock)
             self._collect(batch, state, step, "input", clock, body, source_key,
-                          None if source_key is not None or step.refused is None else msg.coordinates, msg)
+                          None if source_key is not None or step.refused is None else label, msg)
         if self.metrics is not None and alarms and not alone:     # a redone batch was counted once
             self.metrics.alarms.inc(alarms)
-        await self._store_or_isolate(batch, last_clock, msgs[first:], alone)
+        await self._store_or_isolate(batch, last_clock, units[first:], alone)
 
-    async def _store_or_isolate(self, batch: Batch, clock: float, msgs: list[Msg], alone: bool,
+    async def _store_or_isolate(self, batch: Batch, clock: float, units: list[_Unit], alone: bool,
                                 skip_timers: set[str] = frozenset()) -> None:
-        """Store `batch` (what `msgs` did). If the database refuses its data, nothing of it was
-        stored: rebuild the shards it touched and redo the messages one at a time; a message
+        """Store `batch` (what `units` did). If the database refuses its data, nothing of it was
+        stored: rebuild the shards it touched and redo the inputs one at a time; an input
         refused alone is dead-lettered with the database's reason."""
         try:
             await self._store(batch, clock, skip_timers)
@@ -285,21 +395,18 @@ class ShardRunner(SessionLoop):
             await self.open_shard(shard)
         if not alone:
             log.warning("%s: the database refused a batch of %d (%s); redoing it one by one",
-                        self.logic.stage, len(msgs), describe(cause))
-            for msg in msgs:
-                await self.process([msg], alone=True)
+                        self.logic.stage, len(units), describe(cause))
+            for unit in units:
+                await self._process([unit], alone=True)
             return
-        msg = msgs[0]
+        unit = units[0]
+        msg, body = unit.msg, unit.body
         shard = msg.key if msg.key in self.logic.known_shards else "-"
         state = self.shards.get(shard) or await self.open_shard(shard)
         retry = Batch()
-        try:
-            body = orjson.loads(msg.value)
-            key = self.logic.source_key(body) if type(body) is dict else None
-        except orjson.JSONDecodeError:
-            body, key = {"raw": msg.value.decode(errors="replace")}, None
+        key = self.logic.source_key(body) if type(body) is dict and unit.problem is None else None
         if type(key) is not str or not _storable(key, KEY_MAX):
-            key = msg.coordinates
+            key = unit.label
         reason = f"{INTERNAL}: {describe(cause)}".replace("\x00", "\ufffd")
         self._refuse(retry, state, key, reason, body, msg=msg)
         await self._store(retry, clock)
@@ -412,6 +519,7 @@ class ShardRunner(SessionLoop):
             state = self.shards.get(shard)
             if state is not None:
                 batch.timers[shard] = state.core.pending_timers()
+        await self._snapshot(batch, skip_timers)       # in the batch's transaction
         started = time.perf_counter()
         try:
             at = fmt_time(clock) if clock else ""
@@ -448,8 +556,34 @@ class ShardRunner(SessionLoop):
         if new:
             await self.transport.ensure_topics({t: self.transport.partitions for t in new})
             self.known_topics |= new
-        await self.producer.send_many([(o.topic, v, o.key, None, None)
-                                       for _s, o in outgoing for v in o.values])
+        records = pack_records([(o.topic, v, o.key) for _s, o in outgoing for v in o.values])
+        await self.producer.send_many([(topic, v, key, None, None) for topic, v, key in records])
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One input of consumed messages: a message, or one input of a batch message."""
+
+    msg: Msg
+    label: str            # the message's coordinates; `…#i` for the i-th input of a batch
+    body: Any             # the decoded JSON value (or what is kept of what did not decode)
+    problem: str | None   # why it is no JSON at all
+
+
+def _units(msgs: list[Msg]):
+    for msg in msgs:
+        try:
+            body = orjson.loads(msg.value)
+        except orjson.JSONDecodeError as err:
+            yield _Unit(msg, msg.coordinates, {"raw": msg.value.decode(errors="replace")},
+                        f"not valid JSON: {err}")
+            continue
+        items = items_of(body)
+        if items is None:
+            yield _Unit(msg, msg.coordinates, body, None)
+        else:
+            for i, item in enumerate(items):
+                yield _Unit(msg, f"{msg.coordinates}#{i}", item, None)
 
 
 class TimersFailing(RuntimeError):

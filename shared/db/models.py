@@ -20,6 +20,9 @@ Tables:
 - `input_log`: every input and timer tick a stage handled, per (stage, shard), in order.
 - `outbox`: what each input produced for the bus, published later by a relay.
 - `shard_owner`: which process owns a shard and its epoch (fencing zombie writers).
+- `shard_snapshots`: a shard's state as of a log seq, so a rebuild re-runs only the log
+  after it; `input_log_archive`: log entries moved out of `input_log` by retention
+  (FAULTLINE_LOG_RETENTION=archive).
 - the read model, filled by `shared.db.projection`: `alarms`, `faults`, `incidents`,
   `complaints`, `work_orders`, `notifications`, `escalations`, `audit`, `rejected`;
   plus `timers` (the engine's pending timers, written by the stage that owns them).
@@ -118,6 +121,36 @@ shard_owner = Table(
     Column("epoch", Integer, nullable=False),
     _stamp("updated_at"),
     PrimaryKeyConstraint("stage", "shard"),
+)
+
+# A shard's state as of `seq` (services/drivers/snapshots.py; migration 0005): a rebuild loads
+# the latest whose fingerprint (of the inventory and rulebook) matches and re-runs only the
+# log entries after `seq`. `records`: the shard's rows in `audit` when it was taken.
+shard_snapshots = Table(
+    "shard_snapshots", metadata,
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("seq", Integer, nullable=False),                  # the last input_log seq it covers
+    _stamp("taken_at"),
+    Column("fingerprint", String(64), nullable=False),       # SHA-256 hex of inventory + rulebook
+    Column("records", BigInteger, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("stage", "shard", "seq"),
+)
+
+# Entries retention moved out of `input_log` (FAULTLINE_LOG_RETENTION=archive), as they were.
+input_log_archive = Table(
+    "input_log_archive", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=False),     # the id it had in input_log
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("clock", Float, nullable=False),
+    Column("body", Text, nullable=True),
+    Column("source_key", NAME, nullable=True),
+    _stamp("created_at"),
+    Index(None, "stage", "shard", "seq"),
 )
 
 # ---------------------------------------------------------------------------------------
@@ -313,6 +346,7 @@ transport_offsets = Table(
 )
 
 TABLES = (
-    input_log, outbox, shard_owner, alarms, faults, incidents, complaints, work_orders,
-    timers, notifications, escalations, audit, rejected, transport_messages, transport_offsets,
+    input_log, outbox, shard_owner, shard_snapshots, input_log_archive, alarms, faults, incidents,
+    complaints, work_orders, timers, notifications, escalations, audit, rejected, transport_messages,
+    transport_offsets,
 )
