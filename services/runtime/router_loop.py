@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from services.drivers.batches import pack_records
 from services.drivers.city_router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
 from services.runtime.sessions import SessionLoop, joined
 from shared.inventory import Inventory
@@ -65,8 +66,9 @@ class RouterRunner(SessionLoop):
                     # A message that cannot be routed is dead-lettered and committed like any
                     # other: retrying it could only fail again, and would hold every later one.
                     outs = [o for m in ready for o in route_or_dead(self.inventory, m)]
+                    # One message per city for the lot (services/drivers/batches.py).
                     await self.producer.send_many([(topic, value, key, None, None)
-                                                   for topic, value, key in outs])
+                                                   for topic, value, key in pack_records(outs)])
                     await consumer.commit(_commit_points(ready, order))
                 self.healthy = True
                 # Nothing came and nothing is held: all that reached the router is routed and on

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.drivers.batches import items_of
 from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
 from services.runtime.shard_log import ShardLog
 from services.runtime.shard_runner import ShardRunner, TimersFailing
@@ -43,7 +44,13 @@ class Recorder:
         return [(0, i) for i, _r in enumerate(records)]
 
     def on(self, topic: str) -> list[dict]:
-        return [orjson.loads(v) for t, v, _k in self.sent if t == topic]
+        """What was sent to `topic`, a batch message's inputs each on its own."""
+        out = []
+        for t, v, _k in self.sent:
+            if t == topic:
+                body = orjson.loads(v)
+                out.extend(items_of(body) or [body])
+        return out
 
 
 class PoisonCorrelate(CorrelateLogic):
@@ -285,3 +292,26 @@ async def test_garbage_keys_make_no_new_shards(make_runner, config):
     assert set(runner.shards) <= set(runner.logic.known_shards) and "ZZ0" not in runner.shards
     assert len(sent.on(DEADLETTER)) == 50
     assert set(await runner.log.shards()) <= set(runner.logic.known_shards)
+
+
+async def test_garbage_inside_a_batch_message_is_refused_input_by_input(make_runner, config):
+    """A batch message (services/drivers/batches.py) is taken input by input: each bad one is
+    refused with its place in the batch (`…#i`), the good ones decide as single messages
+    would, and the batch delivered again — or its inputs batched otherwise — changes nothing."""
+    inventory, rulebook = config
+    runner, sent = await make_runner("batched", CorrelateLogic(inventory, rulebook))
+    garbage = [g for g in GARBAGE if not isinstance(g, bytes)]      # a batch holds JSON values
+    good = _alarm(len(GARBAGE) + 1, "GZ-OTN-A:1-3-1", "a")
+    value = orjson.dumps({"batch": [*garbage, good]})
+    await runner.process([Msg(CORRELATOR_INPUTS, 0, 0, "GZ", value, 1_000)])
+    letters = sent.on(DEADLETTER)
+    assert len(letters) == len(garbage)
+    sources = {letter["source"] for letter in letters}
+    keyless = [i for i, g in enumerate(garbage)
+               if not (isinstance(g, dict) and isinstance(g.get("source"), str) and len(g["source"]) <= 200)]
+    assert {f"{CORRELATOR_INPUTS}:0:0@1000#{i}" for i in keyless} <= sources
+    assert any(d["type"] == "fault.opened" for d in sent.on(DECISIONS))
+    before = len(sent.sent)
+    await runner.process([Msg(CORRELATOR_INPUTS, 0, 0, "GZ", value, 1_000)])
+    await runner.process(_msgs([good]))          # the good input alone, as after a re-batching
+    assert len(sent.sent) == before
