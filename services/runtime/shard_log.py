@@ -27,9 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.drivers.stage_logic import Entry
 from shared.clock import fmt_time
+from shared.db.bulk import driver_rows, insert_statement
 from shared.db.errors import UnstorableInput
 from shared.db.models import audit, input_log, input_log_archive, outbox, rejected, shard_snapshots, timers
 from shared.db.projection import project_batch
+
+# The log's and the outbox's rows, many per batch: through the driver's executemany.
+_LOG_INSERT = insert_statement(input_log, ("stage", "shard", "seq", "kind", "clock", "body", "source_key"))
+_OUTBOX_INSERT = insert_statement(outbox, ("stage", "shard", "seq", "topic", "key", "value"))
 
 
 @dataclass(slots=True)
@@ -224,9 +229,10 @@ class ShardLog:
         nested deeper than orjson writes): a fault of a message, not of the database."""
         stage = self.stage
         try:
-            entries = [{"stage": stage, "shard": shard, "seq": e.seq, "kind": e.kind, "clock": e.clock,
-                        "body": orjson.dumps(e.body).decode() if e.body is not None else None,
-                        "source_key": e.source_key} for shard, e in batch.shard_entries]
+            entries = [{"p_stage": stage, "p_shard": shard, "p_seq": e.seq, "p_kind": e.kind,
+                        "p_clock": e.clock,
+                        "p_body": orjson.dumps(e.body).decode() if e.body is not None else None,
+                        "p_source_key": e.source_key} for shard, e in batch.shard_entries]
             refusals = [{"at": at, "stage": stage, "source_key": source_key, "reason": reason,
                          "body": orjson.dumps(body).decode()}
                         for _shard, source_key, reason, body in batch.refusals]
@@ -234,12 +240,12 @@ class ShardLog:
             raise UnstorableInput(f"cannot encode an input: {err}") from err
         async with self.engine.begin() as conn:
             if entries:
-                await conn.execute(input_log.insert(), entries)
+                await conn.exec_driver_sql(*driver_rows(conn.dialect, _LOG_INSERT, entries))
             if batch.outgoing:
-                await conn.execute(outbox.insert(), [
-                    {"stage": stage, "shard": shard, "seq": o.seq, "topic": o.topic, "key": o.key,
-                     "value": orjson.dumps([v.decode() for v in o.values]).decode()}
-                    for shard, o in batch.outgoing])
+                await conn.exec_driver_sql(*driver_rows(conn.dialect, _OUTBOX_INSERT, [
+                    {"p_stage": stage, "p_shard": shard, "p_seq": o.seq, "p_topic": o.topic, "p_key": o.key,
+                     "p_value": orjson.dumps([v.decode() for v in o.values]).decode()}
+                    for shard, o in batch.outgoing]))
             if refusals:
                 await conn.execute(rejected.insert(), refusals)
             for shard, pending in batch.timers.items():       # the due times, for operators

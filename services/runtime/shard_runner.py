@@ -331,22 +331,22 @@ class ShardRunner(SessionLoop):
         batch = Batch()
         last_clock, alarms, first = 0.0, 0, 0
         for i, unit in enumerate(units):
-            msg, label, body = unit.msg, unit.label, unit.body
+            msg, body = unit.msg, unit.body
             shard = msg.key or "-"
             if shard not in self.logic.known_shards:     # no city's key: kept under "-", so
                 shard = "-"                              # garbage keys make no new shards
             state = self.shards.get(shard) or await self.open_shard(shard)
             if unit.problem is not None:
-                self._refuse(batch, state, label, unit.problem, body, msg=msg)
+                self._refuse(batch, state, unit.label, unit.problem, body, msg=msg)
                 continue
             if type(body) is not dict:
-                self._refuse(batch, state, label, f"expected a JSON object, got {type(body).__name__}",
+                self._refuse(batch, state, unit.label, f"expected a JSON object, got {type(body).__name__}",
                              body, msg=msg)
                 continue
             source_key = self.logic.source_key(body)
             if source_key is not None and (type(source_key) is not str
                                            or not _storable(source_key, KEY_MAX)):
-                self._refuse(batch, state, label, "source key: expected a string of at most "
+                self._refuse(batch, state, unit.label, "source key: expected a string of at most "
                              f"{KEY_MAX} characters, got {type(source_key).__name__}", body, msg=msg)
                 continue
             if source_key is not None and source_key in state.seen:
@@ -357,17 +357,17 @@ class ShardRunner(SessionLoop):
                 # The shard may be half-changed. Store what the batch did so far, rebuild the
                 # shard from its log (which never holds this input), then refuse the input.
                 log.exception("%s %s: internal error on %s; refused, rebuilding the shard",
-                              self.logic.stage, shard, label)
+                              self.logic.stage, shard, unit.label)
                 await self._store_or_isolate(batch, last_clock, units[first:i], alone, skip_timers={shard})
                 state = await self.open_shard(shard)
                 if await self._timers_raise(state, body):
                     # Its due timers raise, not the input (they fire first, T-3): nothing
                     # to refuse. The session ends before the commit; the input comes again.
                     raise TimersFailing(f"{self.logic.stage} {shard}: a due timer raises "
-                                        f"({describe(err)}); {label} waits") from err
+                                        f"({describe(err)}); {unit.label} waits") from err
                 state = self.shards[shard]                        # rebuilt once more by the probe
                 batch, first = Batch(), i
-                self._refuse(batch, state, source_key or label, f"{INTERNAL}: {describe(err)}",
+                self._refuse(batch, state, source_key or unit.label, f"{INTERNAL}: {describe(err)}",
                              body, msg=msg)
                 continue
             if not (type(clock) in (int, float) and math.isfinite(clock)):
@@ -376,7 +376,7 @@ class ShardRunner(SessionLoop):
             alarms += type(inp) is dict and inp.get("kind") == "alarm"
             last_clock = max(last_clock, clock)
             self._collect(batch, state, step, "input", clock, body, source_key,
-                          None if source_key is not None or step.refused is None else label, msg)
+                          None if source_key is not None or step.refused is None else unit.label, msg)
         if self.metrics is not None and alarms and not alone:     # a redone batch was counted once
             self.metrics.alarms.inc(alarms)
         await self._store_or_isolate(batch, last_clock, units[first:], alone)
@@ -565,9 +565,15 @@ class _Unit:
     """One input of consumed messages: a message, or one input of a batch message."""
 
     msg: Msg
-    label: str            # the message's coordinates; `…#i` for the i-th input of a batch
+    index: int            # its place in a batch message; -1 for a message of its own
     body: Any             # the decoded JSON value (or what is kept of what did not decode)
     problem: str | None   # why it is no JSON at all
+
+    @property
+    def label(self) -> str:
+        """The message's coordinates; `…#i` for the i-th input of a batch message (made only
+        when needed: a refusal's name)."""
+        return self.msg.coordinates if self.index < 0 else f"{self.msg.coordinates}#{self.index}"
 
 
 def _units(msgs: list[Msg]):
@@ -575,15 +581,14 @@ def _units(msgs: list[Msg]):
         try:
             body = orjson.loads(msg.value)
         except orjson.JSONDecodeError as err:
-            yield _Unit(msg, msg.coordinates, {"raw": msg.value.decode(errors="replace")},
-                        f"not valid JSON: {err}")
+            yield _Unit(msg, -1, {"raw": msg.value.decode(errors="replace")}, f"not valid JSON: {err}")
             continue
         items = items_of(body)
         if items is None:
-            yield _Unit(msg, msg.coordinates, body, None)
+            yield _Unit(msg, -1, body, None)
         else:
             for i, item in enumerate(items):
-                yield _Unit(msg, f"{msg.coordinates}#{i}", item, None)
+                yield _Unit(msg, i, item, None)
 
 
 class TimersFailing(RuntimeError):

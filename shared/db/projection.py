@@ -27,6 +27,7 @@ from sqlalchemy import Table, and_, bindparam, case, func, or_, select, true, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from shared.db.bulk import driver_rows
 from shared.db.models import (
     alarms,
     audit,
@@ -219,12 +220,12 @@ def _run(conn: Connection, ops: Iterable[Op]) -> None:
     rows: list[dict[str, Any]] = []
     for op_name, params in ops:
         if op_name != name and rows:
-            conn.execute(_statement(conn, name), rows)
+            conn.exec_driver_sql(*driver_rows(conn.dialect, _statement(conn, name), rows))
             rows = []
         name = op_name
         rows.append(params)
     if rows:
-        conn.execute(_statement(conn, name), rows)
+        conn.exec_driver_sql(*driver_rows(conn.dialect, _statement(conn, name), rows))
 
 
 # ---------------------------------------------------------------------------------------
@@ -418,19 +419,25 @@ def project_alarms(conn: Connection, arrived: list[tuple[Record, str]]) -> None:
     """
     if not arrived:
         return
-    stmt = _insert(conn, alarms).values(
+    _run(conn, (("alarm", {"p_source": a["source"], "p_alarm_id": a["alarm_id"], "p_at": at,
+                           **{f"p_{name}": a.get(name) for name in ALARM_FIELDS}}) for a, at in arrived))
+
+
+def _alarm_statement(ins):
+    stmt = ins(alarms).values(
         source=bindparam("p_source"), alarm_id=bindparam("p_alarm_id"),
         **{name: bindparam(f"p_{name}") for name in ALARM_FIELDS},
         first_seen_at=bindparam("p_at"), last_seen_at=bindparam("p_at"), count=1, unmapped=False)
     new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["source", "alarm_id"],
         set_={**{name: func.coalesce(new[name], alarms.c[name]) for name in ALARM_FIELDS},
               "last_seen_at": new.last_seen_at, "count": alarms.c.count + 1},
         where=or_(alarms.c.state.is_distinct_from(new.state),
                   alarms.c.event_time.is_distinct_from(new.event_time)))
-    conn.execute(stmt, [{"p_source": a["source"], "p_alarm_id": a["alarm_id"], "p_at": at,
-                         **{f"p_{name}": a.get(name) for name in ALARM_FIELDS}} for a, at in arrived])
+
+
+_BUILDERS["alarm"] = _alarm_statement
 
 
 def keep_refusal(conn: Connection, *, at: str, stage: str, source_key: str | None, reason: str,

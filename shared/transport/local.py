@@ -28,12 +28,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db.bulk import driver_rows, insert_statement
 from shared.db.models import transport_messages as messages_t
 from shared.db.models import transport_offsets as offsets_t
 from shared.transport.port import TP, Msg, PartitionCallback, Record, partition_for
 
 log = logging.getLogger("faultline.transport")
 
+_MESSAGES_INSERT = insert_statement(messages_t, ("topic", "partition", "offset", "key", "value",
+                                                "timestamp_ms"))
 TRIM_EVERY = 1000           # appends to a partition between two trims of unconsumed topics
 
 
@@ -197,12 +200,11 @@ class LocalTransport:
                 made.append((tp, offset, msg))
                 out.append((partition, offset))
                 if self.db is not None:
-                    rows.append({"topic": topic, "partition": partition, "offset": offset, "key": key,
-                                 "value": msg.value,
-                                 "timestamp_ms": msg.timestamp_ms})
+                    rows.append({"p_topic": topic, "p_partition": partition, "p_offset": offset, "p_key": key,
+                                 "p_value": msg.value, "p_timestamp_ms": msg.timestamp_ms})
             if rows:
                 async with self.db.begin() as conn:      # durable before it is acknowledged
-                    await conn.execute(messages_t.insert(), rows)
+                    await conn.exec_driver_sql(*driver_rows(conn.dialect, _MESSAGES_INSERT, rows))
             trims = set()
             for tp, offset, msg in made:
                 part = self._parts[tp]
