@@ -248,6 +248,8 @@ def complaint_links(core: CorrelatorShard, records: list[dict], complaint) -> li
     the complaints a fault holds and whether its customer reported it, for the faults this
     step opened and, after a complaint, every open fault holding it; the fault a complaint
     formed or joined (the first that holds it)."""
+    if not records and complaint is None:
+        return []                                     # most inputs of a storm: nothing opened
     corr = core.correlator
     touched = {r["fault_id"]: corr.faults.get(r["fault_id"]) for r in records if r["type"] == "fault.opened"}
     if complaint is not None:

@@ -272,6 +272,17 @@ class ShardLog:
             return [Unpublished(r.id, r.shard, r.seq, r.topic, r.key,
                                 [v.encode() for v in orjson.loads(r.value)]) for r in rows]
 
+    async def mark_published_spans(self, spans: dict[str, tuple[int, int]]) -> None:
+        """Mark published the rows of each shard with seq from low to high (what one batch
+        stored and published)."""
+        if not spans:
+            return
+        async with self.engine.begin() as conn:
+            for shard, (low, high) in spans.items():
+                await conn.execute(update(outbox).where(
+                    outbox.c.stage == self.stage, outbox.c.shard == shard, outbox.c.seq >= low,
+                    outbox.c.seq <= high, outbox.c.published.is_(False)).values(published=True))
+
     async def mark_published(self, ids: list[int]) -> None:
         if not ids:
             return

@@ -531,7 +531,10 @@ class ShardRunner(SessionLoop):
             if not data_fault(err):
                 raise                                # the database's own trouble: a new session
             raise _Unstorable(describe(err)) from err    # the data, not the database: see process()
-        await self.flush_outbox()
+        if self.unflushed:
+            await self.flush_outbox()
+        else:
+            await self._publish_stored(batch)
         if self.metrics is not None:
             self.metrics.observe_records(r for _shard, r in batch.records)
             self.metrics.engine_seconds.labels(self.logic.stage).observe(time.perf_counter() - started)
@@ -549,6 +552,22 @@ class ShardRunner(SessionLoop):
                 break
             await self._send([(r.shard, Outgoing(r.seq, r.topic, r.key, r.values)) for r in rows])
             await self.log.mark_published([r.id for r in rows])
+        self.unflushed = False
+
+    async def _publish_stored(self, batch: Batch) -> None:
+        """Publish what the batch just stored, from memory, then mark its rows: nothing older is
+        unpublished (else `unflushed` is set and flush_outbox reads the rows back in order).
+        A failure leaves the rows unpublished and the next pass flushes them (again: at
+        least once, as a crash between publishing and marking would)."""
+        if not batch.outgoing:
+            return
+        self.unflushed = True                     # until the batch's rows are marked
+        await self._send(batch.outgoing)
+        spans: dict[str, tuple[int, int]] = {}
+        for shard, o in batch.outgoing:
+            low, high = spans.get(shard, (o.seq, o.seq))
+            spans[shard] = (min(low, o.seq), max(high, o.seq))
+        await self.log.mark_published_spans(spans)
         self.unflushed = False
 
     async def _send(self, outgoing: list[tuple[str, Outgoing]]) -> None:
