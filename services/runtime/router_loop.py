@@ -8,7 +8,7 @@ import time
 
 from services.drivers.batches import pack_records
 from services.drivers.city_router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
-from services.runtime.sessions import SessionLoop, joined
+from services.runtime.sessions import Commits, SessionLoop, joined
 from shared.inventory import Inventory
 from shared.transport.port import Producer, Transport, next_offsets
 
@@ -49,32 +49,36 @@ class RouterRunner(SessionLoop):
         released_upto = -1
         asked = lag_read = float("-inf")
         async with joined(consumer, stop) as consumer:
-            while consumer is not None and not stop.is_set():
-                fetched = await consumer.fetch(timeout_ms=100, max_records=2000)
-                order.add(fetched)
-                owned = consumer.assignment()
-                ask = order.waiting_on(owned)
-                if ask and time.monotonic() - asked >= ASK_EVERY_S:
-                    asked = time.monotonic()              # before the request: what it shows is this late
-                    order.drained(await consumer.drained(ask), asked)
-                if time.monotonic() - lag_read >= LAG_EVERY_S:    # for the gauge, read every 5 s
-                    lag_read = time.monotonic()
-                    self.lag = await consumer.lag()
-                ready = order.release(owned)
-                if ready:
-                    released_upto = self._count_late(ready, released_upto)
-                    # A message that cannot be routed is dead-lettered and committed like any
-                    # other: retrying it could only fail again, and would hold every later one.
-                    outs = [o for m in ready for o in route_or_dead(self.inventory, m)]
-                    # One message per city for the lot (services/drivers/batches.py).
-                    await self.producer.send_many([(topic, value, key, None, None)
-                                                   for topic, value, key in pack_records(outs)])
-                    await consumer.commit(_commit_points(ready, order))
-                self.healthy = True
-                # Nothing came and nothing is held: all that reached the router is routed and on
-                # faultline.correlator.inputs (sent and acknowledged above), so a wall-clock tick of
-                # the shards now cannot overtake an earlier input (ShardRunner.ready_to_tick).
-                self.idle = not fetched and not order.pending()
+            commits = Commits(consumer)
+            try:
+                while consumer is not None and not stop.is_set():
+                    fetched = await consumer.fetch(timeout_ms=100, max_records=2000)
+                    order.add(fetched)
+                    owned = consumer.assignment()
+                    ask = order.waiting_on(owned)
+                    if ask and time.monotonic() - asked >= ASK_EVERY_S:
+                        asked = time.monotonic()              # before the request: what it shows is this late
+                        order.drained(await consumer.drained(ask), asked)
+                    if time.monotonic() - lag_read >= LAG_EVERY_S:    # for the gauge, read every 5 s
+                        lag_read = time.monotonic()
+                        self.lag = await consumer.lag()
+                    ready = order.release(owned)
+                    if ready:
+                        released_upto = self._count_late(ready, released_upto)
+                        # A message that cannot be routed is dead-lettered and committed like any
+                        # other: retrying it could only fail again, and would hold every later one.
+                        outs = [o for m in ready for o in route_or_dead(self.inventory, m)]
+                        # One message per city for the lot (services/drivers/batches.py).
+                        await self.producer.send_many([(topic, value, key, None, None)
+                                                       for topic, value, key in pack_records(outs)])
+                        await commits.commit(_commit_points(ready, order))
+                    self.healthy = True
+                    # Nothing came and nothing is held: all that reached the router is routed and on
+                    # faultline.correlator.inputs (sent and acknowledged above), so a wall-clock tick of
+                    # the shards now cannot overtake an earlier input (ShardRunner.ready_to_tick).
+                    self.idle = not fetched and not order.pending()
+            finally:
+                await commits.settle()           # the last commit lands before the consumer stops
 
     def _count_late(self, ready, released_upto: int) -> int:
         """A message whose time is before one already routed reached the broker more than the

@@ -92,3 +92,24 @@ async def joined(consumer: Consumer, stop: asyncio.Event) -> AsyncIterator[Consu
         yield consumer
     finally:
         await consumer.stop()
+
+
+class Commits:
+    """A session's offset commits, pipelined: one may be in flight while the loop fetches and
+    handles the next batch (a commit is a broker or database round trip per batch, time a
+    core would otherwise idle). Each commit waits for the one before, so they land in order;
+    `settle()` before the consumer stops. A commit that fails fails the session at the next
+    commit or at its end, and what it covered is delivered again (and skipped)."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+        self.task: asyncio.Future | None = None
+
+    async def commit(self, offsets) -> None:
+        await self.settle()
+        self.task = asyncio.ensure_future(self.consumer.commit(offsets))
+
+    async def settle(self) -> None:
+        if self.task is not None:
+            task, self.task = self.task, None
+            await task

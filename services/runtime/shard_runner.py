@@ -38,7 +38,7 @@ from services.drivers import snapshots
 from services.drivers.batches import items_of, pack_records
 from services.drivers.dead_letters import MAX_KEPT, dead_letter, kept_value
 from services.drivers.stage_logic import Entry, Step
-from services.runtime.sessions import SessionLoop, joined
+from services.runtime.sessions import Commits, SessionLoop, joined
 from services.runtime.shard_log import Batch, Outgoing, Retention, ShardLog, Snapshot
 from shared.clock import fmt_time
 from shared.db.errors import UnstorableInput, data_fault
@@ -154,29 +154,36 @@ class ShardRunner(SessionLoop):
                                            on_assigned=self._assigned, on_revoked=self._revoked)
         async with joined(consumer, stop) as consumer:
             self.healthy = consumer is not None
-            next_tick = 0.0
-            while consumer is not None and not stop.is_set():
-                msgs = await consumer.fetch(timeout_ms=200, max_records=self.batch_size)
-                owned = consumer.assignment()
-                if {p for _t, p in owned} != self.owned:      # a rebalance the callback missed or failed
-                    await self._assigned(owned)
-                if self.unflushed:                            # what the shards just taken stored
-                    await self.flush_outbox()
-                if msgs:
-                    await self.process(msgs)
-                    await consumer.commit(next_offsets(msgs))
-                if (self.wall_clock is not None and (time.monotonic() >= next_tick or self._tick_asked)
-                        and await self._caught_up(consumer, owned)):
-                    next_tick = time.monotonic() + self.tick_every_s
-                    asked, self._tick_asked = self._tick_asked, []
-                    try:
-                        await self.tick_all(self.wall_clock())
-                    except BaseException:
-                        self._tick_asked[:0] = asked          # asked again by the next session's tick
-                        raise
-                    for fut in asked:
-                        if not fut.done():
-                            fut.set_result(None)
+            commits = Commits(consumer)
+            try:
+                await self._passes(consumer, commits, stop)
+            finally:
+                await commits.settle()               # the last commit lands before the consumer stops
+
+    async def _passes(self, consumer, commits: Commits, stop: asyncio.Event) -> None:
+        next_tick = 0.0
+        while consumer is not None and not stop.is_set():
+            msgs = await consumer.fetch(timeout_ms=200, max_records=self.batch_size)
+            owned = consumer.assignment()
+            if {p for _t, p in owned} != self.owned:      # a rebalance the callback missed or failed
+                await self._assigned(owned)
+            if self.unflushed:                            # what the shards just taken stored
+                await self.flush_outbox()
+            if msgs:
+                await self.process(msgs)
+                await commits.commit(next_offsets(msgs))
+            if (self.wall_clock is not None and (time.monotonic() >= next_tick or self._tick_asked)
+                    and await self._caught_up(consumer, owned)):
+                next_tick = time.monotonic() + self.tick_every_s
+                asked, self._tick_asked = self._tick_asked, []
+                try:
+                    await self.tick_all(self.wall_clock())
+                except BaseException:
+                    self._tick_asked[:0] = asked          # asked again by the next session's tick
+                    raise
+                for fut in asked:
+                    if not fut.done():
+                        fut.set_result(None)
 
     async def _caught_up(self, consumer, owned: set[tuple[str, int]]) -> bool:
         """Has upstream handed on all it had, and every owned partition been handed out in
