@@ -86,7 +86,7 @@ class Batch:
     refusals: list[tuple[str, str | None, str, dict | None]] = field(default_factory=list)
     timers: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)   # shard → pending
     inputs: list[tuple[str, dict, float]] = field(default_factory=list)  # alarms, complaints to keep
-    state: list[tuple[str, dict, dict]] = field(default_factory=list)    # (table, key, values) updates
+    state: list[tuple[int, tuple[str, dict, dict]]] = field(default_factory=list)   # (records before, update)
     snapshots: list[Snapshot] = field(default_factory=list)   # stored after the rest, same transaction
     retention: Retention | None = None   # applied after each snapshot; None: nothing is dropped
 

@@ -492,7 +492,7 @@ class ShardRunner(SessionLoop):
                 batch.outgoing.append((state.shard, Outgoing(state.seq, topic, state.shard, values)))
             batch.records.extend((state.shard, r) for r in step.records)
             batch.inputs.extend(step.inputs)
-            batch.state.extend(step.state)
+            batch.state.extend((len(batch.records), u) for u in step.state)   # after its records
         if step.refused is not None:
             self._refuse(batch, state, source_key or refusal_key, step.refused, body, logged=step.log,
                          msg=msg)

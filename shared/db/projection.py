@@ -450,16 +450,26 @@ def keep_refusal(conn: Connection, *, at: str, stage: str, source_key: str | Non
 
 def project_batch(conn: Connection, inputs: list[tuple[str, Record, str]],
                   records: Iterable[tuple[str, Record]], *, stage: str,
-                  state: Iterable[StateUpdate] = ()) -> None:
+                  state: Iterable[tuple[int, StateUpdate]] = ()) -> None:
     """The read model of one stored batch, in its transaction: the inputs kept — (kind, body,
     arrival), alarms in one statement, complaints — then the decisions, as (shard, record),
-    then the state no record carries (`apply_state`)."""
+    with the state no record carries (`apply_state`) where it happened: `state` holds
+    (how many of the records came before it, update). A work order taken in hand (`ack`)
+    and resolved by a later input of the same batch ends resolved, as in the engine."""
     project_alarms(conn, [(body, at) for kind, body, at in inputs if kind == "alarm"])
     for kind, body, at in inputs:
         if kind == "complaint":
             project_complaint(conn, body, at)
-    project_records(conn, records, stage=stage)
-    apply_state(conn, state)
+    records = list(records)
+    done, pending = 0, []
+    for position, change in state:
+        if position > done:
+            apply_state(conn, pending)
+            project_records(conn, records[done:position], stage=stage)
+            done, pending = position, []
+        pending.append(change)
+    apply_state(conn, pending)
+    project_records(conn, records[done:], stage=stage)
 
 
 STATE_TABLES = {"faults": faults, "complaints": complaints, "work_orders": work_orders}

@@ -390,3 +390,22 @@ def test_a_batch_projects_as_its_records_one_by_one(tmp_path: Path) -> None:
             assert one(conn, incidents, incident_id="I-000001")["fault_count"] == 2
         eng.dispose()
     assert rows[0] == rows[1]
+
+
+def test_state_applies_where_it_happened_in_the_batch(engine: Engine) -> None:
+    """A work order taken in hand (`ack`: state no record carries) and resolved by a later
+    input of the same stored batch ends resolved, as in the engine; taken in hand after its
+    creation and nothing else, it ends inProgress."""
+    from shared.db.projection import project_batch
+
+    ack = ("work_orders", {"work_order_id": "W-000001"}, {"status": "inProgress"})
+    records = [("GZ", OPENED), ("GZ", WO_CREATED), ("GZ", WO_RESOLVED)]
+    with engine.begin() as conn:
+        project_batch(conn, [], records, stage="dispatch", state=[(2, ack)])
+    with engine.connect() as conn:
+        assert one(conn, work_orders, work_order_id="W-000001")["status"] == "resolved"
+    with engine.begin() as conn:
+        project_batch(conn, [], [("GZ", {**WO_CREATED, "work_order_id": "W-000002"})], stage="dispatch",
+                      state=[(1, ("work_orders", {"work_order_id": "W-000002"}, {"status": "inProgress"}))])
+    with engine.connect() as conn:
+        assert one(conn, work_orders, work_order_id="W-000002")["status"] == "inProgress"
