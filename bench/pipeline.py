@@ -10,7 +10,8 @@ shards) and `faultline dispatch` run as OS processes, and every input is committ
 PostgreSQL (input log, outbox, read model) before anything goes on. The figure is wall time
 from the first line fed (the stages up and in their consumer groups) until every decision
 `faultline replay` makes on the same lines (input.rejected aside) is stored in the outbox;
-also the time to the first stored decision.
+also the time to the first stored decision, the latency of each decision (see `latencies`)
+and the CPU time per alarm of each process.
 Each run gets a fresh broker and a fresh database. Everything (broker, stages, PostgreSQL,
 this feeder) shares the machine's cores, so the rate is the whole system's, not one stage's.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import signal
@@ -28,9 +30,11 @@ import sys
 import tempfile
 import time
 import uuid
+from bisect import bisect_left
 from pathlib import Path
 
 import asyncpg
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 for p in (str(ROOT), str(ROOT / "tests")):
@@ -48,10 +52,15 @@ from integration.pipeline_support import (  # noqa: E402
     wait_http,
 )
 
+from shared.clock import parse_time  # noqa: E402
 from shared.inventory import load_inventory  # noqa: E402
 from shared.rulebook import load_rulebook  # noqa: E402
 from shared.topics import DECISIONS  # noqa: E402
-from tools.kafka_events import published, replay_records, send  # noqa: E402
+from shared.transport.kafka import KafkaConfig, Producer  # noqa: E402
+from tools.kafka_events import BATCH, messages, published, replay_records  # noqa: E402
+
+POLL_S = 0.1        # how often the outbox is polled: each decision is seen up to this late
+QUIET_S = 20.0      # a run short of replay's count ends when no decision came for this long
 
 # Log lines saying a stage's consumer groups have their partitions (/healthz answers before).
 JOINED = {"correlate": ("Successfully synced group faultline-router", "correlate: assigned partitions"),
@@ -60,18 +69,74 @@ JOINED = {"correlate": ("Successfully synced group faultline-router", "correlate
 
 class DecisionCounter:
     """Decisions stored in the outbox so far. A row holds one input's decisions (a JSON array);
-    only rows not seen before are parsed, as rows of several shards commit out of id order."""
+    only rows not seen before are read, as rows of several shards commit out of id order.
+    `seen` keeps, per decision, its `at` (ms) and the wall time (time.time()) just before the
+    poll that first saw its row: the row was committed before then."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn, self.seen, self.total = conn, set(), 0
+        self.conn, self.rows, self.seen = conn, set(), []
+
+    @property
+    def total(self) -> int:
+        return len(self.seen)
 
     async def count(self) -> int:
+        polled = time.time()
         ids = await self.conn.fetch("SELECT id FROM outbox WHERE topic = $1", DECISIONS)
-        if new := [r["id"] for r in ids if r["id"] not in self.seen]:
-            self.total += await self.conn.fetchval(
-                "SELECT coalesce(sum(json_array_length(value::json)), 0) FROM outbox WHERE id = ANY($1)", new)
-            self.seen.update(new)
+        if new := [r["id"] for r in ids if r["id"] not in self.rows]:
+            for row in await self.conn.fetch("SELECT value FROM outbox WHERE id = ANY($1)", new):
+                for rec in orjson.loads(row["value"]):
+                    self.seen.append((round(parse_time(orjson.loads(rec)["at"]) * 1000), polled))
+            self.rows.update(new)
         return self.total
+
+
+async def send_timed(bootstrap: str, lines: list[bytes], until: str | None) -> list[tuple[int, float]]:
+    """tools/kafka_events.send (the same messages, the same acknowledged batches of 500), and
+    for each message its timestamp (ms, the line's `at`) and the wall time its batch was
+    acknowledged by the broker."""
+    producer = Producer(KafkaConfig(bootstrap))
+    await producer.start()
+    sent: list[tuple[int, float]] = []
+    try:
+        batch = messages(lines, until)
+        for i in range(0, len(batch), BATCH):
+            part = batch[i:i + BATCH]
+            await producer.send_many(part)
+            acked = time.time()
+            sent.extend((m[4], acked) for m in part)
+        return sent
+    finally:
+        await producer.stop()
+
+
+def latencies(sent: list[tuple[int, float]], seen: list[tuple[int, float]]) -> list[float]:
+    """Seconds from input to stored decision, one per decision. The clock is the inputs' time
+    (FAULTLINE_CLOCK=stream): a decision stamped `at` was made by the input of that time, or,
+    for a timer, by the first input at or after its due time; so its input is taken to be the
+    first message sent with a timestamp >= `at` (the earliest such, so never too late), and
+    its send time the acknowledgement of that message's batch. The decision's time is the
+    poll that first saw its outbox row (up to POLL_S late). Both err towards a longer latency."""
+    order = sorted(sent)
+    stamps = [ts for ts, _acked in order]
+    first = [0.0] * len(order)                     # earliest acknowledgement at or after each stamp
+    low = float("inf")
+    for i in range(len(order) - 1, -1, -1):
+        low = first[i] = min(low, order[i][1])
+    out = []
+    for at, polled in seen:
+        i = bisect_left(stamps, at)
+        if i < len(order):
+            out.append(polled - first[i])
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of values, nearest rank; nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def cpu_s(pid: int) -> float:
@@ -107,14 +172,20 @@ async def wait_joined(procs: list[Proc], timeout: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
-async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, timeout: float) -> dict:
+async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, timeout: float,
+                  env_extra: dict[str, str] | None = None, verbose: bool = True,
+                  quiet_s: float = QUIET_S) -> dict:
+    """One run on a fresh broker and database. Returns the figures (seconds, CPU seconds per
+    process, decision latencies) and `ok`: replay's count stored, clean exits, nothing late.
+    The run ends when replay's count is stored, or `quiet_s` after the feed is done and no new
+    decision came (then the time is the last decision's and `ok` is false), or at `timeout`."""
     inventory, lines, until = storm_
     broker, procs, name, conn = Tansu(), [], f"faultline_bench_{uuid.uuid4().hex[:10]}", None
     try:
         broker.start()
         db = await pg.create_database(server, name)
         started = time.perf_counter()
-        env = stage_env(broker.bootstrap, pg.to_sqlalchemy(db), inventory)
+        env = stage_env(broker.bootstrap, pg.to_sqlalchemy(db), inventory) | (env_extra or {})
         procs = [Proc(stage, env, tmp).start() for stage in ("correlate", "dispatch")]
         await asyncio.gather(*(wait_http(p.port) for p in procs))
         await wait_joined(procs)        # Tansu's first group join takes ~5 s: start-up, not timed
@@ -124,40 +195,51 @@ async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, 
         pids = {p.stage: p.proc.pid for p in procs} | {"tansu": broker.proc.pid}
         cpu0 = await cpu_snapshot(conn, pids)
         t0 = time.perf_counter()
-        feeding = asyncio.create_task(send(broker.bootstrap, lines, until))
+        feeding = asyncio.create_task(send_timed(broker.bootstrap, lines, until))
         first = fed = None
+        last, changed = 0, 0.0
         while True:
             stored = await counter.count()
             now = time.perf_counter() - t0
             first = now if first is None and stored else first
+            if stored != last:
+                last, changed = stored, now
             if fed is None and feeding.done():
                 feeding.result()                            # a failed feed ends the run here
                 fed = now
             if stored >= expected or now > timeout:
                 break
-            await asyncio.sleep(0.25)                       # so each time is up to 0.25 s late
+            if fed is not None and now - max(fed, changed) > quiet_s:
+                now = changed                               # stuck short of replay's count
+                break
+            await asyncio.sleep(POLL_S)                     # so each time is up to POLL_S late
         wall, fed, first = now, fed or now, first or now
         cpu1 = await cpu_snapshot(conn, pids)
         cpu = {k: cpu1[k] - cpu0[k] for k in pids}
         cpu["postgres"] = sum(v - cpu0.get(k, 0.0) for k, v in cpu1.items() if k.startswith("pg"))
         machine = (cpu1["busy"] - cpu0["busy"]) / (cpu1["ticks"] - cpu0["ticks"])
-        await feeding
+        sent = await feeding
+        lat = latencies(sent, counter.seen)
         await asyncio.sleep(2)                              # anything stored twice shows up now
         stored = await counter.count()
         codes = [p.terminate() for p in procs]
         late = late_messages(procs[0])
-        print(f"run {n}: {len(lines):,} alarms, {stored:,} decisions, {wall:.1f} s, "
-              f"{len(lines) / wall:,.0f} alarms/s end to end; first decision {first:.2f} s, "
-              f"feed done {fed:.1f} s (start-up {startup:.1f} s, not timed)")
-        print("       CPU s in the run: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
-              + f"; machine busy {machine:.0%} of {os.cpu_count()} cores", flush=True)
         ok = stored == expected and codes == [0, 0] and not late
+        if verbose:
+            print(f"run {n}: {len(lines):,} alarms, {stored:,} decisions, {wall:.1f} s, "
+                  f"{len(lines) / wall:,.0f} alarms/s end to end; first decision {first:.2f} s, "
+                  f"feed done {fed:.1f} s (start-up {startup:.1f} s, not timed)")
+            print(f"       latency input → stored decision: p50 {pct(lat, 0.5):.2f} s, "
+                  f"p99 {pct(lat, 0.99):.2f} s, max {max(lat, default=float('nan')):.2f} s")
+            print("       CPU s in the run: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+                  + f"; machine busy {machine:.0%} of {os.cpu_count()} cores", flush=True)
         if not ok:
             print(f"WARNING run {n}: {stored:,} decisions stored, replay expects {expected:,}; "
                   f"exit codes after SIGTERM {codes}; {late} message(s) later than the arrival hold")
             for p in procs:
                 print(f"--- {p.stage} log tail:\n{p.tail(15)}")
-        return {"wall": wall, "first": first, "fed": fed, "ok": ok}
+        return {"wall": wall, "first": first, "fed": fed, "ok": ok, "cpu": cpu, "machine": machine,
+                "latencies": lat, "stored": stored, "startup": startup, "alarms": len(lines)}
     finally:
         for p in procs:
             try:
@@ -189,7 +271,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
     print(f"median of {len(results)}: {wall:.1f} s, {len(lines) / wall:,.0f} alarms/s end to end "
           f"({expected / wall:,.0f} decisions/s; min {min(walls):.1f} s, max {max(walls):.1f} s); "
           f"first decision {statistics.median(r['first'] for r in results):.2f} s; "
-          f"feed done {statistics.median(r['fed'] for r in results):.1f} s")
+          f"feed done {statistics.median(r['fed'] for r in results):.1f} s; latency p50 "
+          f"{statistics.median(pct(r['latencies'], 0.5) for r in results):.2f} s, p99 "
+          f"{statistics.median(pct(r['latencies'], 0.99) for r in results):.2f} s")
     return 0 if all(r["ok"] for r in results) else 1
 
 
