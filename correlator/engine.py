@@ -49,9 +49,13 @@ class Correlator:
         self._build_state()
 
     def _build_state(self) -> None:
+        """The circuits this instance keeps, and the resources on their paths. With `owns` (a
+        city's shard) other resources get their state when an alarm first names them
+        (resource_state): a shard holds its city's share of the inventory, not all of it."""
         inv = self.inventory
-        for rid, res in inv.resources.items():
-            self.resources[rid] = ResourceState(res)
+        if self.owns is None:
+            for rid, res in inv.resources.items():
+                self.resources[rid] = ResourceState(res)
         for cid, circuit in inv.circuits.items():
             if self.owns is not None and not self.owns(circuit):
                 continue
@@ -60,12 +64,23 @@ class Correlator:
             seen: set[str] = set()
             for pidx, path in enumerate(circuit.paths):
                 for rid in dict.fromkeys(path):
-                    rs = self.resources[rid]
+                    rs = self.resources.get(rid) or self.resource_state(rid)
                     rs.memberships.append((cs, pidx))
                     if rid not in seen:
                         seen.add(rid)
                         rs.circuits.append(cs)
                         cs.resources.append(rs)
+
+    def resource_state(self, resource_id: str) -> ResourceState | None:
+        """The state of an inventory resource (made on first use); None for a resource the
+        inventory does not have (AL-7)."""
+        rs = self.resources.get(resource_id)
+        if rs is None:
+            res = self.inventory.resources.get(resource_id)
+            if res is None:
+                return None
+            rs = self.resources[resource_id] = ResourceState(res)
+        return rs
 
     # ------------------------------------------------------------------ alarms (AL-1..AL-8)
 
@@ -101,7 +116,7 @@ class Correlator:
         cls = self._cause_class(cause)
         et = alarm.event_time
         self.alarms[key] = AlarmState(alarm.resource_id, cls, cause, et)
-        rs = self.resources.get(alarm.resource_id)
+        rs = self.resources.get(alarm.resource_id) or self.resource_state(alarm.resource_id)
         if rs is None:
             self.unmapped[key] = alarm.resource_id
             return [(records.alarm_unmapped(alarm.source, alarm.alarm_id, alarm.resource_id, now), None)]
@@ -130,7 +145,7 @@ class Correlator:
         return outs
 
     def _clear(self, key: tuple[str, str], st: AlarmState, et: float, now: float) -> list[Out]:
-        rs = self.resources.get(st.resource_id)
+        rs = self.resources.get(st.resource_id) or self.resource_state(st.resource_id)
         if rs is None or st.cls == "other":
             return []
         outs: list[Out] = []

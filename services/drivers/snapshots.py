@@ -239,6 +239,17 @@ class _Missing:
 _MISSING = _Missing()
 
 
+class _ResourceStates:
+    """A shard's resource states by id, made on first use as the correlator makes them (a
+    city's shard does not hold every resource of the inventory)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def get(self, rid: Any) -> Any:
+        return self.engine.resource_state(rid) if type(rid) is str else None
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file: io.BytesIO, fresh: Any, logic: Any) -> None:
         super().__init__(file)
@@ -247,7 +258,7 @@ class _Unpickler(pickle.Unpickler):
         self.tables = {"circuit": inv.circuits, "customer": inv.customers, "resource": inv.resources}
         if isinstance(fresh, CorrelatorShard):
             self.tables["cs"] = engine.circuits
-            self.tables["rs"] = engine.resources
+            self.tables["rs"] = _ResourceStates(engine)
         self.tokens = {"inventory": inv, "rulebook": logic.rulebook}
         for attr, token in (("owns", "owns"), ("_cause_class", "cause_class"), ("warn", "warn"),
                             ("circuits", "circuits"), ("resources", "resources")):
@@ -307,7 +318,7 @@ def _overlay(engine: Any, circuits: list, resources: list, missing: dict[str, No
             for slot, value in zip(CS_DYNAMIC, values, strict=True):
                 setattr(cs, slot, value)
     for rid, values in resources:
-        rs = engine.resources.get(rid)
+        rs = engine.resource_state(rid)
         if rs is None:
             missing[f"resource {rid}"] = None
         else:
