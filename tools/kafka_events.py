@@ -83,7 +83,10 @@ def messages(lines: list[bytes], until: str | None) -> list[tuple]:
         obj = orjson.loads(raw)
         ts = int(parse_time(obj["at"]) * 1000)
         if obj["kind"] == "alarm":
-            out.append((ALARMS, orjson.dumps(obj["alarm"]), obj["alarm"]["resource_id"], None, ts))
+            alarm = obj["alarm"]
+            # Keyed by resource as a feed would; an alarm the decoder will refuse may lack it.
+            key = alarm.get("resource_id") if type(alarm) is dict else None
+            out.append((ALARMS, orjson.dumps(alarm), key if type(key) is str else None, None, ts))
         else:
             out.append((ACTIONS, raw, None, None, ts))
     if until:
