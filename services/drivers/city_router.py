@@ -104,7 +104,7 @@ def _key(msg: Msg) -> str | None:
 
 
 class ArrivalOrder:
-    """Merges partitions into one stream by message time (then topic, partition, offset).
+    """Merges partitions into one stream by message time, then the order they were fetched.
 
     Producers send to several partitions at once, so a message can reach the broker a
     little after a later-stamped one on another partition. The router allows that skew up
@@ -114,12 +114,18 @@ class ArrivalOrder:
     earlier that reached the broker within the hold was fetched and goes first. A check
     is only trusted when made that late: a fetch response or a check from before could
     predate a record still on its way. A message later than the hold is handled when it
-    comes (the runner counts it)."""
+    comes (the runner counts it).
+
+    Messages of the same millisecond go in the order they were fetched: on the local
+    transport that is the order they were sent (one global append order, so `faultline
+    run` takes an alarm and an action of the same instant as a replay file lists them); on
+    Kafka, partitions carry no order between them, and a tie goes as the fetch returned it."""
 
     def __init__(self, hold_s: float = 0.3, now: Callable[[], float] = time.monotonic) -> None:
         self.hold_s = hold_s
         self.now = now
-        self.heap: list[tuple[int, str, int, int, float, Msg]] = []
+        self.heap: list[tuple[int, int, str, int, int, float, Msg]] = []   # (ts, seq, tp, offset, …)
+        self._seq = 0
         self.latest: dict[tuple[str, int], int] = {}
         self.drained_at: dict[tuple[str, int], float] = {}
 
@@ -127,7 +133,8 @@ class ArrivalOrder:
         fetched = self.now()
         latest = self.latest
         for m in msgs:
-            heapq.heappush(self.heap, (m.timestamp_ms, m.topic, m.partition, m.offset, fetched, m))
+            self._seq += 1
+            heapq.heappush(self.heap, (m.timestamp_ms, self._seq, m.topic, m.partition, m.offset, fetched, m))
             tp = (m.topic, m.partition)
             if latest.get(tp, -1) < m.timestamp_ms:
                 latest[tp] = m.timestamp_ms
@@ -139,7 +146,7 @@ class ArrivalOrder:
                 self.drained_at[tp] = asked_at
 
     def forget(self, tps: set[tuple[str, int]]) -> None:
-        self.heap = [h for h in self.heap if (h[1], h[2]) not in tps]
+        self.heap = [h for h in self.heap if (h[2], h[3]) not in tps]
         heapq.heapify(self.heap)
         for tp in tps:
             self.latest.pop(tp, None)
@@ -156,7 +163,7 @@ class ArrivalOrder:
         it is still within its hold: a check then would come too early to count)."""
         if not self.heap:
             return set()
-        ts, _t, _p, _o, fetched, _m = self.heap[0]
+        ts, _s, _t, _p, _o, fetched, _m = self.heap[0]
         if fetched > self.now() - self.hold_s:
             return set()
         return set(self._holding(owned, ts, fetched))
@@ -165,10 +172,10 @@ class ArrivalOrder:
         ripe = self.now() - self.hold_s
         heap, out = self.heap, []
         while heap:
-            ts, _t, _p, _o, fetched, m = heap[0]
+            ts, _s, _t, _p, _o, fetched, m = heap[0]
             if fetched > ripe or self._holding(owned, ts, fetched):
                 break
-            out.append(heapq.heappop(heap)[5])
+            out.append(heapq.heappop(heap)[6])
         return out
 
     def pending(self) -> int:

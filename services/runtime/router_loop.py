@@ -100,7 +100,7 @@ class RouterRunner(SessionLoop):
 def _commit_points(released, order: ArrivalOrder) -> dict[tuple[str, int], int]:
     """Per partition: past the last released message, but never past a held-back one."""
     points = next_offsets(released)
-    for _ts, topic, partition, offset, _fetched, _m in order.heap:
+    for _ts, _seq, topic, partition, offset, _fetched, _m in order.heap:
         tp = (topic, partition)
         if tp in points and offset < points[tp]:
             points[tp] = offset

@@ -110,3 +110,21 @@ def test_random_days_decide_as_replay(day):
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+TIE = [
+    b'{"kind":"alarm","at":"2026-11-25T10:31:00+08:00","alarm":{"source":"nms-1","alarm_id":"E0",'
+    b'"resource_id":"GD-OTN-GZ-HN:4-1-2","probable_cause":"LOS","severity":"critical","state":"raised",'
+    b'"event_time":"2026-11-25T10:31:00+08:00","text":"LOS"}}',
+    b'{"kind":"escalate","at":"2026-11-25T10:31:00+08:00","select":{"circuit_id":"GZ-CL-0105"},"reason":"ES-6"}',
+]
+
+
+async def test_an_alarm_and_an_action_of_the_same_instant_go_in_the_order_sent(tmp_path):
+    """On two topics with the same message time, the alarm sent first opens the fault the
+    escalation then finds (the router's tie goes to the order sent, as the file lists them);
+    found by the random days."""
+    until = "2026-11-25T11:00:00+08:00"
+    got, letters = await embedded_records(TIE, until, tmp_path)
+    assert_same(TIE, until, got, letters)
+    assert any(r["type"] == "escalation" for r in got) and letters == 0

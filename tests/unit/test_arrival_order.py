@@ -70,13 +70,17 @@ def test_a_message_that_reaches_the_broker_within_the_hold_still_goes_first() ->
     assert times(order.release(OWNED)) == [1000, 2000]
 
 
-def test_equal_times_keep_topic_partition_offset_order() -> None:
+def test_equal_times_go_in_the_order_they_were_fetched() -> None:
+    """A tie in message time keeps the fetch order (one partition's messages come in offset
+    order): on the local transport the order they were sent, as a replay file lists an
+    alarm and an action of the same instant; later times still go after."""
     order, clock = order_with_clock(hold_s=0)
-    order.add([msg(A1, 0, 1000), msg(A0, 1, 1000), msg(A0, 0, 1000), msg(ACT, 0, 1000)])
+    order.add([msg(A1, 0, 1000), msg(A0, 0, 1000), msg(A0, 1, 1000)])
+    order.add([msg(ACT, 0, 1000), msg(A1, 1, 999)])
     order.drained(OWNED, asked_at=clock.t)
     assert [(m.topic, m.partition, m.offset) for m in order.release(OWNED)] == [
-        ("faultline.actions", 0, 0), ("faultline.alarms", 0, 0), ("faultline.alarms", 0, 1),
-        ("faultline.alarms", 1, 0)]
+        ("faultline.alarms", 1, 1), ("faultline.alarms", 1, 0), ("faultline.alarms", 0, 0),
+        ("faultline.alarms", 0, 1), ("faultline.actions", 0, 0)]
 
 
 def test_revoked_partitions_are_forgotten_and_no_longer_hold_the_rest() -> None:
