@@ -206,8 +206,9 @@ class _Intake:
 def _body(ids: list[str | None], refusals: Mapping[int, str], outcomes: Mapping[str, dict], *,
           awaited: bool, single: bool) -> dict:
     """The IntakeAnswer of a request: per input, refused before publishing (`refusals`), or as
-    its outcome says (pending when not awaited or not decided in time)."""
-    reasons, pending, records = [], 0, 0
+    its outcome says (pending when not awaited or not decided in time). `records` is null, not
+    short, when a decided input's count was let go by log retention (its outcome's `pruned`)."""
+    reasons, pending, records, known = [], 0, 0, True
     for n, input_id in enumerate(ids):
         reason = refusals.get(n)
         outcome = outcomes.get(input_id) if input_id is not None else None
@@ -216,11 +217,12 @@ def _body(ids: list[str | None], refusals: Mapping[int, str], outcomes: Mapping[
             continue
         if outcome is not None:
             records += outcome["records"] or 0
+            known = known and not outcome.get("pruned")
             reason = outcome["reason"]
         if reason is not None:
             reasons.append({"index": n, "reason": reason})
     body = {"accepted": len(ids) - len(reasons), "rejected": len(reasons), "reasons": reasons,
-            "records": records if awaited else None, "refused": [r["reason"] for r in reasons],
+            "records": records if awaited and known else None, "refused": [r["reason"] for r in reasons],
             "input_ids": ids, "pending": pending}
     if single and reasons:
         body["detail"] = reasons[0]["reason"]
@@ -315,7 +317,8 @@ def intake_routes(face: Face) -> APIRouter:
     async def get_input(input_id: str, wait_s: Wait = 0) -> JSONResponse:
         """What became of an input intake published (its id from `input_ids`): pending, accepted
         (with the number of decision records it made) or refused (with the reason, CL-4);
-        waits up to `wait_s` seconds while it is pending."""
+        waits up to `wait_s` seconds while it is pending. Once log retention has let go of the
+        entries that handled it, the status still holds; `records` may then be null (`pruned`)."""
         if not parse_input_id(input_id):
             raise HTTPException(404, "not an input id: expected topic:partition:offset@timestamp_ms")
         outcome = (await io.outcomes.wait({input_id: None}, wait_s))[input_id]

@@ -107,7 +107,8 @@ class IntakeAnswer(IntakeResult):
     accepted: int = Field(description="inputs taken (published) and not refused")
     rejected: int = Field(description="inputs refused: by validation, or, when awaited, by the stages")
     records: int | None = Field(default=None, description="decision records the decided inputs made "
-                                                          "(when `wait_s` > 0; else null)")
+                                                          "(when `wait_s` > 0; else null, as when log "
+                                                          "retention let go of a decided input's count)")
     refused: list[str] = Field(default=[], description="the reasons of `reasons`, in order")
     input_ids: list[str | None] = Field(default=[], description="per input, in request order: its id "
                                         "(GET /inputs/{input_id}); null when refused before publishing")
@@ -121,7 +122,12 @@ class InputOutcome(BaseModel):
     input_id: str
     status: Literal["pending", "accepted", "refused"]
     reason: str | None = None
-    records: int | None = Field(default=None, description="decision records it made (null while pending)")
+    records: int | None = Field(default=None, description="decision records it made (null while pending, "
+                                                          "or when `pruned`)")
+    pruned: bool = Field(default=False, description=(
+        "present and true when log retention (FAULTLINE_LOG_RETENTION) has let go of what it was "
+        "handled with: it was handled (the status holds), how many records it made is no longer "
+        "known (`records` is null)"))
 
 
 class FaultOut(BaseModel):

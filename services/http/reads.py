@@ -21,9 +21,27 @@ is read from the stages' own bookkeeping (shared/db/models.py):
 4. `input_log` rows of stage "dispatch", kind "input", source_key = a notice id (the dispatch
    shard is the correlate shard: notices are keyed by city), and their decisions in `outbox`.
 
-Accepted: not refused, handled by correlate (by every shard in `expect` when given) and
-every notice it sent handled by dispatch. Pending otherwise. `records`: the decision
-records counted in 3 and 4 (null while pending).
+Retention (services/runtime/shard_log.py, FAULTLINE_LOG_RETENTION) lets go of the entries,
+and their outbox rows, behind a shard's snapshot, but not of what tells they were handled:
+
+5. an input missing from a shard's log whose offset and time are within that shard's
+   `input_log_horizon` for its topic partition (the offsets and times the shard's retention
+   removed, each from lowest to highest) was handled there. Its entry may be in
+   `input_log_archive` (archive mode), with the records it made and its notices' ids
+   (`input_log_archive_sent`); else those are gone, except its notices dispatch had not
+   handled, or had refused, when the entry was deleted (`pruned_notices`);
+6. likewise a notice missing from dispatch's log within dispatch's horizon for its city
+   (its records from the archive, if there).
+
+Accepted: not refused, handled by correlate (by every shard in `expect` when given; when not
+given, by any one shard: a shard whose log holds it, else a shard whose horizon spans
+it) and every notice it sent handled by dispatch. Pending otherwise. `records`: the
+decision records counted in 3, 4 and the archive (null while pending). When retention let
+go of an entry that made some of them, `records` is null and `pruned` true: the input was
+handled, how many records it made is no longer kept. Without `expect` a horizon answers for
+an input of another shard's too: a city more than the retention window behind another on
+the same partition could have an input answered accepted before it handles it. `refused`
+holds after pruning: refusals are kept, and so are the notices behind refusals.
 """
 
 from __future__ import annotations
@@ -37,7 +55,19 @@ from sqlalchemy import JSON, Select, cast, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.http.models import FaultOut, WorkOrderOut
-from shared.db.models import audit, faults, input_log, outbox, rejected, work_orders
+from services.runtime.shard_log import NOTICE, SOURCE, Span, covers, key_position
+from shared.db.models import (
+    audit,
+    faults,
+    input_log,
+    input_log_archive,
+    input_log_archive_sent,
+    input_log_horizon,
+    outbox,
+    pruned_notices,
+    rejected,
+    work_orders,
+)
 from shared.topics import DECISIONS, FAULTS
 
 CHUNK = 500                 # ids per IN list: far below SQLite's and asyncpg's parameter limits
@@ -173,16 +203,20 @@ def parse_input_id(input_id: str) -> bool:
 
 @dataclass(slots=True)
 class _Seen:
-    entries: set[tuple[str, int]] = field(default_factory=set)        # correlate (shard, seq)
+    entries: set[tuple[str, int]] = field(default_factory=set)        # correlate (shard, seq) in the log
+    archived: set[str] = field(default_factory=set)                    # shards whose archive holds it
+    behind: set[str] = field(default_factory=set)                      # shards whose horizon spans it
     notices: dict[str, str] = field(default_factory=dict)              # notice id → its shard
     handled: dict[str, tuple[str, int]] = field(default_factory=dict)  # notice id → dispatch (shard, seq)
+    settled: set[str] = field(default_factory=set)                     # notices dispatch handled, let go
     records: int = 0
+    lost: bool = False                  # records some of its entries made are no longer known
     reason: str | None = None
 
 
 async def input_outcome(conn: AsyncConnection, input_id: str, *, shards: Sequence[str] | None = None,
                         expect: Sequence[str] | None = None) -> dict:
-    """{input_id, status: pending | accepted | refused, reason, records} (see the module)."""
+    """{input_id, status: pending | accepted | refused, reason, records[, pruned]} (see the module)."""
     return (await input_outcomes(conn, {input_id: expect}, shards=shards))[input_id]
 
 
@@ -196,6 +230,9 @@ async def input_outcomes(conn: AsyncConnection, inputs: Mapping[str, Sequence[st
     ids = list(seen)
     for key, shard, seq in await _logged(conn, CORRELATE, ids, shards):
         seen[key].entries.add((shard, seq))
+    gone = {i: s for i, s in seen.items() if _unlogged(s, inputs[i])}
+    if gone:
+        await _let_go(conn, gone, shards)
     entry_of = {e: s for s in seen.values() for e in s.entries}
     for shard, seq, topic, value in await _outbox(conn, CORRELATE, list(entry_of)):
         _read_outbox(entry_of[(shard, seq)], shard, topic, value)
@@ -203,6 +240,7 @@ async def input_outcomes(conn: AsyncConnection, inputs: Mapping[str, Sequence[st
     notice_shards = sorted({shard for s in seen.values() for shard in s.notices.values()})
     for key, shard, seq in await _logged(conn, DISPATCH, list(notice_of), notice_shards):
         notice_of[key].handled[key] = (shard, seq)
+    await _notices_let_go(conn, {n: s for n, s in notice_of.items() if n not in s.handled})
     handled_by = {e: s for s in seen.values() for e in s.handled.values()}
     for shard, seq, _topic, value in await _outbox(conn, DISPATCH, list(handled_by), (DECISIONS,)):
         handled_by[(shard, seq)].records += len(orjson.loads(value))
@@ -224,14 +262,113 @@ def _read_outbox(seen: _Seen, shard: str, topic: str, value: str) -> None:
             seen.notices[notice["id"]] = shard
 
 
+def _unlogged(seen: _Seen, expect: Sequence[str] | None) -> bool:
+    """Is the input missing from the correlate log (from a shard of `expect`, when given)?"""
+    if expect is None:
+        return not seen.entries
+    return not set(expect) <= {shard for shard, _seq in seen.entries}
+
+
+async def _let_go(conn: AsyncConnection, gone: Mapping[str, _Seen], shards: Sequence[str] | None) -> None:
+    """Inputs missing from the correlate log: the shards whose horizon spans them (retention let
+    go of their entries there), then what the archive, or the notices kept open, say of them."""
+    at = {i: found for i in gone if (found := key_position(i)) is not None and found[0][0] == SOURCE}
+    if not at:
+        return
+    h = input_log_horizon.c
+    topics = sorted({mark[1] for mark, _position in at.values()})
+    query = (select(h.shard, h.origin, h.partition, h.low, h.low_ts, h.high, h.high_ts)
+             .where(h.stage == CORRELATE, h.kind == SOURCE, h.origin.in_(topics)))
+    if shards is not None:
+        query = query.where(h.shard.in_(list(shards)))
+    horizons: dict[tuple[str, int], list[tuple[str, Span]]] = {}
+    for r in await conn.execute(query):
+        span = ((r.low, r.low_ts), (r.high, r.high_ts))
+        horizons.setdefault((r.origin, r.partition), []).append((r.shard, span))
+    for i, ((_kind, origin, partition), position) in at.items():
+        logged = {shard for shard, _seq in gone[i].entries}
+        gone[i].behind.update(shard for shard, horizon in horizons.get((origin, partition), ())
+                              if shard not in logged and covers(SOURCE, horizon, position))
+    behind = [i for i in at if gone[i].behind]
+    for key, shard, records, notices in await _archived(conn, CORRELATE, behind):
+        seen = gone[key]
+        seen.archived.add(shard)
+        seen.records += records or 0
+        seen.lost |= records is None                 # archived before its records were kept
+        for notice_id in orjson.loads(notices) if notices else ():
+            seen.notices[notice_id] = shard
+    p = pruned_notices.c
+    for chunk in _chunks(behind):
+        for key, notice_id, shard in await conn.execute(
+                select(p.source_key, p.notice_id, p.shard).where(p.source_key.in_(chunk))):
+            gone[key].notices[notice_id] = shard
+
+
+async def _notices_let_go(conn: AsyncConnection, open_: Mapping[str, _Seen]) -> None:
+    """Notices missing from dispatch's log: settled when its horizon spans them, with the
+    records the archive kept of them (else no longer known)."""
+    at = {n: found for n in open_ if (found := key_position(n)) is not None and found[0][0] == NOTICE}
+    if not at:
+        return
+    h = input_log_horizon.c
+    cities = sorted({mark[1] for mark, _position in at.values()})
+    horizons: dict[str, list[Span]] = {}
+    for r in await conn.execute(select(h.origin, h.low, h.low_ts, h.high, h.high_ts)
+                                .where(h.stage == DISPATCH, h.kind == NOTICE, h.origin.in_(cities))):
+        horizons.setdefault(r.origin, []).append(((r.low, r.low_ts), (r.high, r.high_ts)))
+    behind = [n for n, ((_k, origin, _p), position) in at.items()
+              if any(covers(NOTICE, horizon, position) for horizon in horizons.get(origin, ()))]
+    kept: dict[str, int | None] = {}
+    for key, _shard, records, _notices in await _archived(conn, DISPATCH, behind):
+        kept[key] = records
+    for notice_id in behind:
+        seen = open_[notice_id]
+        seen.settled.add(notice_id)
+        records = kept.get(notice_id)
+        seen.records += records or 0
+        seen.lost |= records is None
+
+
+def _correlated(seen: _Seen, expect: Sequence[str] | None) -> tuple[bool, bool]:
+    """(has correlate handled it, at every shard of `expect` when given; are the records of a
+    shard that did no longer known)."""
+    kept = {shard for shard, _seq in seen.entries} | seen.archived
+    if expect is None:
+        return (True, False) if kept else (bool(seen.behind), bool(seen.behind))
+    missing = set(expect) - kept
+    return missing <= seen.behind, bool(missing & seen.behind)
+
+
 def _verdict(input_id: str, seen: _Seen, expect: Sequence[str] | None) -> dict:
+    correlated, lost = _correlated(seen, expect)
+    lost = lost or seen.lost
+    records = None if lost else seen.records
     if seen.reason is not None:
-        return {"input_id": input_id, "status": "refused", "reason": seen.reason, "records": seen.records}
-    logged = {shard for shard, _seq in seen.entries}
-    done = (bool(logged) and (expect is None or set(expect) <= logged)
-            and seen.notices.keys() <= seen.handled.keys())
-    return {"input_id": input_id, "status": "accepted" if done else "pending", "reason": None,
-            "records": seen.records if done else None}
+        status, reason = "refused", seen.reason
+    elif correlated and seen.notices.keys() <= seen.handled.keys() | seen.settled:
+        status, reason = "accepted", None
+    else:
+        return {"input_id": input_id, "status": "pending", "reason": None, "records": None}
+    outcome = {"input_id": input_id, "status": status, "reason": reason, "records": records}
+    if lost:
+        outcome["pruned"] = True
+    return outcome
+
+
+async def _archived(conn: AsyncConnection, stage: str,
+                    keys: Sequence[str]) -> list[tuple[str, str, int | None, str | None]]:
+    """(source_key, shard, records, notices) of the inputs a stage logged under these keys whose
+    entries retention archived (FAULTLINE_LOG_RETENTION=archive); records null when not kept
+    (archived before migration 0006)."""
+    a, s = input_log_archive.c, input_log_archive_sent.c
+    sent = input_log_archive.outerjoin(input_log_archive_sent,
+                                       (s.stage == a.stage) & (s.shard == a.shard) & (s.seq == a.seq))
+    out: list[tuple[str, str, int | None, str | None]] = []
+    for chunk in _chunks(keys):
+        query = (select(a.source_key, a.shard, s.records, s.notices).select_from(sent)
+                 .where(a.stage == stage, a.kind == "input", a.source_key.in_(chunk)))
+        out.extend(tuple(r) for r in await conn.execute(query))
+    return out
 
 
 async def _logged(conn: AsyncConnection, stage: str, keys: Sequence[str],

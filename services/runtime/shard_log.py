@@ -15,26 +15,124 @@ redundant: the entries more than `Retention.entries` behind it (deleted, or move
 `input_log_archive`), the published outbox rows of those seqs, and all but the latest
 `Retention.snapshots` snapshots. The entries kept behind the snapshot are the window in
 which a redelivered message is still known by its source key.
+
+What the pruned entries were is not all lost: the outcome of an input (GET /inputs/{id},
+services/http/reads.py) must still tell that it was handled. So the same transaction widens
+the shard's `input_log_horizon` to span the source positions it removed (`horizon_marks`:
+per topic partition of the input ids, per city of the notice ids), a few rows per shard
+whatever the history; an archived input keeps its records' count and its notices' ids
+(`input_log_archive_sent`: its outbox rows go); and a deleted correlate entry's notices
+that dispatch has not yet handled, or refused, are kept in `pruned_notices` until
+dispatch's own retention lets them go unrefused (a refused one stays, as its refusal does).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import delete, func, insert, select, union, update
+from sqlalchemy import delete, func, insert, select, tuple_, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.drivers.stage_logic import Entry
+from services.drivers.stage_logic import DispatchLogic, Entry
 from shared.clock import fmt_time
 from shared.db.bulk import driver_rows, insert_statement
 from shared.db.errors import UnstorableInput
-from shared.db.models import audit, input_log, input_log_archive, outbox, rejected, shard_snapshots, timers
+from shared.db.models import (
+    audit,
+    input_log,
+    input_log_archive,
+    input_log_archive_sent,
+    input_log_horizon,
+    outbox,
+    pruned_notices,
+    rejected,
+    shard_snapshots,
+    timers,
+)
 from shared.db.projection import project_batch
+from shared.topics import DECISIONS, FAULTS
 
 # The log's and the outbox's rows, many per batch: through the driver's executemany.
 _LOG_INSERT = insert_statement(input_log, ("stage", "shard", "seq", "kind", "clock", "body", "source_key"))
 _OUTBOX_INSERT = insert_statement(outbox, ("stage", "shard", "seq", "topic", "key", "value"))
+_ARCHIVE_SENT_INSERT = insert_statement(input_log_archive_sent,
+                                        ("stage", "shard", "seq", "records", "notices"))
+
+
+# ---------------------------------------------------------------------- the horizon of a pruned log
+
+SOURCE, NOTICE = "source", "notice"        # input_log_horizon.kind
+NOTICE_STAGE = DispatchLogic.stage          # the stage that logs notices under their ids
+_SOURCE_KEY = re.compile(r"(?s)(.+):([0-9]+):([0-9]+)@(-?[0-9]+)")    # topic:partition:offset@timestamp_ms
+_NOTICE_ID = re.compile(r"(?s)(.+):([0-9]+):([0-9]+)")               # city:seq:n
+_CHUNK = 500                               # keys per IN list
+
+Mark = tuple[str, str, int]                # (kind, origin, partition): one horizon row of a shard
+Position = tuple[int, int]                 # a source's (offset, timestamp_ms); a notice's (seq, n)
+Span = tuple[Position, Position]           # the lowest and the highest removed
+
+
+def key_position(key: str) -> tuple[Mark, Position] | None:
+    """Where a source key stands in its origin: an input's id `topic:partition:offset@timestamp_ms`
+    (the router's `source`, the correlate stage's key) at ((source, topic, partition), (offset,
+    timestamp_ms)); a notice id `city:seq:n` (dispatch's key) at ((notice, city, 0), (seq, n)).
+    None for a key of another shape: no outcome is ever asked of it."""
+    m = _SOURCE_KEY.fullmatch(key)
+    if m is not None:
+        return (SOURCE, m[1], int(m[2])), (int(m[3]), int(m[4]))
+    m = _NOTICE_ID.fullmatch(key)
+    if m is not None:
+        return (NOTICE, m[1], 0), (int(m[2]), int(m[3]))
+    return None
+
+
+def _widen(kind: str, span: Span, other: Span) -> Span:
+    """Two spans as one: a source's offsets and times each range on their own; a notice's
+    (seq, n) range in one order."""
+    (lo, hi), (lo2, hi2) = span, other
+    if kind == SOURCE:
+        return (min(lo[0], lo2[0]), min(lo[1], lo2[1])), (max(hi[0], hi2[0]), max(hi[1], hi2[1]))
+    return min(lo, lo2), max(hi, hi2)
+
+
+def covers(kind: str, span: Span, at: Position) -> bool:
+    """Is a key at `at` within what a shard let go of (so handled there)? A source: its offset
+    within the offsets removed and its time within their times (a topic recreated starts its
+    offsets again, later; a made-up time is seldom within); a notice: within the (seq, n) removed."""
+    lo, hi = span
+    if kind == SOURCE:
+        return lo[0] <= at[0] <= hi[0] and lo[1] <= at[1] <= hi[1]
+    return lo <= at <= hi
+
+
+def horizon_marks(keys: Iterable[str]) -> dict[Mark, Span]:
+    """The horizon the entries of these source keys make, once let go."""
+    marks: dict[Mark, Span] = {}
+    for key in keys:
+        found = key_position(key)
+        if found is not None:
+            mark, at = found
+            old = marks.get(mark)
+            marks[mark] = (at, at) if old is None else _widen(mark[0], old, (at, at))
+    return marks
+
+
+def _chunks(items: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _notice_ids(value: str) -> list[str]:
+    """The ids of the notices in an outbox row of faultline.faults (a tick has none)."""
+    ids = []
+    for message in orjson.loads(value):
+        notice = orjson.loads(message)
+        if isinstance(notice, dict) and isinstance(notice.get("id"), str):
+            ids.append(notice["id"])
+    return ids
 
 
 @dataclass(slots=True)
@@ -207,13 +305,143 @@ class ShardLog:
         if retention.mode == "keep" or cut < 1:
             return
         old = (input_log.c.stage == stage, input_log.c.shard == shard, input_log.c.seq <= cut)
-        if retention.mode == "archive":
+        removed = {seq: key for seq, key in await conn.execute(
+            select(input_log.c.seq, input_log.c.source_key).where(*old))}
+        if removed:
+            await self._let_go(conn, shard, removed, cut, retention.mode)
+        await conn.execute(delete(outbox).where(outbox.c.stage == stage, outbox.c.shard == shard,
+                                                outbox.c.seq <= cut, outbox.c.published.is_(True)))
+
+    async def _let_go(self, conn: AsyncConnection, shard: str, removed: Mapping[int, str | None], cut: int,
+                      mode: str) -> None:
+        """Delete (or archive) the shard's entries up to `cut` (seq → source key), keeping what the
+        outcome of their inputs needs: the horizon, the archive's summaries, the open notices."""
+        old = (input_log.c.stage == self.stage, input_log.c.shard == shard, input_log.c.seq <= cut)
+        keys = {seq: key for seq, key in removed.items() if key is not None}
+        horizon = await self._raise_horizon(conn, shard, horizon_marks(keys.values()))
+        if mode == "archive":
             columns = [c.name for c in input_log_archive.columns]
             await conn.execute(insert(input_log_archive).from_select(
                 columns, select(*(input_log.c[name] for name in columns)).where(*old)))
+            if keys:
+                await self._archive_sent(conn, shard, keys, cut)
+        elif keys:
+            await self._keep_open_notices(conn, shard, keys, cut)
         await conn.execute(delete(input_log).where(*old))
-        await conn.execute(delete(outbox).where(outbox.c.stage == stage, outbox.c.shard == shard,
-                                                outbox.c.seq <= cut, outbox.c.published.is_(True)))
+        if any(kind == NOTICE for kind, _origin, _p in horizon):
+            await self._settle_notices(conn, shard, horizon)
+
+    async def _raise_horizon(self, conn: AsyncConnection, shard: str,
+                             marks: Mapping[Mark, Span]) -> dict[Mark, Span]:
+        """Widen the shard's horizon to the positions the removed entries held; the whole horizon."""
+        h = input_log_horizon.c
+        rows = await conn.execute(select(h.kind, h.origin, h.partition, h.low, h.low_ts, h.high, h.high_ts)
+                                  .where(h.stage == self.stage, h.shard == shard))
+        horizon: dict[Mark, Span] = {(r.kind, r.origin, r.partition): ((r.low, r.low_ts), (r.high, r.high_ts))
+                                     for r in rows}
+        for mark, span in marks.items():
+            old = horizon.get(mark)
+            new = span if old is None else _widen(mark[0], old, span)
+            (low, low_ts), (high, high_ts) = new
+            if old is None:
+                await conn.execute(input_log_horizon.insert().values(
+                    stage=self.stage, shard=shard, kind=mark[0], origin=mark[1], partition=mark[2],
+                    low=low, low_ts=low_ts, high=high, high_ts=high_ts))
+            elif new != old:
+                await conn.execute(update(input_log_horizon).where(
+                    h.stage == self.stage, h.shard == shard, h.kind == mark[0], h.origin == mark[1],
+                    h.partition == mark[2]).values(low=low, low_ts=low_ts, high=high, high_ts=high_ts,
+                                                   updated_at=func.now()))
+            horizon[mark] = new
+        return horizon
+
+    async def _sent(self, conn: AsyncConnection, shard: str, low: int, cut: int,
+                    topics: Sequence[str]) -> dict[int, tuple[int, list[str]]]:
+        """seq → (its decision records, its notices' ids) of the outbox rows of seqs low..cut."""
+        o = outbox.c
+        sent: dict[int, tuple[int, list[str]]] = {}
+        for seq, topic, value in await conn.execute(
+                select(o.seq, o.topic, o.value).where(o.stage == self.stage, o.shard == shard, o.seq >= low,
+                                                      o.seq <= cut, o.topic.in_(list(topics)))):
+            records, notices = sent.get(seq, (0, []))
+            if topic == DECISIONS:
+                records += len(orjson.loads(value))
+            else:
+                notices = notices + _notice_ids(value)
+            sent[seq] = (records, notices)
+        return sent
+
+    async def _archive_sent(self, conn: AsyncConnection, shard: str, keys: Mapping[int, str],
+                            cut: int) -> None:
+        """What the outbox rows of the inputs just archived said of them (the rows are dropped),
+        for their outcome: the records each made, the notices each sent (input_log_archive_sent)."""
+        sent = await self._sent(conn, shard, min(keys), cut, (DECISIONS, FAULTS))
+        rows = []
+        for seq in keys:
+            records, notices = sent.get(seq, (0, []))
+            rows.append({"p_stage": self.stage, "p_shard": shard, "p_seq": seq, "p_records": records,
+                         "p_notices": orjson.dumps(notices).decode() if notices else None})
+        await conn.exec_driver_sql(*driver_rows(conn.dialect, _ARCHIVE_SENT_INSERT, rows))
+
+    async def _keep_open_notices(self, conn: AsyncConnection, shard: str, keys: Mapping[int, str],
+                                 cut: int) -> None:
+        """The notices of the inputs about to be deleted that dispatch has not handled yet, or
+        has refused: kept under the input's id (pruned_notices), so its outcome still waits for
+        them, or says the refusal."""
+        pairs = [(keys[seq], notice_id) for seq, (_r, notices)
+                 in (await self._sent(conn, shard, min(keys), cut, (FAULTS,))).items()
+                 if seq in keys for notice_id in notices]
+        if not pairs:
+            return
+        open_ = await self._open_notices(conn, shard, sorted({n for _k, n in pairs}))
+        rows = [{"source_key": key, "notice_id": notice_id, "shard": shard}
+                for key, notice_id in dict.fromkeys(pairs) if notice_id in open_]
+        if rows:
+            await conn.execute(pruned_notices.insert(), rows)
+
+    async def _open_notices(self, conn: AsyncConnection, shard: str, notice_ids: Sequence[str]) -> set[str]:
+        """Of these notices of the shard, those dispatch has not handled (no entry, not within its
+        horizon) or has refused."""
+        handled: set[str] = set()
+        refused: set[str] = set()
+        for chunk in _chunks(notice_ids):
+            handled.update((await conn.execute(select(input_log.c.source_key).where(
+                input_log.c.stage == NOTICE_STAGE, input_log.c.shard == shard,
+                input_log.c.source_key.in_(chunk)))).scalars())
+            refused.update((await conn.execute(select(rejected.c.source_key).where(
+                rejected.c.source_key.in_(chunk)))).scalars())
+        h = input_log_horizon.c
+        horizon = {r.origin: ((r.low, r.low_ts), (r.high, r.high_ts)) for r in await conn.execute(
+            select(h.origin, h.low, h.low_ts, h.high, h.high_ts)
+            .where(h.stage == NOTICE_STAGE, h.shard == shard, h.kind == NOTICE))}
+        out = set()
+        for notice_id in notice_ids:
+            if notice_id not in handled:
+                found = key_position(notice_id)
+                behind = horizon.get(found[0][1]) if found is not None else None
+                if behind is None or not covers(NOTICE, behind, found[1]):
+                    out.add(notice_id)
+                    continue
+            if notice_id in refused:
+                out.add(notice_id)
+        return out
+
+    async def _settle_notices(self, conn: AsyncConnection, shard: str,
+                              horizon: Mapping[Mark, Span]) -> None:
+        """Drop the kept notices of the shard this (dispatch) shard has now let go of unrefused:
+        handled, and nothing to tell. A refused one stays."""
+        p = pruned_notices.c
+        behind = []
+        for key, notice_id in await conn.execute(select(p.source_key, p.notice_id).where(p.shard == shard)):
+            found = key_position(notice_id)
+            if found is not None and found[0] in horizon and covers(NOTICE, horizon[found[0]], found[1]):
+                behind.append((key, notice_id))
+        for chunk in _chunks(behind):
+            refused = set((await conn.execute(select(rejected.c.source_key).where(
+                rejected.c.source_key.in_(sorted({n for _k, n in chunk}))))).scalars())
+            done = [pair for pair in chunk if pair[1] not in refused]
+            if done:
+                await conn.execute(delete(pruned_notices).where(tuple_(p.source_key, p.notice_id).in_(done)))
 
     async def stored_records(self, shard: str) -> int:
         """How many decision records the shard stored (the audit trail keeps each once)."""

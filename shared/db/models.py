@@ -22,7 +22,9 @@ Tables:
 - `shard_owner`: which process owns a shard and its epoch (fencing zombie writers).
 - `shard_snapshots`: a shard's state as of a log seq, so a rebuild re-runs only the log
   after it; `input_log_archive`: log entries moved out of `input_log` by retention
-  (FAULTLINE_LOG_RETENTION=archive).
+  (FAULTLINE_LOG_RETENTION=archive), and `input_log_archive_sent` what they sent;
+  `input_log_horizon` and `pruned_notices`: how far retention let go of each shard's log,
+  and the notices it left open, for the outcome of an input whose entry has gone.
 - the read model, filled by `shared.db.projection`: `alarms`, `faults`, `incidents`,
   `complaints`, `work_orders`, `notifications`, `escalations`, `audit`, `rejected`;
   plus `timers` (the engine's pending timers, written by the stage that owns them).
@@ -138,7 +140,8 @@ shard_snapshots = Table(
     PrimaryKeyConstraint("stage", "shard", "seq"),
 )
 
-# Entries retention moved out of `input_log` (FAULTLINE_LOG_RETENTION=archive), as they were.
+# Entries retention moved out of `input_log` (FAULTLINE_LOG_RETENTION=archive), as they were;
+# found by source key too (migration 0006): the outcome of an input (GET /inputs/{id}).
 input_log_archive = Table(
     "input_log_archive", metadata,
     Column("id", BigId, primary_key=True, autoincrement=False),     # the id it had in input_log
@@ -151,6 +154,58 @@ input_log_archive = Table(
     Column("source_key", NAME, nullable=True),
     _stamp("created_at"),
     Index(None, "stage", "shard", "seq"),
+    Index(None, "stage", "source_key"),
+)
+
+# What an archived input's outbox rows said, as they are dropped with it (migration 0006): the
+# decision records it made and the ids of the notices it sent dispatch. One row per archived
+# entry with a source key; none for an entry archived before 0006 (then it is not known).
+input_log_archive_sent = Table(
+    "input_log_archive_sent", metadata,
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("records", Integer, nullable=False),              # its faultline.decisions messages
+    Column("notices", Text, nullable=True),                  # JSON list of notice ids; null: none
+    PrimaryKeyConstraint("stage", "shard", "seq"),
+)
+
+# How far retention has let go of a shard's log (migration 0006), so that what was let go is
+# still known to have been handled without a row per input. Per (stage, shard) and origin of
+# the source keys of the entries it removed (services/runtime/shard_log.py, `horizon_marks`),
+# the span of their positions:
+# - kind "source", a key `topic:partition:offset@timestamp_ms` (an input's id): `origin` the
+#   topic, `partition` its partition; `low`..`high` the offsets and `low_ts`..`high_ts` the
+#   timestamps removed (each range of its own);
+# - kind "notice", a notice id `city:seq:n` (what correlate sends dispatch): `origin` the city,
+#   `partition` 0; (`low`, `low_ts`)..(`high`, `high_ts`) the (seq, n) removed, in that order.
+# One row per shard and topic partition (or city): it grows with neither history nor load.
+input_log_horizon = Table(
+    "input_log_horizon", metadata,
+    Column("stage", STAGE, nullable=False),
+    Column("shard", SHARD, nullable=False),
+    Column("kind", String(16), nullable=False),              # source | notice
+    Column("origin", NAME, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("low", BigInteger, nullable=False),
+    Column("low_ts", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    Column("high_ts", BigInteger, nullable=False),
+    _stamp("updated_at"),
+    PrimaryKeyConstraint("stage", "shard", "kind", "origin", "partition"),
+)
+
+# The notices of correlate entries retention deleted whose fate was open or a refusal then
+# (migration 0006): not yet handled by dispatch, or refused by it. The outcome of the input
+# (`source_key`) still waits for, or tells, them. A row goes once dispatch's own retention has
+# let go of its notice unrefused; a refused one stays, as its refusal in `rejected` does.
+pruned_notices = Table(
+    "pruned_notices", metadata,
+    Column("source_key", NAME, nullable=False),              # the input's id
+    Column("notice_id", NAME, nullable=False),               # city:seq:n
+    Column("shard", SHARD, nullable=False),                  # the correlate (and dispatch) shard
+    PrimaryKeyConstraint("source_key", "notice_id"),
+    Index(None, "shard"),
 )
 
 # ---------------------------------------------------------------------------------------
@@ -346,7 +401,7 @@ transport_offsets = Table(
 )
 
 TABLES = (
-    input_log, outbox, shard_owner, shard_snapshots, input_log_archive, alarms, faults, incidents,
-    complaints, work_orders, timers, notifications, escalations, audit, rejected, transport_messages,
-    transport_offsets,
+    input_log, outbox, shard_owner, shard_snapshots, input_log_archive, input_log_archive_sent,
+    input_log_horizon, pruned_notices, alarms, faults, incidents, complaints, work_orders, timers,
+    notifications, escalations, audit, rejected, transport_messages, transport_offsets,
 )
