@@ -15,7 +15,7 @@ from services.http.app import build_ops_app
 from services.http.ops import Ops
 from services.runtime.assembly import Wiring, wiring
 from services.runtime.metrics import calendar_watch
-from services.runtime.shell import loops_health, readiness
+from services.runtime.shell import loops_health, readiness, tune_gc
 from services.settings import Settings
 from shared.db.migrate import open_database
 from shared.transport.kafka import KafkaTransport
@@ -35,7 +35,9 @@ async def kafka_wiring(settings: Settings, inventory, rulebook, topics) -> Wirin
     db, transport = await prepare(settings, topics)
     producer = transport.producer()
     await producer.start(deadline_s=None)
-    return wiring(inventory, rulebook, db, transport, producer, CollectorRegistry())
+    w = wiring(inventory, rulebook, db, transport, producer, CollectorRegistry())
+    tune_gc()                                # the inventory and rulebook are loaded: long-lived
+    return w
 
 
 def ops_app(settings: Settings, w: Wiring, loops: dict, sharded: list) -> FastAPI:

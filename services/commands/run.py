@@ -39,7 +39,7 @@ from services.runtime.assembly import (
     wiring,
 )
 from services.runtime.metrics import calendar_watch
-from services.runtime.shell import install_stop, loops_health, readiness
+from services.runtime.shell import install_stop, loops_health, readiness, tune_gc
 from services.settings import Recovery
 from shared.db import redacted_url
 from shared.db.migrate import open_database
@@ -191,6 +191,7 @@ async def _serve(service: Embedded, host: str, port: int,
     stop = asyncio.Event()
     install_stop(stop)
     await service.start()
+    tune_gc()                        # started: the inventory and the shards rebuilt are long-lived
     tasks = [asyncio.create_task(make(service, stop.set)) for make in background]
     try:
         await serve_until_stopped(service.app, port, stop, service.http, host=host)
