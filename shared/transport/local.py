@@ -37,6 +37,7 @@ log = logging.getLogger("faultline.transport")
 
 _MESSAGES_INSERT = insert_statement(messages_t, ("topic", "partition", "offset", "key", "value",
                                                 "timestamp_ms"))
+FETCH_MAX_BYTES = 4 * 2**20    # a fetch returns at least one message, and stops past this much
 TRIM_EVERY = 1000           # appends to a partition between two trims of unconsumed topics
 
 
@@ -239,8 +240,21 @@ class LocalTransport:
         where = or_(*(and_(c.topic == t, c.partition == p, c.offset >= pos)
                       for (t, p), pos in wanted.items()))
         async with self.db.connect() as conn:
+            # At most FETCH_MAX_BYTES of values (and at least one message), as Kafka's
+            # fetch_max_bytes: batch messages are large, and a backlog of them fetched at once
+            # would be held (and decoded) all together. The sizes are read first, cheaply.
+            sizes = (await conn.execute(select(c.id, func.length(c.value)).where(where).order_by(c.id)
+                                        .limit(limit))).all()
+            if not sizes:
+                return []
+            total, last = 0, sizes[-1][0]
+            for row_id, size in sizes:
+                total += size or 0
+                if total >= FETCH_MAX_BYTES:
+                    last = row_id
+                    break
             rows = await conn.execute(select(c.topic, c.partition, c.offset, c.key, c.value, c.timestamp_ms)
-                                      .where(where).order_by(c.id).limit(limit))
+                                      .where(where, c.id <= last).order_by(c.id).limit(limit))
             return [Msg(r.topic, r.partition, r.offset, r.key, bytes(r.value), r.timestamp_ms)
                     for r in rows]
 

@@ -180,3 +180,20 @@ async def test_concurrent_sends_share_a_commit_and_each_gets_its_own_offsets(lt:
     by_offset = {m.offset: m.value for m in got if m.partition == 0}
     for send, ack in zip(sends, acks, strict=True):
         assert [by_offset[off] for _p, off in ack] == [v for _t, v, _k, _p, _ts in send]
+
+
+async def test_a_fetch_stops_once_past_its_byte_cap(lt: Local, monkeypatch) -> None:
+    """As Kafka's fetch_max_bytes: a backlog of large (batch) messages is not fetched, and so
+    not held decoded, all at once; a message larger than the cap still comes."""
+    if lt.url is None:
+        return                                   # the memory adapter keeps references, no copies
+    monkeypatch.setattr(local, "FETCH_MAX_BYTES", 250)
+    producer = await lt.producer()
+    await producer.send_many([("t", b"%03d" % i + b"x" * 97, None, 0, 1) for i in range(5)])
+    await producer.send_many([("t", b"y" * 1000, None, 0, 1)])
+    consumer = await lt.consumer(["t"], "g")
+    first = await consumer.fetch(timeout_ms=20, max_records=100)
+    assert [m.offset for m in first] == [0, 1, 2]          # 300 bytes: past the cap of 250
+    second = await consumer.fetch(timeout_ms=20, max_records=100)
+    assert [m.offset for m in second] == [3, 4, 5]
+    assert await consumer.fetch(timeout_ms=20, max_records=100) == []
