@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from recorder import Recorder
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -49,17 +50,6 @@ _spec.loader.exec_module(bench)
 BATCH = 100
 EVERY = 10            # FAULTLINE_SNAPSHOT_EVERY
 WINDOW = 15           # FAULTLINE_LOG_RETENTION_ENTRIES
-
-
-class Recorder:
-    """Stands in for the Kafka producer: keeps what would have been sent, in order."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, str | None]] = []
-
-    async def send_many(self, records):
-        self.sent.extend((topic, value, key) for topic, value, key, _p, _ts in records)
-        return [(0, i) for i, _r in enumerate(records)]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from recorder import Recorder
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -49,20 +50,6 @@ _spec.loader.exec_module(bench)
 BATCH = 100
 EVERY = 60            # FAULTLINE_SNAPSHOT_EVERY
 WINDOW = 150          # FAULTLINE_LOG_RETENTION_ENTRIES
-
-
-class Recorder:
-    """Stands in for the Kafka producer: keeps what would have been sent, in order."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, str | None]] = []
-
-    async def send_many(self, records):
-        self.sent.extend((topic, value, key) for topic, value, key, _p, _ts in records)
-        return [(0, i) for i, _r in enumerate(records)]
-
-    def on(self, topic: str) -> list[bytes]:
-        return [v for t, v, _k in self.sent if t == topic]
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +141,7 @@ async def test_a_restart_rebuilds_from_snapshots_and_tails_and_decides_as_an_uni
     assert any(b_corr.snapshot_seq.values())                 # opened from snapshots
     await feed(b_corr, routed[half:])
     b_disp, b_disp_out = runner(disp_logic, live, **recovery)
-    first_b_notice = len(a_corr_out.on(FAULTS))
+    first_b_notice = len(a_corr_out.values(FAULTS))
     again = notices(a_corr_out)[-3 * BATCH:]
     assert max(Counter(m.key for m in again).values()) < WINDOW
     await feed(b_disp, again)                                # the dispatcher's redelivery too
@@ -163,10 +150,10 @@ async def test_a_restart_rebuilds_from_snapshots_and_tails_and_decides_as_an_uni
 
     # Exactly the same messages, in the same order, ids and all.
     for topic in (DECISIONS, FAULTS, DEADLETTER):
-        assert a_corr_out.on(topic) + b_corr_out.on(topic) == ref_corr_out.on(topic), topic
+        assert a_corr_out.values(topic) + b_corr_out.values(topic) == ref_corr_out.values(topic), topic
     assert [(t, v) for t, v, _k in a_disp_out.sent + b_disp_out.sent] == \
         [(t, v) for t, v, _k in ref_disp_out.sent]
-    assert len(ref_disp_out.on(DECISIONS)) > 100
+    assert len(ref_disp_out.values(DECISIONS)) > 100
     # The same read model: every record stored once.
     assert await count(live, audit) == await count(ref_db, audit)
 

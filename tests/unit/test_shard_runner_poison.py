@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from recorder import Recorder
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.drivers.batches import items_of
 from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
 from services.runtime.shard_log import ShardLog
 from services.runtime.shard_runner import ShardRunner, TimersFailing
@@ -31,26 +31,6 @@ from shared.wire import INTERNAL
 ROOT = Path(__file__).resolve().parents[2]
 T0 = parse_time("2026-11-25T10:00:05+08:00")
 POISON = "poison-1"
-
-
-class Recorder:
-    """Stands in for the Kafka producer: keeps what would have been sent, in order."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, str | None]] = []
-
-    async def send_many(self, records):
-        self.sent.extend((topic, value, key) for topic, value, key, _p, _ts in records)
-        return [(0, i) for i, _r in enumerate(records)]
-
-    def on(self, topic: str) -> list[dict]:
-        """What was sent to `topic`, a batch message's inputs each on its own."""
-        out = []
-        for t, v, _k in self.sent:
-            if t == topic:
-                body = orjson.loads(v)
-                out.extend(items_of(body) or [body])
-        return out
 
 
 class PoisonCorrelate(CorrelateLogic):
