@@ -12,14 +12,12 @@ bounded by the shards and the window, not by the inputs."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
-from recorder import Recorder
+from runner_doubles import Recorder, bench
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -40,12 +38,6 @@ from tools.kafka_events import messages
 
 ROOT = Path(__file__).resolve().parents[2]
 RULEBOOK = load_rulebook()
-
-_spec = importlib.util.spec_from_file_location("faultline_bench_engine_outcomes",
-                                               ROOT / "bench" / "engine.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench
-_spec.loader.exec_module(bench)
 
 BATCH = 100
 EVERY = 10            # FAULTLINE_SNAPSHOT_EVERY

@@ -9,16 +9,14 @@ without snapshots does, while the log stays bounded and the restart re-runs only
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import random
-import sys
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
-from recorder import Recorder
+from runner_doubles import POISON, PoisonCorrelate, Recorder, bench
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -41,11 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RULEBOOK = load_rulebook()
 SAMPLES = ROOT / "samples"
 T0 = parse_time("2026-11-25T10:00:05+08:00")
-
-_spec = importlib.util.spec_from_file_location("faultline_bench_engine_shards", ROOT / "bench" / "engine.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench
-_spec.loader.exec_module(bench)
 
 BATCH = 100
 EVERY = 60            # FAULTLINE_SNAPSHOT_EVERY
@@ -220,22 +213,6 @@ async def test_no_warning_on_a_clean_rebuild_from_a_snapshot_and_one_when_the_ta
                in r.getMessage() for r in caplog.records)
 
 
-POISON = "poison-1"
-
-
-class PoisonCorrelate(CorrelateLogic):
-    """The real correlate stage, except that the alarm POISON first changes the shard (it
-    raises the other route of China Southern's line) and then raises, as a bug would
-    (as in tests/unit/test_shard_runner_poison.py)."""
-
-    def step(self, core, body, seq):
-        alarm = (body.get("input") or {}).get("alarm") or {}
-        if alarm.get("alarm_id") == POISON:
-            half = {**body, "input": {"kind": "alarm", "alarm": {**alarm, "alarm_id": "half-way",
-                                                                 "resource_id": "GZ-OTN-B:2-1-4"}}}
-            super().step(core, half, seq)
-            raise RuntimeError("boom in the rules")
-        return super().step(core, body, seq)
 
 
 def _alarm(offset: int, resource: str, alarm_id: str) -> dict:

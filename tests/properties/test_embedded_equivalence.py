@@ -120,7 +120,7 @@ TIE = [
 ]
 
 
-async def test_an_alarm_and_an_action_of_the_same_instant_go_in_the_order_sent(tmp_path):
+async def test_T_5_an_alarm_and_an_action_of_the_same_instant_go_in_the_order_sent(tmp_path):
     """On two topics with the same message time, the alarm sent first opens the fault the
     escalation then finds (the router's tie goes to the order sent, as the file lists them);
     found by the random days."""

@@ -355,3 +355,30 @@ def test_AL_1_raise_before_a_later_repeated_clear_is_born_cleared():
               until=t(60))
     assert opened_times(res) == [t(0)]
     assert res.one("fault.cleared")["ended_at"] == t(10)
+
+
+def test_AL_7_a_city_shard_reports_only_resources_the_inventory_lacks():
+    """A city's shard holds the resources of its own circuits and makes the others' state when
+    an alarm names them: an alarm on an inventory resource under no circuit of the city is not
+    `alarm.unmapped`; one on a resource the inventory lacks is, as in replay."""
+    from pathlib import Path
+
+    from services.drivers.stage_logic import CorrelateLogic
+    from shared.inventory import load_inventory
+    from shared.rulebook import load_rulebook
+
+    inventory = load_inventory(Path(__file__).resolve().parents[2] / "samples" / "inventory.json")
+    logic = CorrelateLogic(inventory, load_rulebook())
+    core = logic.new_shard("GZ")
+    elsewhere = next(rid for rid in inventory.resources if "GZ" not in inventory.a_cities_on(rid))
+    assert elsewhere not in core.correlator.resources            # not built with the shard
+
+    def step(seq: int, resource: str) -> list[str]:
+        body = {"at": 1_764_036_000 + seq, "source": f"s-{seq}", "input": {"kind": "alarm", "alarm": {
+            "source": "nms-1", "alarm_id": f"A{seq}", "resource_id": resource, "probable_cause": "LOS",
+            "severity": "critical", "state": "raised", "event_time": "2026-11-25T10:00:00+08:00"}}}
+        return [r["type"] for r in logic.step(core, body, seq)[0].records]
+
+    assert step(1, elsewhere) == []
+    assert elsewhere in core.correlator.resources
+    assert step(2, "NOT-IN-INVENTORY") == ["alarm.unmapped"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from recorder import Recorder
+from runner_doubles import POISON, PoisonCorrelate, Recorder
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
@@ -30,21 +30,6 @@ from shared.wire import INTERNAL
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = parse_time("2026-11-25T10:00:05+08:00")
-POISON = "poison-1"
-
-
-class PoisonCorrelate(CorrelateLogic):
-    """The real correlate stage, except that the alarm POISON first changes the shard (it
-    raises the other route of China Southern's line) and then raises, as a bug would."""
-
-    def step(self, core, body, seq):
-        alarm = (body.get("input") or {}).get("alarm") or {}
-        if alarm.get("alarm_id") == POISON:
-            half = {**body, "input": {"kind": "alarm", "alarm": {**alarm, "alarm_id": "half-way",
-                                                                 "resource_id": "GZ-OTN-B:2-1-4"}}}
-            super().step(core, half, seq)
-            raise RuntimeError("boom in the rules")
-        return super().step(core, body, seq)
 
 
 @pytest.fixture(scope="module")
