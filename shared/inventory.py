@@ -110,7 +110,7 @@ class Inventory:
     """Customers, resources and circuits by id (in file order), with lookup indexes."""
 
     __slots__ = ("customers", "resources", "circuits", "cities", "_by_customer", "_on_resource",
-                 "_a_cities_on")
+                 "_a_cities_on", "_group_of")
 
     def __init__(self, customers: Iterable[Customer], resources: Iterable[Resource],
                  circuits: Iterable[Circuit]):
@@ -133,6 +133,7 @@ class Inventory:
             | {c.z_city for c in self.circuits.values() if c.z_city}
             | {r.city for r in self.resources.values()}
             | {c.hq_city for c in self.customers.values() if c.hq_city})
+        self._group_of = _city_groups(self.cities, self._a_cities_on.values())
 
     def circuits_of(self, customer_id: str) -> tuple[Circuit, ...]:
         """The customer's circuits, in file order."""
@@ -147,9 +148,33 @@ class Inventory:
         once: every alarm asks, and a trunk lies under hundreds of circuits)."""
         return self._a_cities_on.get(resource_id, ())
 
+    def group_of(self, city: str) -> str:
+        """The correlation group of a city the inventory names: the first (sorted) of the cities
+        joined to it by resources that lie under circuits of both as A-end cities. One incident
+        (AL-6) can span such cities, so they are correlated together."""
+        return self._group_of[city]
+
     def __repr__(self) -> str:
         return (f"Inventory({len(self.customers)} customers, {len(self.resources)} resources, "
                 f"{len(self.circuits)} circuits)")
+
+
+def _city_groups(cities: Iterable[str], a_cities: Iterable[tuple[str, ...]]) -> dict[str, str]:
+    """City → its group's name (union-find over the A-end cities sharing a resource)."""
+    parent = {c: c for c in cities}
+
+    def root(c: str) -> str:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for shared in a_cities:
+        for other in shared[1:]:
+            a, b = root(shared[0]), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)    # the smaller code names the group
+    return {c: root(c) for c in parent}
 
 
 def load_inventory(path: str | Path, max_bytes: int | None = None) -> Inventory:

@@ -1,4 +1,5 @@
-"""One city's correlator and dispatcher as separate stages, connected only by notices.
+"""One shard's correlator and dispatcher (a city or a group of cities, services/drivers/sharding.py)
+as separate stages, connected only by notices.
 
 In replay one Pipeline fires every timer in (due, fault, §7 rank) order across both stages
 (RULES.md T-3, T-7). Split across processes, the correlator shard stamps every notice with
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from correlator.engine import Correlator
 from correlator.operator import on_input
 from dispatcher.engine import Dispatcher
-from services.drivers.sharding import UNMAPPED
+from services.drivers.sharding import shard_cities
 from shared.facts import Notice
 from shared.inventory import Inventory
 from shared.model import Alarm, Complaint, Rejected
@@ -30,13 +31,15 @@ RECORD, NOTICE, TICK = "record", "notice", "tick"
 
 
 class CorrelatorShard:
-    """The correlator for the circuits of one city. Outputs are tagged tuples:
+    """The correlator for the circuits of one shard's cities (services/drivers/sharding.py).
+    Outputs are tagged tuples:
     (RECORD, record) for faultline.decisions, (NOTICE, notice, key, now) and (TICK, t) for
     the dispatcher of the same city."""
 
     def __init__(self, shard: str, inventory: Inventory, rulebook: Rulebook) -> None:
         self.shard = shard
-        owns = (lambda c: False) if shard == UNMAPPED else (lambda c: c.a_city == shard)
+        cities = shard_cities(inventory, shard)
+        owns = lambda c: c.a_city in cities          # noqa: E731 (the correlator's predicate)
         self.correlator = Correlator(inventory, rulebook, owns=owns, id_prefix=f"{shard}-")
         self.clock: float | None = None
 
