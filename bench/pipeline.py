@@ -91,17 +91,23 @@ class DecisionCounter:
         return self.total
 
 
-async def send_timed(bootstrap: str, lines: list[bytes], until: str | None) -> list[tuple[int, float]]:
+async def send_timed(bootstrap: str, lines: list[bytes], until: str | None,
+                     rate: float | None = None) -> list[tuple[int, float]]:
     """tools/kafka_events.send (the same messages, the same acknowledged batches of 500), and
     for each message its timestamp (ms, the line's `at`) and the wall time its batch was
-    acknowledged by the broker."""
+    acknowledged by the broker. With `rate` (messages/s) the feed is paced instead: batches
+    of rate/20 (20 sends a second), each sent when its first message is due on the schedule."""
     producer = Producer(KafkaConfig(bootstrap))
     await producer.start()
     sent: list[tuple[int, float]] = []
+    size = BATCH if rate is None else max(1, int(rate / 20))
     try:
         batch = messages(lines, until)
-        for i in range(0, len(batch), BATCH):
-            part = batch[i:i + BATCH]
+        start = time.perf_counter()
+        for i in range(0, len(batch), size):
+            part = batch[i:i + size]
+            if rate is not None:
+                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
             await producer.send_many(part)
             acked = time.time()
             sent.extend((m[4], acked) for m in part)
@@ -174,11 +180,12 @@ async def wait_joined(procs: list[Proc], timeout: float = 60) -> None:
 
 async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, timeout: float,
                   env_extra: dict[str, str] | None = None, verbose: bool = True,
-                  quiet_s: float = QUIET_S) -> dict:
+                  quiet_s: float = QUIET_S, rate: float | None = None) -> dict:
     """One run on a fresh broker and database. Returns the figures (seconds, CPU seconds per
     process, decision latencies) and `ok`: replay's count stored, clean exits, nothing late.
     The run ends when replay's count is stored, or `quiet_s` after the feed is done and no new
-    decision came (then the time is the last decision's and `ok` is false), or at `timeout`."""
+    decision came (then the time is the last decision's and `ok` is false), or at `timeout`.
+    `rate`: pace the feed at that many messages a second (send_timed)."""
     inventory, lines, until = storm_
     broker, procs, name, conn = Tansu(), [], f"faultline_bench_{uuid.uuid4().hex[:10]}", None
     try:
@@ -195,7 +202,7 @@ async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, 
         pids = {p.stage: p.proc.pid for p in procs} | {"tansu": broker.proc.pid}
         cpu0 = await cpu_snapshot(conn, pids)
         t0 = time.perf_counter()
-        feeding = asyncio.create_task(send_timed(broker.bootstrap, lines, until))
+        feeding = asyncio.create_task(send_timed(broker.bootstrap, lines, until, rate))
         first = fed = None
         last, changed = 0, 0.0
         while True:

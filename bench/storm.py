@@ -54,6 +54,10 @@ count are not timed. Each of `--runs` runs measures, in this order:
    the arrival hold. *CPU µs/alarm*: CPU seconds of each process in the run (PostgreSQL: the
    backends serving the stages) over the lines. A replay count not met, a non-zero exit or a
    message later than the hold prints a WARNING.
+   Then the same again on a fresh broker and database, fed at a steady `--steady-fraction`
+   (default 0.5) of the rate just measured: batches of rate/20 messages, each sent when its
+   first message is due on the schedule, with the production default arrival hold
+   (`--steady-arrival-hold-ms`, 300): *steady p50/p99*, latency measured as above.
 5. Restart after N logged inputs. Once, before the runs: `faultline run` on its own SQLite
    file is fed `--restart-inputs` alarms (storms of at most 200,000 from the same generator
    on the same inventory, alarm ids made unique per storm, encoded to a file beforehand) over
@@ -549,6 +553,24 @@ async def production(server: str, storm: Storm, args: argparse.Namespace, tmp: P
     return out
 
 
+async def steady(server: str, storm: Storm, args: argparse.Namespace, tmp: Path, n: int, full: float) -> dict:
+    """The same storm fed at a steady `--steady-fraction` of the full-speed rate `full`."""
+    rate = full * args.steady_fraction
+    r = await pipeline.one_run(n, server, (storm.inventory_path, storm.pipe_lines, storm.until),
+                               storm.expected, tmp, args.timeout,
+                               {"FAULTLINE_ARRIVAL_HOLD_MS": str(args.steady_arrival_hold_ms)},
+                               verbose=False, rate=rate)
+    lat = r["latencies"]
+    out = {"steady_rate": rate, "steady_p50": pipeline.pct(lat, 0.5), "steady_p99": pipeline.pct(lat, 0.99),
+           "ok": r["ok"]}
+    print(f"  pipeline at a steady {rate:,.0f} alarms/s ({args.steady_fraction:.0%} of the above; batches of "
+          f"{max(1, int(rate / 20))}; hold {args.steady_arrival_hold_ms} ms): latency input → stored "
+          f"decision p50 {out['steady_p50']:.2f} s, "
+          f"p99 {out['steady_p99']:.2f} s, max {max(lat, default=float('nan')):.2f} s; "
+          f"{r['stored']:,} decisions; machine busy {r['machine']:.0%}")
+    return out
+
+
 # ---------------------------------------------------------------------------------- restart
 
 def write_restart_feed(storm: Storm, total: int, seed: int, batch: int, path: Path) -> int:
@@ -636,6 +658,9 @@ FIGURES = [  # key, label, format
     ("pipe_rate", "pipeline: alarms/s end to end", "{:,.0f}"),
     ("p50", "pipeline: latency p50 s", "{:.2f}"),
     ("p99", "pipeline: latency p99 s", "{:.2f}"),
+    ("steady_rate", "pipeline: steady rate alarms/s", "{:,.0f}"),
+    ("steady_p50", "pipeline: latency p50 s at the steady rate", "{:.2f}"),
+    ("steady_p99", "pipeline: latency p99 s at the steady rate", "{:.2f}"),
     ("cpu_correlate", "pipeline: correlate CPU µs/alarm", "{:,.0f}"),
     ("cpu_dispatch", "pipeline: dispatch CPU µs/alarm", "{:,.0f}"),
     ("cpu_tansu", "pipeline: tansu CPU µs/alarm", "{:,.0f}"),
@@ -692,6 +717,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                       f"decided {r['ratio_decided']:.3f}")
             r |= await production(server, storm, args, tmp, n)
             ok &= r.pop("ok")
+            r |= await steady(server, storm, args, tmp, n, r["pipe_rate"])
+            ok &= r.pop("ok")
             r |= await restart(storm, db_path, args, tmp, n)
             ok &= r.pop("ok")
             runs.append(r)
@@ -715,6 +742,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900, help="seconds a phase may take before it gives up")
     ap.add_argument("--arrival-hold-ms", type=int, default=1000,
                     help="pipeline: FAULTLINE_ARRIVAL_HOLD_MS (the tests' 1000; production default 300)")
+    ap.add_argument("--steady-fraction", type=float, default=0.5,
+                    help="pipeline: the steady feed's rate as a fraction of the full-speed rate measured")
+    ap.add_argument("--steady-arrival-hold-ms", type=int, default=300,
+                    help="pipeline at the steady rate: FAULTLINE_ARRIVAL_HOLD_MS (production's default 300)")
     ap.add_argument("--quick", action="store_true", help="a small smoke run")
     args = ap.parse_args(argv)
     if args.quick:
