@@ -23,7 +23,8 @@ environment (a flag, where a command has one, wins over its variable; empty is u
   FAULTLINE_TOPIC_REPLICATION  replication factor of those topics (default 1)
   FAULTLINE_CLOCK            wall (timers on the wall clock, default) or stream (message time only)
   FAULTLINE_ARRIVAL_HOLD_MS  correlate: skew allowed between partitions' arrivals (default 300)
-  FAULTLINE_SNAPSHOT_EVERY   correlate, dispatch: log entries between a city's snapshots (default 5000)
+  FAULTLINE_SNAPSHOT_EVERY   correlate, dispatch, run: log entries between a shard's snapshots (default 5000)
+  FAULTLINE_SNAPSHOT_BYTES_PER_ENTRY  ... or, for a big state, its bytes / this many (default 100; 0: off)
   FAULTLINE_LOG_RETENTION    delete (default), archive or keep the log behind a snapshot
   FAULTLINE_LOG_RETENTION_ENTRIES  entries kept behind a snapshot for redeliveries (default 10000)
   FAULTLINE_HTTP_PORT        HTTP port: the API, /healthz, /readyz, /metrics (default 8080)

@@ -19,7 +19,8 @@ FAULTLINE_ARRIVAL_HOLD_MS, FAULTLINE_HTTP_HOST, FAULTLINE_HTTP_PORT,
 FAULTLINE_HTTP_MAX_BODY_BYTES, FAULTLINE_HTTP_BODY_TIMEOUT_S, FAULTLINE_HTTP_MAX_CONNECTIONS,
 FAULTLINE_CORS_ORIGINS, FAULTLINE_DRAIN_SECONDS, FAULTLINE_LOG_LEVEL,
 FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT,
-FAULTLINE_SNAPSHOT_EVERY, FAULTLINE_LOG_RETENTION, FAULTLINE_LOG_RETENTION_ENTRIES.
+FAULTLINE_SNAPSHOT_EVERY, FAULTLINE_SNAPSHOT_BYTES_PER_ENTRY, FAULTLINE_LOG_RETENTION,
+FAULTLINE_LOG_RETENTION_ENTRIES.
 """
 
 from __future__ import annotations
@@ -88,6 +89,14 @@ def _count(value: Any) -> int:
     raw = _text(value).strip()
     if not raw.isdigit() or int(raw) < 1:
         raise _refuse("is not a whole number > 0")
+    return int(raw)
+
+
+def _whole(value: Any) -> int:
+    """A whole number >= 0, digits only."""
+    raw = _text(value).strip()
+    if not raw.isdigit():
+        raise _refuse("is not a whole number >= 0")
     return int(raw)
 
 
@@ -180,6 +189,7 @@ class Recovery:
     SNAPSHOT_EVERY, LOG_RETENTION and LOG_RETENTION_ENTRIES variables of `Settings.recovery`."""
 
     snapshot_every: int = 5000             # log entries of a shard between two snapshots of its state
+    snapshot_bytes_per_entry: int = 100    # ... or more for a big state: its bytes / this (0: never)
     retention: str = "delete"              # behind a snapshot: delete | archive | keep the log
     retention_entries: int = 10_000        # entries kept behind the latest snapshot (redelivery window)
 
@@ -241,6 +251,7 @@ class Settings(BaseSettings):
     SYSLOG_TCP_PORT: Annotated[int | None, BeforeValidator(_port)] = None    # when unset
     SNMP_TRAP_PORT: Annotated[int | None, BeforeValidator(_port)] = None
     SNAPSHOT_EVERY: Annotated[int, BeforeValidator(_count)] = 5000         # see Recovery
+    SNAPSHOT_BYTES_PER_ENTRY: Annotated[int, BeforeValidator(_whole)] = 100
     LOG_RETENTION: Annotated[Literal["delete", "archive", "keep"],
                              BeforeValidator(_one_of(RETENTIONS))] = "delete"
     LOG_RETENTION_ENTRIES: Annotated[int, BeforeValidator(_count)] = 10_000
@@ -371,7 +382,8 @@ class Settings(BaseSettings):
     def recovery(self) -> Recovery:
         """correlate, dispatch, run: how often a city shard's state is snapshotted, and what of
         its log retention lets go behind the latest snapshot."""
-        return Recovery(snapshot_every=self.SNAPSHOT_EVERY, retention=self.LOG_RETENTION,
+        return Recovery(snapshot_every=self.SNAPSHOT_EVERY,
+                        snapshot_bytes_per_entry=self.SNAPSHOT_BYTES_PER_ENTRY, retention=self.LOG_RETENTION,
                         retention_entries=self.LOG_RETENTION_ENTRIES)
 
 

@@ -140,6 +140,9 @@ def _engine(core: Any) -> Any:
     return core.correlator if isinstance(core, CorrelatorShard) else core.dispatcher
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None), tuple, list, set, frozenset, bytes})
+
+
 class _Pickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, core: Any) -> None:
         super().__init__(file, protocol=5)
@@ -156,6 +159,8 @@ class _Pickler(pickle.Pickler):
 
     def persistent_id(self, obj: Any) -> tuple | None:
         t = type(obj)
+        if t in _PLAIN:                 # most of what a state holds: one set probe, then the C pickler
+            return None
         if t is Circuit:
             return ("circuit", obj.circuit_id)
         if t is Customer:
@@ -212,6 +217,12 @@ def _overlays(core: Any) -> tuple[list, list]:
 
 def dump(core: CorrelatorShard | DispatcherShard) -> bytes:
     """The shard's state as bytes. Call it between steps only (never on a half-changed shard)."""
+    return dump_sized(core)[0]
+
+
+def dump_sized(core: CorrelatorShard | DispatcherShard) -> tuple[bytes, int]:
+    """dump(core), and the size of the state before compression (what dumping it cost: ~120 ns
+    a byte on the bench's 20,000-circuit shard)."""
     stage = next((k for k, cls in _KINDS.items() if type(core) is cls), None)
     if stage is None:
         raise SnapshotError(f"not a city shard: {type(core).__name__}")
@@ -225,7 +236,8 @@ def dump(core: CorrelatorShard | DispatcherShard) -> bytes:
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as err:
         raise SnapshotError(f"{stage} {core.shard}: the state does not pickle: {err}") from err
     header = orjson.dumps({"format": FORMAT, "stage": stage, "shard": core.shard})
-    return MAGIC + b" " + header + b"\n" + zlib.compress(buf.getvalue(), 1)
+    raw = buf.getvalue()
+    return MAGIC + b" " + header + b"\n" + zlib.compress(raw, 1), len(raw)
 
 
 # ---------------------------------------------------------------------- load

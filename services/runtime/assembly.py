@@ -58,7 +58,8 @@ def wiring(inventory: Inventory, rulebook: Rulebook, db: AsyncEngine, transport:
 def _recovery(recovery: Recovery | None) -> dict:
     """ShardRunner's snapshot and retention parameters (Settings.recovery; None: the defaults)."""
     r = recovery or Recovery()
-    return {"snapshot_every": r.snapshot_every, "retention": r.retention,
+    return {"snapshot_every": r.snapshot_every, "snapshot_bytes_per_entry": r.snapshot_bytes_per_entry,
+            "retention": r.retention,
             "retention_entries": r.retention_entries}
 
 

@@ -90,7 +90,8 @@ class Run:
 
     def __init__(self, inventory, engine, retention: str) -> None:
         self.engine = engine
-        recovery = {"snapshot_every": EVERY, "retention": retention, "retention_entries": WINDOW}
+        recovery = {"snapshot_every": EVERY, "snapshot_bytes_per_entry": 0, "retention": retention,
+                    "retention_entries": WINDOW}
         self.corr, self.corr_out = self._runner(CorrelateLogic(inventory, RULEBOOK), **recovery)
         self.disp, _ = self._runner(DispatchLogic(inventory, RULEBOOK, None), **recovery)
 

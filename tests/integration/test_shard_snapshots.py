@@ -76,7 +76,10 @@ async def db(tmp_path: Path):
 
 
 def runner(logic, engine, **recovery) -> tuple[ShardRunner, Recorder]:
+    """A runner on `engine`; snapshots every `snapshot_every` entries exactly unless the test
+    gives `snapshot_bytes_per_entry`."""
     producer = Recorder()
+    recovery.setdefault("snapshot_bytes_per_entry", 0)
     r = ShardRunner(logic, ShardLog(engine, logic.stage), LocalTransport(partitions=4), producer,
                     group_id="test", wall_clock=None, **recovery)
     r.known_topics = {DECISIONS, FAULTS, DEADLETTER}
@@ -333,6 +336,52 @@ async def test_delete_and_keep_modes(storm, db):
     shard = max(r2.shards, key=lambda s: r2.shards[s].seq)
     state = await again.open_shard(shard)
     assert again.rerun_entries < EVERY and state.seen == r2.shards[shard].seen
+
+
+async def test_a_big_state_is_snapshotted_less_often_in_proportion_to_its_size(storm, db, monkeypatch):
+    """After a snapshot of B bytes the next waits max(snapshot_every, B / bytes_per_entry)
+    entries: snapshots of a big state cost a bounded amount per entry, and a rebuild's tail
+    stays in proportion to the state (its snapshot's load), not to the history."""
+    _topo, inventory, routed = storm
+    logic = CorrelateLogic(inventory, RULEBOOK)
+    exact, _ = runner(logic, await db("exact"), snapshot_every=EVERY, snapshot_bytes_per_entry=0)
+    await feed(exact, routed)
+    assert exact.snapshot_interval == {}
+    taken: list[tuple[str, int, int]] = []                   # (shard, seq, bytes) of each snapshot
+    dump_sized = snapshots.dump_sized
+
+    def recording(core):
+        blob, size = dump_sized(core)
+        taken.append((core.shard, core_seq[core.shard], size))
+        return blob, size
+
+    sized, _ = runner(logic, await db("sized"), snapshot_every=EVERY, snapshot_bytes_per_entry=200)
+    core_seq = _SeqOf(sized)
+    monkeypatch.setattr(snapshots, "dump_sized", recording)
+    await feed(sized, routed)
+    shard = max(sized.shards, key=lambda s: sized.shards[s].seq)
+    mine = [(seq, size) for s, seq, size in taken if s == shard]
+    assert mine[-1][1] // 200 > 2 * EVERY                     # the shard's state is "big" at 200
+    for (seq, size), (next_seq, _next) in zip(mine, mine[1:], strict=False):
+        interval = max(EVERY, size // 200)                    # the interval its size set
+        assert interval <= next_seq - seq < interval + BATCH
+    assert sized.snapshot_interval[shard] == mine[-1][1] // 200
+    assert len(mine) < exact.snapshot_seq[shard] // EVERY // 3         # far fewer than every EVERY
+    # A rebuild re-runs the tail behind the latest snapshot: at most one interval.
+    again, _ = runner(logic, sized.log.engine, snapshot_every=EVERY, snapshot_bytes_per_entry=200)
+    state = await again.open_shard(shard)
+    assert state.seq == sized.shards[shard].seq
+    assert 0 < again.rerun_entries == state.seq - mine[-1][0] < mine[-1][1] // 200 + BATCH
+
+
+class _SeqOf:
+    """shard → the seq a runner's shard is at (the entry a snapshot of it covers)."""
+
+    def __init__(self, r: ShardRunner) -> None:
+        self.r = r
+
+    def __getitem__(self, shard: str) -> int:
+        return self.r.shards[shard].seq
 
 
 async def test_a_shard_whose_log_was_pruned_to_nothing_is_still_listed_and_opens_where_it_was(db):

@@ -27,7 +27,8 @@ async def pruning_service(settings: LiveSettings, clock: FakeClock,
     """live_service, with a snapshot every 4 entries of a shard and 3 entries kept behind it."""
     svc = Embedded(settings.inventory, settings.rulebook, settings.database_url, clock,
                    http=settings.http, registry=CollectorRegistry(), tick_every_s=3600.0,
-                   recovery=Recovery(snapshot_every=4, retention=mode, retention_entries=3))
+                   recovery=Recovery(snapshot_every=4, snapshot_bytes_per_entry=0, retention=mode,
+                                     retention_entries=3))
     await svc.start()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.app),
