@@ -116,13 +116,16 @@ async def send_timed(bootstrap: str, lines: list[bytes], until: str | None,
         await producer.stop()
 
 
-def latencies(sent: list[tuple[int, float]], seen: list[tuple[int, float]]) -> list[float]:
+def latencies(sent: list[tuple[int, float]], seen: list[tuple[int, float]], *,
+              last: bool = True) -> list[float]:
     """Seconds from input to stored decision, one per decision. The clock is the inputs' time
     (FAULTLINE_CLOCK=stream): a decision stamped `at` was made by the input of that time, or,
     for a timer, by the first input at or after its due time; so its input is taken to be the
     first message sent with a timestamp >= `at` (the earliest such, so never too late), and
     its send time the acknowledgement of that message's batch. The decision's time is the
-    poll that first saw its outbox row (up to POLL_S late). Both err towards a longer latency."""
+    poll that first saw its outbox row (up to POLL_S late). Both err towards a longer latency.
+    `last=False` leaves out the decisions of the last message (the closing tick, whose jump
+    of hours fires every timer still pending at once)."""
     order = sorted(sent)
     stamps = [ts for ts, _acked in order]
     first = [0.0] * len(order)                     # earliest acknowledgement at or after each stamp
@@ -130,9 +133,10 @@ def latencies(sent: list[tuple[int, float]], seen: list[tuple[int, float]]) -> l
     for i in range(len(order) - 1, -1, -1):
         low = first[i] = min(low, order[i][1])
     out = []
+    end = len(order) if last else len(order) - 1
     for at, polled in seen:
         i = bisect_left(stamps, at)
-        if i < len(order):
+        if i < end:
             out.append(polled - first[i])
     return out
 
@@ -227,6 +231,7 @@ async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, 
         machine = (cpu1["busy"] - cpu0["busy"]) / (cpu1["ticks"] - cpu0["ticks"])
         sent = await feeding
         lat = latencies(sent, counter.seen)
+        lat_feed = latencies(sent, counter.seen, last=until is None)
         await asyncio.sleep(2)                              # anything stored twice shows up now
         stored = await counter.count()
         codes = [p.terminate() for p in procs]
@@ -246,7 +251,8 @@ async def one_run(n: int, server: str, storm_: tuple, expected: int, tmp: Path, 
             for p in procs:
                 print(f"--- {p.stage} log tail:\n{p.tail(15)}")
         return {"wall": wall, "first": first, "fed": fed, "ok": ok, "cpu": cpu, "machine": machine,
-                "latencies": lat, "stored": stored, "startup": startup, "alarms": len(lines)}
+                "latencies": lat, "latencies_feed": lat_feed,
+                "stored": stored, "startup": startup, "alarms": len(lines)}
     finally:
         for p in procs:
             try:

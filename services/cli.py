@@ -19,6 +19,7 @@ environment (a flag, where a command has one, wins over its variable; empty is u
   FAULTLINE_KAFKA_BOOTSTRAP  Kafka bootstrap servers: required by the processes (`run`: the in-process bus)
   FAULTLINE_KAFKA_IDEMPOTENCE  true on Apache Kafka (idempotent producer); false for Tansu (default)
   FAULTLINE_KAFKA_METADATA_MAX_AGE_MS  how often clients refresh topic metadata (default 300000)
+  FAULTLINE_KAFKA_FETCH_MAX_WAIT_MS  longest a fetch waits at the broker (default 500; Tansu: 50)
   FAULTLINE_TOPIC_PARTITIONS   partitions of the topics a process creates (default 6)
   FAULTLINE_TOPIC_REPLICATION  replication factor of those topics (default 1)
   FAULTLINE_CLOCK            wall (timers on the wall clock, default) or stream (message time only)

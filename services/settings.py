@@ -14,6 +14,7 @@ the attributes `services.runtime.shell.ProcessSettings` had.
 
 Variables: FAULTLINE_INVENTORY, FAULTLINE_RULEBOOK, FAULTLINE_DATABASE_URL,
 FAULTLINE_KAFKA_BOOTSTRAP, FAULTLINE_KAFKA_IDEMPOTENCE, FAULTLINE_KAFKA_METADATA_MAX_AGE_MS,
+FAULTLINE_KAFKA_FETCH_MAX_WAIT_MS,
 FAULTLINE_TOPIC_PARTITIONS, FAULTLINE_TOPIC_REPLICATION, FAULTLINE_CLOCK,
 FAULTLINE_ARRIVAL_HOLD_MS, FAULTLINE_HTTP_HOST, FAULTLINE_HTTP_PORT,
 FAULTLINE_HTTP_MAX_BODY_BYTES, FAULTLINE_HTTP_BODY_TIMEOUT_S, FAULTLINE_HTTP_MAX_CONNECTIONS,
@@ -235,6 +236,7 @@ class Settings(BaseSettings):
     KAFKA_BOOTSTRAP: Annotated[str | None, BeforeValidator(_stripped_or_none)] = None
     KAFKA_IDEMPOTENCE: Annotated[bool, BeforeValidator(_switch)] = False
     KAFKA_METADATA_MAX_AGE_MS: Annotated[int, BeforeValidator(_count)] = 300000
+    KAFKA_FETCH_MAX_WAIT_MS: Annotated[int, BeforeValidator(_count)] = 500
     TOPIC_PARTITIONS: Annotated[int, BeforeValidator(_count)] = 6
     TOPIC_REPLICATION: Annotated[int, BeforeValidator(_count)] = 1
     CLOCK: Annotated[Literal["wall", "stream"], BeforeValidator(_one_of(CLOCKS))] = "wall"
@@ -315,7 +317,8 @@ class Settings(BaseSettings):
                              "runs without Kafka)")
         return KafkaConfig(bootstrap=self.KAFKA_BOOTSTRAP, enable_idempotence=self.KAFKA_IDEMPOTENCE,
                            partitions=self.TOPIC_PARTITIONS, replication_factor=self.TOPIC_REPLICATION,
-                           metadata_max_age_ms=self.KAFKA_METADATA_MAX_AGE_MS)
+                           metadata_max_age_ms=self.KAFKA_METADATA_MAX_AGE_MS,
+                           fetch_max_wait_ms=self.KAFKA_FETCH_MAX_WAIT_MS)
 
     @property
     def database_url(self) -> str:

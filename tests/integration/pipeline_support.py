@@ -87,6 +87,8 @@ def stage_env(bootstrap: str, db_url: str, inventory: Path) -> dict[str, str]:
             "FAULTLINE_INVENTORY": str(inventory), "FAULTLINE_CLOCK": "stream",
             "FAULTLINE_TOPIC_PARTITIONS": "4", "FAULTLINE_LOG_LEVEL": "INFO",
             "FAULTLINE_KAFKA_METADATA_MAX_AGE_MS": "2000",
+            # Tansu holds a fetch until its wait runs out, data or not (KafkaConfig)
+            "FAULTLINE_KAFKA_FETCH_MAX_WAIT_MS": "50",
             # A loaded 2-core machine can stall the feeder between partitions for longer than
             # the default 300 ms; the tests compare with replay, so they allow a whole second.
             "FAULTLINE_ARRIVAL_HOLD_MS": "1000"}

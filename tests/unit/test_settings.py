@@ -120,6 +120,7 @@ READ = [
     ("FAULTLINE_KAFKA_IDEMPOTENCE", "true", lambda s: s.kafka.enable_idempotence, True),
     ("FAULTLINE_KAFKA_IDEMPOTENCE", " Off", lambda s: s.kafka.enable_idempotence, False),
     ("FAULTLINE_KAFKA_METADATA_MAX_AGE_MS", "2000", lambda s: s.kafka.metadata_max_age_ms, 2000),
+    ("FAULTLINE_KAFKA_FETCH_MAX_WAIT_MS", "50", lambda s: s.kafka.fetch_max_wait_ms, 50),
     ("FAULTLINE_TOPIC_PARTITIONS", "12", lambda s: s.kafka.partitions, 12),
     ("FAULTLINE_TOPIC_REPLICATION", "3", lambda s: s.kafka.replication_factor, 3),
     ("FAULTLINE_CLOCK", "stream", lambda s: s.clock, "stream"),
@@ -164,6 +165,7 @@ def test_variable_names_are_case_sensitive() -> None:
 BAD = [
     ("FAULTLINE_KAFKA_IDEMPOTENCE", "maybe", "is not true or false"),
     ("FAULTLINE_KAFKA_METADATA_MAX_AGE_MS", "0", "is not a whole number > 0"),
+    ("FAULTLINE_KAFKA_FETCH_MAX_WAIT_MS", "soon", "is not a whole number > 0"),
     ("FAULTLINE_TOPIC_PARTITIONS", "-3", "is not a whole number > 0"),
     ("FAULTLINE_TOPIC_REPLICATION", "two", "is not a whole number > 0"),
     ("FAULTLINE_CLOCK", "lunar", "is not one of wall, stream"),

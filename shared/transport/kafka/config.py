@@ -28,6 +28,11 @@ class KafkaConfig:
     # a topic it lost in a restart, so the tests refresh every few seconds; Kafka answers
     # UNKNOWN_TOPIC_OR_PARTITION instead and the default of 5 minutes is right there.
     metadata_max_age_ms: int = 300000
+    # How long the broker may hold a fetch with nothing to return. Apache Kafka answers as
+    # soon as a record is there, so its default of 500 costs nothing; Tansu holds every fetch
+    # until this runs out, data or not (measured: delays up to the wait), so each hop of the
+    # pipeline waited up to 500 ms there: the tests and bench/ use 50 on Tansu.
+    fetch_max_wait_ms: int = 500
 
     def client_kwargs(self) -> dict[str, Any]:
         """The connection settings every aiokafka client takes."""

@@ -91,6 +91,7 @@ class Consumer:
             group_id=self._group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._config.fetch_max_wait_ms,
             **self._options,
         )
         consumer.subscribe(self._topics, listener=self._listener)
