@@ -153,3 +153,17 @@ def one_circuit() -> Inv:
 def dumps(obj) -> str:
     """A replay line as text."""
     return orjson.dumps(obj).decode()
+
+
+CROSS_CITY_ROOT = "GD-POTN-GZ-SZ:1-1-1"   # a provincial trunk section under circuits of GZ and of SZ
+
+
+def cross_city_trunk() -> Inv:
+    """Two provincial customers, one internet circuit each, A-ends in GZ and in SZ, both over
+    CROSS_CITY_ROOT: a root under circuits of two A-end cities (AL-6, RT-13)."""
+    root = CROSS_CITY_ROOT
+    return (Inv()
+            .customer("P-GZ", "provincial", hq_city="GZ").customer("P-SZ", "provincial", hq_city="SZ")
+            .resource(root, "transmission", "GZ", "province")
+            .circuit("GZ-INT-1", "P-GZ", a_city="GZ", paths=[["GZ-INT-1-CPE", root, "GZ-INT-1-PE"]])
+            .circuit("SZ-INT-1", "P-SZ", a_city="SZ", paths=[["SZ-INT-1-CPE", root, "SZ-INT-1-PE"]]))

@@ -8,7 +8,7 @@ import contextlib
 from pathlib import Path
 
 import orjson
-from scenario import RULEBOOK, Inv, action, alarm, t
+from scenario import CROSS_CITY_ROOT, RULEBOOK, action, alarm, cross_city_trunk, t
 
 from shared.inventory import load_inventory
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
@@ -84,15 +84,9 @@ async def test_equivalence_live_pipeline_decides_as_replay(broker, pg_url, tmp_p
 async def test_equivalence_AL6_RT13_cross_city_incident_decides_as_replay(broker, pg_url, tmp_path):
     """A trunk under circuits of two A-end cities: one incident and one specialist order, an
     SZ fault confirmed by id upgrading it once (RT-12), as in replay (issue 9, deliverable 3)."""
-    root = "GD-POTN-GZ-SZ:1-1-1"
-    doc = (Inv()
-           .customer("P-GZ", "provincial", hq_city="GZ").customer("P-SZ", "provincial", hq_city="SZ")
-           .resource(root, "transmission", "GZ", "province")
-           .circuit("GZ-INT-1", "P-GZ", a_city="GZ", paths=[["GZ-INT-1-CPE", root, "GZ-INT-1-PE"]])
-           .circuit("SZ-INT-1", "P-SZ", a_city="SZ", paths=[["SZ-INT-1-CPE", root, "SZ-INT-1-PE"]])
-           .doc())
+    root = CROSS_CITY_ROOT
     inventory_path = tmp_path / "inventory.json"
-    inventory_path.write_bytes(orjson.dumps(doc))
+    inventory_path.write_bytes(orjson.dumps(cross_city_trunk().doc()))
     inventory = load_inventory(inventory_path)
 
     def lines(confirm: dict) -> list[bytes]:

@@ -14,22 +14,17 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scenario import RULEBOOK, Inv, action, alarm, t
+from scenario import CROSS_CITY_ROOT, RULEBOOK, Inv, action, alarm, cross_city_trunk, t
 
 from services.drivers.pipeline import Pipeline
 from services.drivers.sharding import action_shard, alarm_shards, all_shards, complaint_shard
 from services.drivers.split import SplitPipeline
 from tools.kafka_events import canonical, replay_records
 
-ROOT = "GD-POTN-GZ-SZ:1-1-1"       # a provincial trunk section under circuits of GZ and of SZ
+ROOT = CROSS_CITY_ROOT
 QUEUE = "prov.specialist.transmission"
 
-INVENTORY = (Inv()
-             .customer("P-GZ", "provincial", hq_city="GZ").customer("P-SZ", "provincial", hq_city="SZ")
-             .resource(ROOT, "transmission", "GZ", "province")
-             .circuit("GZ-INT-1", "P-GZ", a_city="GZ", paths=[["GZ-INT-1-CPE", ROOT, "GZ-INT-1-PE"]])
-             .circuit("SZ-INT-1", "P-SZ", a_city="SZ", paths=[["SZ-INT-1-CPE", ROOT, "SZ-INT-1-PE"]])
-             .build())
+INVENTORY = cross_city_trunk().build()
 UNTIL = t(600)
 
 
