@@ -342,6 +342,11 @@ def load(blob: bytes, logic: Any) -> CorrelatorShard | DispatcherShard:
     """The shard the blob was dumped from, bound to `logic`'s inventory, rulebook and
     callables. SnapshotMismatch when it names ids the inventory no longer has;
     SnapshotError when the blob is unusable otherwise."""
+    return load_sized(blob, logic)[0]
+
+
+def load_sized(blob: bytes, logic: Any) -> tuple[CorrelatorShard | DispatcherShard, int]:
+    """load(blob, logic), and the state's size before compression (as dump_sized gives it)."""
     meta = header(blob)
     stage, shard = meta.get("stage"), meta.get("shard")
     if stage != logic.stage or type(shard) is not str:
@@ -371,4 +376,4 @@ def load(blob: bytes, logic: Any) -> CorrelatorShard | DispatcherShard:
     for attr in _ENGINE_CONFIG:             # the live logic's, even where the dumped one had none
         if hasattr(engine, attr):
             setattr(loaded, attr, getattr(engine, attr))
-    return fresh
+    return fresh, len(body)

@@ -257,7 +257,12 @@ class ShardRunner(SessionLoop):
         if pick is not None:
             base = await self.log.latest_snapshot(shard, pick[1], upto_seq=pick[0])
             try:
-                core = snapshots.load(base.state, self.logic) if base is not None else None
+                core, size = snapshots.load_sized(base.state, self.logic) if base is not None else (None, 0)
+                if core is not None and self.snapshot_bytes_per_entry:
+                    # the interval that snapshot set, not snapshot_every: a big state's first
+                    # batch after a restart would otherwise stop the loop to dump it again
+                    self.snapshot_interval[shard] = max(self.snapshot_every,
+                                                        size // self.snapshot_bytes_per_entry)
             except snapshots.SnapshotError as err:
                 if whole:
                     log.error("%s %s: cannot use its snapshot of seq %d (%s); re-running the whole log",

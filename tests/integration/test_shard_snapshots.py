@@ -372,6 +372,9 @@ async def test_a_big_state_is_snapshotted_less_often_in_proportion_to_its_size(s
     state = await again.open_shard(shard)
     assert state.seq == sized.shards[shard].seq
     assert 0 < again.rerun_entries == state.seq - mine[-1][0] < mine[-1][1] // 200 + BATCH
+    # and the restarted runner keeps the interval that snapshot set: its first batch does not
+    # stop to dump a big state again after only snapshot_every entries
+    assert again.snapshot_interval[shard] == mine[-1][1] // 200
 
 
 class _SeqOf:
