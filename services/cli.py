@@ -95,10 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     up = dbsub.add_parser("upgrade", help="bring the schema up to date (a no-op when it is)")
     up.add_argument("--database-url",
                     help="SQLAlchemy URL (default: sqlite file under ./.faultline/)")
+    tok = sub.add_parser("token", help="the API's bearer tokens: create, list, revoke",
+                         epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    toksub = tok.add_subparsers(dest="token_command", required=True)
+    create = toksub.add_parser("create", help="make a token; it is printed once, alone on its line")
+    create.add_argument("--role", required=True,
+                        help="admin, province-operator, city-operator, read-only or ingest-only")
+    create.add_argument("--city", help="the city of a city-operator (e.g. GZ)")
+    create.add_argument("--name", help="who or what holds it (default: the role)")
+    toksub.add_parser("list", help="every token made: id, role, city, created, revoked, name")
+    revoke = toksub.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("id", type=int)
+    for p in (create, toksub.choices["list"], revoke):
+        p.add_argument("--database-url", help="SQLAlchemy URL (default: sqlite file under ./.faultline/)")
     return parser
 
 
 def _command(args: argparse.Namespace) -> str:
+    if args.command == "token":
+        return f"token {args.token_command}"
     return f"{args.command} {args.db_command}" if args.command == "db" else args.command
 
 
@@ -124,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from services.commands.run import run_main
             return run_main(args)
+        if args.command == "token":
+            from services.commands.token import token_main
+            return token_main(args, Settings.load(args, command=_command(args)).DATABASE_URL)
         if args.command == "db" and args.db_command == "upgrade":
             from shared.db import DEFAULT_DATABASE_URL
             from shared.db.migrate import upgrade

@@ -25,6 +25,7 @@ Tables:
   (FAULTLINE_LOG_RETENTION=archive), and `input_log_archive_sent` what they sent;
   `input_log_horizon` and `pruned_notices`: how far retention let go of each shard's log,
   and the notices it left open, for the outcome of an input whose entry has gone.
+- `api_tokens`: the API's bearer tokens (a hash of each), their role and city.
 - the read model, filled by `shared.db.projection`: `alarms`, `faults`, `incidents`,
   `complaints`, `work_orders`, `notifications`, `escalations`, `audit`, `rejected`;
   plus `timers` (the engine's pending timers, written by the stage that owns them).
@@ -206,6 +207,20 @@ pruned_notices = Table(
     Column("shard", SHARD, nullable=False),                  # the correlate (and dispatch) shard
     PrimaryKeyConstraint("source_key", "notice_id"),
     Index(None, "shard"),
+)
+
+# API bearer tokens (migration 0007, services/access.py): only a SHA-256 of each token is
+# kept; the token itself is shown once, when it is made. A revoked token keeps its row (who
+# held which role, for the audit trail), with the time it was revoked.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),   # SHA-256 hex of the token
+    Column("role", String(32), nullable=False),
+    Column("city", SHARD, nullable=True),                    # city-operator's city; else null
+    Column("name", NAME, nullable=False),                    # who or what holds it
+    Column("created_at", Float, nullable=False),             # Unix seconds
+    Column("revoked_at", Float, nullable=True),
 )
 
 # ---------------------------------------------------------------------------------------
@@ -402,6 +417,6 @@ transport_offsets = Table(
 
 TABLES = (
     input_log, outbox, shard_owner, shard_snapshots, input_log_archive, input_log_archive_sent,
-    input_log_horizon, pruned_notices, alarms, faults, incidents, complaints, work_orders, timers,
+    input_log_horizon, pruned_notices, api_tokens, alarms, faults, incidents, complaints, work_orders, timers,
     notifications, escalations, audit, rejected, transport_messages, transport_offsets,
 )
