@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (str(ROOT), str(ROOT / "tests")):          # tests/tokens.py: the client's token
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 
 # ---------------------------------------------------------------------------------- server side
@@ -75,14 +76,15 @@ def _alarm(i: int, resource: str) -> dict:
             "event_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
 
 
-async def phase(base: str, pollers: int, seconds: float, path: str, resource: str, start: int) -> dict:
+async def phase(base: str, pollers: int, seconds: float, path: str, resource: str, start: int,
+                headers: dict[str, str]) -> dict:
     import httpx
 
     stop = time.monotonic() + seconds
     polls: list[tuple[float, int]] = []
 
     async def poll() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=120, headers=headers) as http:
             while time.monotonic() < stop:
                 t0 = time.perf_counter()
                 r = await http.get(path)
@@ -90,7 +92,7 @@ async def phase(base: str, pollers: int, seconds: float, path: str, resource: st
 
     async def post() -> list[float]:
         lat = []
-        async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=120, headers=headers) as http:
             i = start
             while time.monotonic() < stop:
                 t0 = time.perf_counter()
@@ -112,8 +114,9 @@ async def phase(base: str, pollers: int, seconds: float, path: str, resource: st
             "poll_s": statistics.median(s for s, _ in polls) if polls else 0.0}
 
 
-async def client(args: argparse.Namespace, port: int, proc: subprocess.Popen) -> None:
+async def client(args: argparse.Namespace, port: int, proc: subprocess.Popen, db: str) -> None:
     import httpx
+    from tokens import bearer_at
 
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -125,10 +128,11 @@ async def client(args: argparse.Namespace, port: int, proc: subprocess.Popen) ->
                     break
         except httpx.TransportError:
             await asyncio.sleep(0.5)
-    async with httpx.AsyncClient(base_url=base) as http:
+    headers = await bearer_at(f"sqlite+aiosqlite:///{db}")        # the server's database
+    async with httpx.AsyncClient(base_url=base, headers=headers) as http:
         resource = (await http.get("/faults", params={"limit": 1})).json()[0]["root_resource"]
-    quiet = await phase(base, 0, args.seconds, args.path, resource, 0)
-    busy = await phase(base, args.pollers, args.seconds, args.path, resource, 1_000_000)
+    quiet = await phase(base, 0, args.seconds, args.path, resource, 0, headers)
+    busy = await phase(base, args.pollers, args.seconds, args.path, resource, 1_000_000, headers)
     for name, r in (("no poller", quiet), (f"{args.pollers} pollers GET {args.path}", busy)):
         print(f"{name:>34}: POST /alarms p50 {r['p50_ms']:8.1f} ms  p95 {r['p95_ms']:8.1f} ms  "
               f"max {r['max_ms']:8.1f} ms  ({r['posts']} posts)  "
@@ -149,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         return serve(args.port, args.circuits, args.seed, args.db)
     with tempfile.TemporaryDirectory(prefix="faultline-bench-") as tmp:
+        db = os.path.join(tmp, "db.sqlite3")
         cmd = [sys.executable, __file__, "--serve", "--port", str(args.port), "--circuits",
-               str(args.circuits), "--seed", str(args.seed), "--db", os.path.join(tmp, "db.sqlite3")]
+               str(args.circuits), "--seed", str(args.seed), "--db", db]
         proc = subprocess.Popen(cmd, cwd=ROOT)
         try:
-            asyncio.run(client(args, args.port, proc))
+            asyncio.run(client(args, args.port, proc, db))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

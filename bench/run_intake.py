@@ -33,6 +33,7 @@ async def run(args: argparse.Namespace) -> None:
     import httpx
     from prometheus_client import CollectorRegistry
 
+    from services.access import TokenStore
     from services.commands.run import Embedded
     from shared.inventory import parse_inventory
     from shared.liveclock import WallClock
@@ -48,7 +49,9 @@ async def run(args: argparse.Namespace) -> None:
         await svc.start()
         try:
             transport = httpx.ASGITransport(app=svc.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as http:
+            _id, token = await TokenStore(svc.db).create("admin", name="bench/run_intake.py")
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600,
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
                 queue = [alarms[i:i + args.batch] for i in range(0, len(alarms), args.batch)]
                 started = time.perf_counter()
 

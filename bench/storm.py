@@ -107,6 +107,7 @@ import pipeline  # noqa: E402  (bench/pipeline.py)
 from integration import pg_fixtures as pg  # noqa: E402
 from integration.kafka_fixtures import free_port  # noqa: E402
 from integration.pipeline_support import kill_leftovers  # noqa: E402
+from tokens import bearer_at  # noqa: E402
 
 from alarm_ingest.normalized import alarm_from_dict  # noqa: E402
 from services.drivers.city_router import ROUTED_TOPICS  # noqa: E402
@@ -321,6 +322,11 @@ class Service:
         started = time.perf_counter()
         return cls(start(command, log_path), port, db_path, log_path, started)
 
+    async def authorize(self) -> None:
+        """An admin token of its own in the service's database, for every request after (the
+        API needs one; not timed where it is called before the timed part)."""
+        self.http.headers.update(await bearer_at(f"sqlite+aiosqlite:///{self.db_path}"))
+
     @property
     def pid(self) -> int:
         return self.proc.pid
@@ -427,6 +433,7 @@ async def embedded(storm: Storm, args: argparse.Namespace, tmp: Path, n: int) ->
     svc = Service.launch(storm.inventory_path, tmp / f"run{n}.sqlite3", tmp, f"storm{n}")
     try:
         _http, ready = await svc.wait_ready(args.timeout)
+        await svc.authorize()
         await asyncio.sleep(0.5)                          # the loops' first passes done
         rss0 = proc_kb(svc.pid, "VmRSS")
         cpu0 = pipeline.cpu_s(svc.pid)
@@ -602,6 +609,7 @@ async def restart_feed(storm: Storm, args: argparse.Namespace, tmp: Path) -> Pat
     svc = Service.launch(storm.inventory_path, db_path, tmp, "feed")
     try:
         await svc.wait_ready(args.timeout)
+        await svc.authorize()
         with open(feed, "rb") as bodies:
             t0 = time.perf_counter()
             ends = await post_lists(svc.http, "/alarms", (line.rstrip(b"\n") for line in bodies),
@@ -621,7 +629,9 @@ async def restart_feed(storm: Storm, args: argparse.Namespace, tmp: Path) -> Pat
 
 
 async def restart(storm: Storm, db_path: Path, args: argparse.Namespace, tmp: Path, n: int) -> dict:
+    headers = await bearer_at(f"sqlite+aiosqlite:///{db_path}")       # before the timed start
     svc = Service.launch(storm.inventory_path, db_path, tmp, f"restart{n}")
+    svc.http.headers.update(headers)
     try:
         http_up, ready = await svc.wait_ready(max(args.timeout, args.restart_inputs / 1000))
         rss = proc_kb(svc.pid, "VmRSS")

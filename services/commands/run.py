@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
+from services.access import TokenStore
 from services.config import UsageError, load_config
 from services.http.app import build_app
 from services.http.face import Face
@@ -185,12 +186,28 @@ def run_main(args) -> int:
         return asyncio.run(_serve(service, settings.http_host, settings.http_port, (feed,)))
 
 
+async def first_admin_token(db) -> None:
+    """On a database with no live token (the first start), make an admin token and print it
+    once, alone on its line, so a newcomer can use the API at once (it is not kept: only its
+    hash is; `faultline token create` makes more)."""
+    store = TokenStore(db)
+    if await store.any_active():
+        return
+    token_id, token = await store.create("admin", name="faultline run: first start")
+    sys.stderr.write(f"faultline run: no API token yet; made admin token {token_id}, shown once "
+                     "(Authorization: Bearer <token>; faultline token create makes more):\n")
+    sys.stderr.flush()
+    sys.stdout.write(token + "\n")
+    sys.stdout.flush()
+
+
 async def _serve(service: Embedded, host: str, port: int,
                  background: Sequence[Callable[[Embedded, Callable[[], None]], Awaitable[None]]]) -> int:
     """Run until Ctrl-C / SIGTERM, or until a background task calls its `stop`; then drain."""
     stop = asyncio.Event()
     install_stop(stop)
     await service.start()
+    await first_admin_token(service.db)
     tune_gc()                        # started: the inventory and the shards rebuilt are long-lived
     tasks = [asyncio.create_task(make(service, stop.set)) for make in background]
     try:

@@ -61,10 +61,12 @@ import logging
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from services.access import READ, Principal
+from services.http.auth import AUTH_ANSWERS, Auth, check
 from services.http.face import TMF621, Face
 from services.http.guard import (
     MAX_INT64,
@@ -107,8 +109,9 @@ def _new_app(*, docs: bool = True, **kwargs: Any) -> FastAPI:
 
 def build_app(face: Face) -> FastAPI:
     app = _new_app(title="faultline", description="Alarm correlation and fault dispatch (CONTRACT §4)")
-    app.include_router(intake_routes(face))
-    app.include_router(read_routes(face))
+    auth = Auth(face.db)
+    app.include_router(intake_routes(face, auth))
+    app.include_router(read_routes(face, auth))
     app.include_router(ops_routes(face))
     app.add_exception_handler(_Refusal, _refused)
     app.add_exception_handler(OperationalError, _database_down)
@@ -157,66 +160,97 @@ def _one(body: dict) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def read_routes(face: Face) -> APIRouter:
+def _scoped(who: Principal, city: str | None, what: str) -> str | None:
+    """The city a list is limited to: a city operator's own (403 when it asks for another)."""
+    if who.city is None:
+        return city
+    if city is not None and city != who.city:
+        check(who, READ, city, what)
+    return who.city
+
+
+def read_routes(face: Face, auth: Auth) -> APIRouter:
     db = face.db
     names = {c.customer_id: c.name for c in face.inventory.customers.values()} if face.inventory else None
-    router = APIRouter()
+    router = APIRouter(responses=AUTH_ANSWERS)
+    read = Depends(auth.needs(READ))
 
     @router.get("/faults", tags=["faults"], response_model=list[FaultOut], responses=PAGE_HEADERS)
     async def list_faults(city: str | None = None, severity: str | None = None,
                           open: Annotated[bool | None, Query(description="only open (true) or ended "
                                                                          "(false) faults")] = None,
-                          limit: Limit = 1000, offset: Offset = 0) -> Response:
-        """Faults by opening time, a page at a time (X-Next-Offset while more match)."""
+                          limit: Limit = 1000, offset: Offset = 0, who: Principal = read) -> Response:
+        """Faults by opening time, a page at a time (X-Next-Offset while more match); a city
+        operator's token sees its city's only."""
+        city = _scoped(who, city, f"the faults of {city}")
         async with db.connect() as conn:
             rows, more = await fault_page(conn, city, severity, open, offset, limit, names)
         return paged(rows, offset, more)
 
     @router.get("/faults/{fault_id}", tags=["faults"], response_model=FaultOut,
                 responses={404: {"model": Problem, "description": "no fault of that id"}})
-    async def get_fault(fault_id: str) -> Response:
+    async def get_fault(fault_id: str, who: Principal = read) -> Response:
         async with db.connect() as conn:
             body = await fault_one(conn, fault_id, names)
         if body is None:
             raise HTTPException(404, f"no fault {fault_id}")
+        check(who, READ, body.get("city") or "the province", f"fault {fault_id}")
         return _one(body)
 
     @router.get("/workorders", tags=["work orders"], response_model=list[WorkOrderOut],
                 responses=PAGE_HEADERS)
     async def list_work_orders(queue: str | None = None, status: str | None = None,
-                               limit: Limit = 1000, offset: Offset = 0) -> Response:
-        """Work orders in creation order, a page at a time (X-Next-Offset while more match)."""
+                               limit: Limit = 1000, offset: Offset = 0, who: Principal = read) -> Response:
+        """Work orders in creation order, a page at a time (X-Next-Offset while more match); a
+        city operator's token sees its city's queues only."""
+        city = _scoped(who, _queue_city(queue), f"queue {queue}")
         async with db.connect() as conn:
-            rows, more = await order_page(conn, queue, status, offset, limit)
+            rows, more = await order_page(conn, queue, status, offset, limit, city)
         return paged(rows, offset, more)
 
     @router.get("/workorders/{work_order_id}", tags=["work orders"], response_model=WorkOrderOut,
                 responses={404: {"model": Problem, "description": "no work order of that id"}})
-    async def get_work_order(work_order_id: str) -> Response:
+    async def get_work_order(work_order_id: str, who: Principal = read) -> Response:
         async with db.connect() as conn:
             body = await order_one(conn, work_order_id)
         if body is None:
             raise HTTPException(404, f"no work order {work_order_id}")
+        check(who, READ, _queue_city(body.get("queue")) or "the province", f"work order {work_order_id}")
         return _one(body)
 
     @router.get(TMF621, tags=["work orders"], response_model=list[TroubleTicket], responses=PAGE_HEADERS)
-    async def get_trouble_tickets(status: str | None = None, limit: Limit = 1000, offset: Offset = 0):
+    async def get_trouble_tickets(status: str | None = None, limit: Limit = 1000,
+                                  offset: Offset = 0, who: Principal = read):
         """Work orders as TMF621 TroubleTickets (status: the CL-2 lifecycle); TMF630 paging:
         `offset`/`limit`, X-Total-Count (all matches) and X-Result-Count (this page)."""
+        city = who.city
         async with db.connect() as conn:
-            rows, more = await order_page(conn, None, status, offset, limit)
-            total = await order_count(conn, None, status)
+            rows, more = await order_page(conn, None, status, offset, limit, city)
+            total = await order_count(conn, None, status, city)
         return paged([trouble_ticket(o) for o in rows], offset, more, **{"X-Total-Count": str(total)})
 
     @router.get("/decisions", tags=["decisions"], response_model=DecisionsPage)
-    async def list_decisions(after_seq: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0, limit: Limit = 500,
-                             type: Annotated[list[str] | None, Query()] = None) -> Response:
-        """Stored output records (CONTRACT §3) after `after_seq`, in the order they were kept."""
+    async def list_decisions(after_seq: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
+                             limit: Limit = 500,
+                             type: Annotated[list[str] | None, Query()] = None,
+                             who: Principal = read) -> Response:
+        """Stored output records (CONTRACT §3) after `after_seq`, in the order they were kept:
+        every city's, so not for a city operator's token."""
+        if who.city is not None:
+            raise HTTPException(403, f"role {who.role} may not read every city's decisions "
+                                     f"(this token is {who.city}'s: read /faults and /workorders)")
         async with db.connect() as conn:
             rows = await decisions_after(conn, after_seq, limit, type)
         return _one({"decisions": rows, "last_seq": rows[-1]["seq"] if rows else after_seq})
 
     return router
+
+
+def _queue_city(queue: object) -> str | None:
+    """The city of a city queue (`city.GZ.monitoring` → GZ); None for a provincial one."""
+    if type(queue) is str and queue.startswith("city."):
+        return queue.split(".")[1] or None
+    return None
 
 
 def build_ops_app(ops: Ops, limits: HttpLimits) -> FastAPI:

@@ -11,16 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alarm_ingest.normalized import alarm_from_dict
+from services.access import ACT, INGEST, READ, Principal
 from services.drivers.dead_letters import MAX_VALUE, fits
 from services.drivers.dead_letters import dead_letter as letter
 from services.drivers.sharding import all_shards
 from services.drivers.split import shards_for
+from services.http.auth import AUTH_ANSWERS, Auth, check
 from services.http.face import FIRST_PAUSE_S, LONGEST_PAUSE_S, TMF642, Face, Wait
 from services.http.guard import (
     IntakeSlots,
@@ -38,6 +40,7 @@ from services.http.models import (
     QueryProblem,
 )
 from services.http.reads import (
+    fault_city,
     input_outcomes,
     parse_input_id,
 )
@@ -143,6 +146,37 @@ class _Intake:
             raise _TooLarge(kind, len(encoded))
         return (topic, encoded, key, None, self.face.now_ms())
 
+    @staticmethod
+    def may_complain(who: Principal, complaint: Any) -> None:
+        """403 unless a city operator's token posts a complaint of its own city."""
+        if who.city is not None:
+            check(who, INGEST, getattr(complaint, "city", None) or "no city", "a complaint of that city")
+
+    async def may_act(self, who: Principal, action: Any) -> None:
+        """403 unless a city operator's token acts on what is of its own city."""
+        if who.city is not None and not isinstance(action, Rejected):
+            city = await self.action_city(action.select)
+            check(who, ACT, city or "a city it cannot tell", "what this select names")
+
+    async def action_city(self, select: Any) -> str | None:
+        """The city of what an action's `select` names, for a city operator's token: its `city`,
+        the A-end city of its circuit, the read model's city of its fault, or the one A-end
+        city of the customer's circuits of that service; None when it cannot tell."""
+        if select.city:
+            return select.city
+        inventory = self.face.inventory
+        if select.circuit_id:
+            circuit = inventory.circuits.get(select.circuit_id) if inventory is not None else None
+            return circuit.a_city if circuit is not None else None
+        if select.fault_id:
+            async with self.face.db.connect() as conn:
+                return await fault_city(conn, select.fault_id)
+        if select.customer_id and inventory is not None:
+            cities = {c.a_city for c in inventory.circuits_of(select.customer_id)
+                      if select.service_type in (None, c.service_type)}
+            return cities.pop() if len(cities) == 1 else None
+        return None
+
     def dead_letter(self, reason: str, body: Any) -> Record:
         """A refused input as the message that keeps it on faultline.deadletter: the body cut
         to fit (services/drivers/dead_letters.py), whatever its size."""
@@ -236,15 +270,17 @@ _INTAKE_ANSWERS: dict[int | str, dict[str, Any]] = {
     413: {"description": "an accepted value too large for one message; nothing sent"}}
 
 
-def intake_routes(face: Face) -> APIRouter:
+def intake_routes(face: Face, auth: Auth) -> APIRouter:
     io = _Intake(face)
-    router = APIRouter(tags=["intake"])
+    router = APIRouter(tags=["intake"], responses=AUTH_ANSWERS)
+    ingest, act, read = Depends(auth.needs(INGEST)), Depends(auth.needs(ACT)), Depends(auth.needs(READ))
 
     @router.post("/alarms", status_code=202, response_model=IntakeAnswer, openapi_extra=ALARMS_BODY,
                  responses=_INTAKE_ANSWERS)
-    async def post_alarms(request: Request, wait_s: Wait = 0) -> JSONResponse:
+    async def post_alarms(request: Request, wait_s: Wait = 0, who: Principal = ingest) -> JSONResponse:
         """One normalized alarm (CONTRACT §2) or a list (at most 1,000); a list is answered 202
-        with the outcome of each item."""
+        with the outcome of each item. Alarms are the province's: not a city operator's."""
+        check(who, INGEST, None, "alarms")
         async with io.slots.slot():          # held while the handler decodes and holds the body
             body = await io.json_body(request, "alarm")
             listed = isinstance(body, list)
@@ -264,8 +300,9 @@ def intake_routes(face: Face) -> APIRouter:
 
     @router.post("/complaints", status_code=202, response_model=IntakeAnswer, openapi_extra=COMPLAINT_BODY,
                  responses=_INTAKE_ANSWERS)
-    async def post_complaint(request: Request, wait_s: Wait = 0) -> JSONResponse:
-        """A complaint (CONTRACT §3); the wrapped form {"kind": "complaint", "complaint": {...}} also."""
+    async def post_complaint(request: Request, wait_s: Wait = 0, who: Principal = ingest) -> JSONResponse:
+        """A complaint (CONTRACT §3); the wrapped form {"kind": "complaint", "complaint": {...}} also.
+        A city operator's token posts its city's only."""
         async with io.slots.slot():
             body = await io.json_body(request, "complaint")
             if isinstance(body, dict) and body.get("kind") == "complaint" and "complaint" in body:
@@ -274,6 +311,7 @@ def intake_routes(face: Face) -> APIRouter:
             shards, reason = io.check(complaint)
             if reason is not None:
                 raise await io.refuse("complaint", reason, body)
+            io.may_complain(who, complaint)
             batch = _Batch("complaint")
             batch.take(io.message("complaint", ACTIONS, {"kind": "complaint", "complaint": body},
                                   complaint.city), shards)
@@ -282,9 +320,10 @@ def intake_routes(face: Face) -> APIRouter:
 
     @router.post("/actions", status_code=202, response_model=IntakeAnswer, openapi_extra=ACTION_BODY,
                  responses=_INTAKE_ANSWERS)
-    async def post_action(request: Request, wait_s: Wait = 0) -> JSONResponse:
+    async def post_action(request: Request, wait_s: Wait = 0, who: Principal = act) -> JSONResponse:
         """An operator action: confirm, attribution, ack, resolve or escalate (CONTRACT §3, without
-        `at`). Whether the rules take it (CL-4) is its outcome: `wait_s` to wait for it."""
+        `at`). Whether the rules take it (CL-4) is its outcome: `wait_s` to wait for it. A city
+        operator's token acts on its city's faults only."""
         async with io.slots.slot():
             body = await io.json_body(request, "action")
             reason = action_refusal(body)
@@ -292,6 +331,7 @@ def intake_routes(face: Face) -> APIRouter:
                 raise await io.refuse("action", reason, body)
             kind = body["kind"]
             action = action_from_dict(kind, body)
+            await io.may_act(who, action)
             shards, reason = io.check(action)
             if reason is not None:
                 raise await io.refuse(kind, reason, body)
@@ -302,9 +342,10 @@ def intake_routes(face: Face) -> APIRouter:
 
     @router.post(TMF642, status_code=202, response_model=IntakeAnswer, openapi_extra=TMF642_BODY,
                  responses=_INTAKE_ANSWERS)
-    async def post_tmf642(request: Request) -> JSONResponse:
+    async def post_tmf642(request: Request, who: Principal = ingest) -> JSONResponse:
         """A TMF642 v4 Alarm, normalized by the ingest stage (which dead-letters what it cannot
         read). Its id names the raw message; its outcome is not traced."""
+        check(who, INGEST, None, "alarms")
         async with io.slots.slot():
             body = await io.json_body(request, "tmf642")
             batch = _Batch("tmf642")
@@ -314,7 +355,7 @@ def intake_routes(face: Face) -> APIRouter:
 
     @router.get("/inputs/{input_id}", response_model=InputOutcome,
                 responses={404: {"description": "not the id of an input"}})
-    async def get_input(input_id: str, wait_s: Wait = 0) -> JSONResponse:
+    async def get_input(input_id: str, wait_s: Wait = 0, who: Principal = read) -> JSONResponse:
         """What became of an input intake published (its id from `input_ids`): pending, accepted
         (with the number of decision records it made) or refused (with the reason, CL-4);
         waits up to `wait_s` seconds while it is pending. Once log retention has let go of the

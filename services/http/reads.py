@@ -152,28 +152,36 @@ async def orders_of_faults(conn: AsyncConnection, fault_ids: Sequence[str]) -> d
 
 # ---------------------------------------------------------------------- work orders
 
-def orders_query(queue: str | None, status: str | None) -> Select:
-    query = select(work_orders).order_by(work_orders.c.created_at.nulls_last(), work_orders.c.work_order_id)
+def _orders_where(query: Select, queue: str | None, status: str | None, city: str | None) -> Select:
     if queue:
         query = query.where(work_orders.c.queue == queue)
     if status:
         query = query.where(work_orders.c.status == status)
+    if city:                                   # a city's queues: city.<C>.…
+        query = query.where(work_orders.c.queue.startswith(f"city.{city}.", autoescape=True))
     return query
 
 
+def orders_query(queue: str | None, status: str | None, city: str | None = None) -> Select:
+    query = select(work_orders).order_by(work_orders.c.created_at.nulls_last(), work_orders.c.work_order_id)
+    return _orders_where(query, queue, status, city)
+
+
 async def order_page(conn: AsyncConnection, queue: str | None, status: str | None, offset: int,
-                     limit: int) -> tuple[list[dict], bool]:
-    rows, more = await _page(conn, orders_query(queue, status), offset, limit)
+                     limit: int, city: str | None = None) -> tuple[list[dict], bool]:
+    rows, more = await _page(conn, orders_query(queue, status, city), offset, limit)
     return [WorkOrderOut.from_row(r) for r in rows], more
 
 
-async def order_count(conn: AsyncConnection, queue: str | None, status: str | None) -> int:
-    query = select(func.count()).select_from(work_orders)
-    if queue:
-        query = query.where(work_orders.c.queue == queue)
-    if status:
-        query = query.where(work_orders.c.status == status)
+async def order_count(conn: AsyncConnection, queue: str | None, status: str | None,
+                      city: str | None = None) -> int:
+    query = _orders_where(select(func.count()).select_from(work_orders), queue, status, city)
     return (await conn.execute(query)).scalar_one()
+
+
+async def fault_city(conn: AsyncConnection, fault_id: str) -> str | None:
+    """The city of a fault in the read model (None: no such fault)."""
+    return (await conn.execute(select(faults.c.city).where(faults.c.fault_id == fault_id))).scalar()
 
 
 async def order_one(conn: AsyncConnection, work_order_id: str) -> dict | None:

@@ -18,6 +18,7 @@ import httpx
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tokens import bearer_at
 
 from shared.rulebook import calendar_notice, load_rulebook
 
@@ -66,7 +67,7 @@ def test_the_production_api_survives_hostile_clients(broker, pg_url, tmp_path):
         wait_ready(api.port)
         base = f"http://127.0.0.1:{api.port}"
         asyncio.run(_some_faults(pg_url))
-        with httpx.Client(base_url=base, timeout=30) as http:
+        with httpx.Client(base_url=base, timeout=30, headers=asyncio.run(bearer_at(pg_url))) as http:
             _garbage(http)
             _limits(http, api.port)
             assert http.get("/healthz").status_code == 200

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from tokens import bearer_at
 
 from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
 from shared.transport.kafka import Consumer, KafkaConfig, Producer
@@ -41,7 +42,8 @@ async def test_api_intake_publishes_and_refuses_with_reasons(broker, pg_url, tmp
     api = Proc("api", env, tmp_path).start()
     try:
         await wait_http(api.port)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}") as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}",
+                                     headers=await bearer_at(pg_url)) as http:
             ok = await http.post("/alarms", json=ALARM)
             bad = await http.post("/alarms", json={**ALARM, "severity": "loud"})
             complaint = await http.post("/complaints", json={

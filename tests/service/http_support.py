@@ -32,6 +32,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from tokens import bearer
 
 from service.support import LiveSettings, Service, live_service
 from services.http.guard import HttpLimits, uvicorn_config
@@ -65,6 +66,7 @@ class ServerThread:
         self.app: FastAPI | None = None
         self.service: Service | None = None           # the embedded runtime, when serving one
         self.producer: RecordingProducer | None = None  # the production api's, when serving one
+        self.headers: dict[str, str] = {}              # an admin token's Authorization header
         self.server: uvicorn.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.error: BaseException | None = None
@@ -122,6 +124,7 @@ def embedded_server(settings: LiveSettings, clock) -> ServerThread:
     async def make() -> AsyncIterator[FastAPI]:
         async with live_service(settings, clock) as svc:
             srv.service = svc
+            srv.headers = {"Authorization": svc.client.headers["authorization"]}
             yield svc.app
     srv = ServerThread(make, settings.http)
     return srv
@@ -147,6 +150,7 @@ def production_server(db_url: str, limits: HttpLimits | None = None, *, broker: 
             api = await production_api(db_url, limits, inventory=inventory, bootstrap=bootstrap)
             stack.push_async_callback(api.engine.dispose)
             srv.producer = api.producer
+            srv.headers = api.headers
             yield api.app
     srv = ServerThread(make, limits)
     return srv
@@ -222,6 +226,7 @@ class ProductionApi:
     app: FastAPI
     producer: RecordingProducer
     engine: AsyncEngine                # the read model's database (dispose when done)
+    headers: dict[str, str]            # an admin token's Authorization header
 
 
 async def production_api(db_url: str, limits: HttpLimits | None = None, *,
@@ -237,7 +242,7 @@ async def production_api(db_url: str, limits: HttpLimits | None = None, *,
     producer = RecordingProducer()
     engine = create_async_engine(db_url)
     app = create_api(settings, engine, producer, CollectorRegistry(), inventory)  # type: ignore[arg-type]
-    return ProductionApi(app, producer, engine)
+    return ProductionApi(app, producer, engine, await bearer(engine))
 
 
 # ---------------------------------------------------------------------- the embedded mode
@@ -273,6 +278,7 @@ class Mode:
     client: httpx.AsyncClient
     service: Service | None = None                # embedded: the runtime
     producer: RecordingProducer | None = None     # production: what the api sent
+    engine: AsyncEngine | None = None             # the database the app reads (and its tokens)
 
     async def letters(self) -> list[dict[str, str]]:
         """The refusals intake dead-lettered, oldest first: {reason, body}, the body as kept
@@ -301,8 +307,8 @@ class Mode:
             await self.service.settle()
 
 
-def asgi_client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+def asgi_client(app: FastAPI, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api", headers=headers)
 
 
 def _as_text(value: object) -> str:
@@ -316,12 +322,12 @@ async def one_app(mode: str, settings: LiveSettings, clock) -> AsyncIterator[Mod
     HTTP limits settings.http, no inventory, a RecordingProducer)."""
     if mode == "embedded":
         async with live_service(settings, clock) as svc:
-            yield Mode(mode, svc.app, svc.client, service=svc)
+            yield Mode(mode, svc.app, svc.client, service=svc, engine=svc.runtime.db)
         return
     assert mode == "production", mode
     api = await production_api(settings.database_url, settings.http)
     try:
-        async with asgi_client(api.app) as client:
-            yield Mode(mode, api.app, client, producer=api.producer)
+        async with asgi_client(api.app, api.headers) as client:
+            yield Mode(mode, api.app, client, producer=api.producer, engine=api.engine)
     finally:
         await api.engine.dispose()

@@ -23,6 +23,7 @@ import orjson
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
+from tokens import bearer
 
 from services.commands.run import Embedded
 from services.http.guard import HttpLimits
@@ -88,7 +89,8 @@ async def live_service(settings: LiveSettings, clock: FakeClock) -> AsyncIterato
     await svc.start()
     try:
         transport = httpx.ASGITransport(app=svc.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://faultline") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://faultline",
+                                     headers=await bearer(svc.db)) as client:
             yield Service(svc, client)
     finally:
         await svc.stop()

@@ -105,7 +105,7 @@ def _run_schemathesis(srv: ServerThread) -> int:
             @given(case=op.as_strategy(generation_mode=mode))
             def one(case) -> None:
                 _bounded_wait(case)
-                _validate(case, case.call(base_url=srv.base_url, timeout=30))
+                _validate(case, case.call(base_url=srv.base_url, timeout=30, headers=srv.headers))
             try:
                 one()
             except Unsatisfiable:
@@ -133,7 +133,7 @@ def test_the_production_mode_without_its_broker_answers_readyz_503_as_documented
     with production_server(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}") as srv:
         op = _schema(srv)["/readyz"]["GET"]
         case = op.Case()
-        response = case.call(base_url=srv.base_url, timeout=30)
+        response = case.call(base_url=srv.base_url, timeout=30, headers=srv.headers)
         assert response.status_code == 503
         assert response.json()["problems"] == ["kafka: ConnectionRefusedError"]
         case.validate_response(response, checks=[status_code_conformance, content_type_conformance,
@@ -154,7 +154,7 @@ def _conforms(case, response) -> bool:
 
 def _probe(srv: ServerThread, path: str, method: str, **parts):
     case = _schema(srv)[path][method].Case(**parts)
-    return case, case.call(base_url=srv.base_url, timeout=30)
+    return case, case.call(base_url=srv.base_url, timeout=30, headers=srv.headers)
 
 
 @pytest.fixture(params=["embedded", "production"])
@@ -223,7 +223,7 @@ POSTS = ("/alarms", "/complaints", "/actions", "/tmf-api/alarmManagement/v4/alar
 
 
 def _post_garbage(srv: ServerThread, paths: tuple[str, ...]) -> None:
-    with httpx.Client(base_url=srv.base_url, timeout=30) as http:
+    with httpx.Client(base_url=srv.base_url, timeout=30, headers=srv.headers) as http:
         @FUZZ
         @given(path=st.sampled_from(paths), body=bodies, content_type=content_types,
                wait=st.sampled_from([None, 0, 0.2]))
@@ -293,7 +293,7 @@ LARGE = settings(max_examples=max(8, EXAMPLES // 3), deadline=None, derandomize=
 
 
 def _post_large(srv: ServerThread, paths: tuple[str, ...]) -> None:
-    with httpx.Client(base_url=srv.base_url, timeout=60) as http:
+    with httpx.Client(base_url=srv.base_url, timeout=60, headers=srv.headers) as http:
         @LARGE
         @given(path=st.sampled_from(paths), body=large_bodies)
         def one(path: str, body: bytes) -> None:

@@ -228,7 +228,7 @@ async def test_healthz_and_readyz_are_503_when_a_loop_of_the_runtime_is_dead(set
 async def test_the_production_api_is_alive_but_not_ready_without_its_broker(tmp_path):
     api = await production_api(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}")
     try:
-        async with asgi_client(api.app) as http:
+        async with asgi_client(api.app, api.headers) as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}
             ready = await http.get("/readyz")
     finally:
@@ -418,7 +418,7 @@ async def test_the_production_api_pages_faults_work_orders_and_trouble_tickets(t
              "title": "t", "rule": "RT-5", "priority": "normal", "fault_ids": '["F-GZ-000001"]',
              "created_at": f"2026-11-25T10:{i:02d}:00+08:00"} for i in range(5)])
     try:
-        async with asgi_client(api.app) as http:
+        async with asgi_client(api.app, api.headers) as http:
             first = await http.get("/faults", params={"limit": 3})
             assert [f["fault_id"] for f in first.json()] == ["F-GZ-000000", "F-GZ-000001", "F-GZ-000002"]
             assert first.headers["x-next-offset"] == "3" and first.headers["x-result-count"] == "3"
@@ -460,6 +460,10 @@ async def test_a_read_is_answered_while_intake_is_in_flight(settings, mode):
         producer.send_many = slow
         posts = [asyncio.create_task(app.client.post("/alarms", json=alarm("GZ-OTN-A:1-3-1", str(i))))
                  for i in range(3)]
+        for _ in range(100):                                # (each post first checks its token)
+            if held:
+                break
+            await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)
         assert held == [1]                                  # one publishing, two waiting for the slot
         for path in ("/faults", "/workorders", "/decisions", "/tmf-api/troubleTicket/v4/troubleTicket"):

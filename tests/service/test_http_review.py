@@ -64,7 +64,7 @@ def _recv_all(s: socket.socket, until: float) -> tuple[bytes, bool]:
 
 async def _api(tmp_path, limits: HttpLimits | None = None):
     api = await production_api(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}", limits)
-    return api, asgi_client(api.app)
+    return api, asgi_client(api.app, api.headers)
 
 
 async def test_the_api_dead_letters_any_refused_body_within_the_limit_cut_to_fit_a_message(tmp_path):

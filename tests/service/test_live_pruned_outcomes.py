@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
+from tokens import bearer
 
 from service.support import FIBRE_CUT, T0, WAIT, FakeClock, LiveSettings, Service, alarm, db_rows
 from services.commands.run import Embedded
@@ -31,7 +32,7 @@ async def pruning_service(settings: LiveSettings, clock: FakeClock,
                                      retention_entries=3))
     await svc.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.app),
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.app), headers=await bearer(svc.db),
                                      base_url="http://faultline") as client:
             yield Service(svc, client)
     finally:

@@ -65,7 +65,7 @@ async def test_the_production_app_takes_its_limits_from_the_settings_it_is_built
     api = await production_api(f"sqlite+aiosqlite:///{tmp_path / 'api.sqlite3'}",
                                HttpLimits(max_body_bytes=100))
     try:
-        async with asgi_client(api.app) as http:
+        async with asgi_client(api.app, api.headers) as http:
             big = await http.post("/alarms", content=b"[" + b" " * 200 + b"]",
                                   headers={"content-type": "application/json"})
         assert big.status_code == 413 and "100 bytes" in big.json()["detail"]

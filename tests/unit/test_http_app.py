@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from scenario import run
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
+from tokens import bearer
 
 from services.http.app import build_app
 from services.http.face import TMF621, TMF642, Face
@@ -92,7 +93,8 @@ def _app(engine, producer, state: dict, inventory=None, limits: HttpLimits | Non
 async def svc(db):
     producer, state = FakeProducer(), {"down": None, "problems": [], "warnings": []}
     app = _app(db, producer, state, parse_inventory(INVENTORY_DOC))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                 headers=await bearer(db)) as client:
         yield Service(db, producer, client, state)
 
 
@@ -442,7 +444,8 @@ async def test_a_waiting_answer_does_not_hold_an_intake_slot(db):
         return await send(records)
     producer.send_many = held
     app = _app(db, producer, {}, limits=HttpLimits(max_decoded_bodies=1))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                 headers=await bearer(db)) as client:
         waiting = asyncio.create_task(client.post("/actions", params={"wait_s": 1}, json=RESOLVE))
         await asyncio.sleep(0.2)
         started = time.monotonic()

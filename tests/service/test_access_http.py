@@ -1,0 +1,169 @@
+"""Bearer tokens on the one app, both modes (issue 10, security; services/http/auth.py): no
+token, a bad one or a revoked one is 401; a role that may not is 403; a city operator sees and
+changes only its own city's faults and queues; `faultline run` makes an admin token on its
+first start and prints it once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+
+import httpx
+import pytest
+from tokens import bearer
+
+from service.http_support import MODES, one_app
+from service.support import ROOT, T0, FakeClock, alarm
+from services.access import TokenStore
+from services.http.face import TMF621, TMF642
+
+ACTION = {"kind": "resolve", "select": {"circuit_id": "GZ-INT-0001"}}
+COMPLAINT = {"complaint_id": "CSP-1", "channel": "10086-8", "customer_id": "C-FS-017", "city": "FS",
+             "service_type": "internet", "scope": "all_users", "text": "全部无法上网"}
+TMF_ALARM = {"alarmType": "communicationsAlarm", "perceivedSeverity": "critical", "probableCause": "LOS",
+             "alarmedObject": {"id": "GZ-OTN-A:1-3-1"}, "sourceSystemId": "nms", "state": "raised",
+             "alarmRaisedTime": "2026-11-25T10:00:00+08:00"}
+CHANGES = [("POST", "/alarms", alarm("GZ-OTN-A:1-3-1", "a1")), ("POST", "/complaints", COMPLAINT),
+           ("POST", "/actions", ACTION), ("POST", TMF642, TMF_ALARM)]
+READS = [("GET", "/faults", None), ("GET", "/faults/F-GZ-000001", None), ("GET", "/workorders", None),
+         ("GET", "/workorders/W-GZ-000001", None), ("GET", "/decisions", None), ("GET", TMF621, None),
+         ("GET", "/inputs/faultline.alarms:0:1@1", None)]
+OPEN = ["/healthz", "/metrics", "/openapi.json", "/docs"]
+
+
+async def _call(app, method: str, path: str, body, headers: dict[str, str] | None):
+    return await app.client.request(method, path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_without_a_token_every_call_but_health_metrics_and_docs_is_refused_401(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        app.client.headers.pop("authorization")
+        for method, path, body in CHANGES + READS:
+            resp = await _call(app, method, path, body, None)
+            assert resp.status_code == 401, (path, resp.status_code, resp.text)
+            assert resp.headers["www-authenticate"] == "Bearer"
+            assert "bearer token is required" in resp.json()["detail"]
+        for path in OPEN:
+            assert (await app.client.get(path)).status_code == 200, path
+        assert app.published() == 0                       # nothing reached the bus
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("header", ["Basic YWRtaW46YWRtaW4=", "Bearer", "Bearer fl_nope",
+                                    "bearer " + "x" * 5000, "Bearer fl_" + "A" * 43, "Token fl_" + "A" * 43])
+async def test_a_bad_or_made_up_token_is_refused_401_and_never_echoed(settings, mode, header):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        resp = await _call(app, "POST", "/alarms", alarm("GZ-OTN-A:1-3-1", "a1"), {"Authorization": header})
+        assert resp.status_code == 401 and resp.headers["www-authenticate"] == "Bearer"
+        assert header.split()[-1] not in resp.text or header.split()[-1] in ("Bearer",)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_revoked_token_stops_working(settings, mode, monkeypatch):
+    monkeypatch.setattr("services.http.auth.CACHE_S", 0.0)      # (the app keeps a holder for 5 s)
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        store = TokenStore(app.engine)
+        token_id, token = await store.create("read-only")
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await _call(app, "GET", "/faults", None, headers)).status_code == 200
+        assert await store.revoke(token_id)
+        resp = await _call(app, "GET", "/faults", None, headers)
+        assert resp.status_code == 401 and "unknown or revoked" in resp.json()["detail"]
+
+
+# role → the calls it may make (by path) among CHANGES and READS; any other is 403
+MAY = {
+    "admin": {p for _m, p, _b in CHANGES + READS},
+    "province-operator": {p for _m, p, _b in CHANGES + READS},
+    "read-only": {p for _m, p, _b in READS},
+    "ingest-only": {"/alarms", "/complaints", TMF642},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("role", sorted(MAY))
+async def test_each_role_may_call_exactly_its_endpoints(settings, mode, role):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        headers = await bearer(app.engine, role)
+        for method, path, body in CHANGES + READS:
+            resp = await _call(app, method, path, body, headers)
+            if path in MAY[role]:
+                assert resp.status_code not in (401, 403), (role, path, resp.status_code, resp.text)
+            else:
+                assert resp.status_code == 403, (role, path, resp.status_code, resp.text)
+                assert f"role {role} may not" in resp.json()["detail"]
+
+
+async def test_a_city_operator_sees_and_changes_only_its_city(settings):
+    async with one_app("embedded", settings, FakeClock(T0 + 5)) as app:
+        # a fault in GZ (GZ-INT-0001 over GZ-CPE-0001) and one in FS, and their orders
+        for res, aid in (("GZ-CPE-0001", "g1"), ("FS-CPE-0017", "f1")):
+            assert (await app.client.post("/alarms", json=alarm(res, aid))).status_code == 202
+        await app.settle()
+        faults = (await app.client.get("/faults")).json()
+        by_city = {f["city"]: f["fault_id"] for f in faults}
+        assert {"GZ", "FS"} <= set(by_city)
+        gz = await bearer(app.engine, "city-operator", "GZ")
+
+        mine = (await _call(app, "GET", "/faults", None, gz)).json()
+        assert mine and {f["city"] for f in mine} == {"GZ"}
+        assert (await _call(app, "GET", "/faults?city=FS", None, gz)).status_code == 403
+        assert (await _call(app, "GET", f"/faults/{by_city['GZ']}", None, gz)).status_code == 200
+        other = await _call(app, "GET", f"/faults/{by_city['FS']}", None, gz)
+        assert other.status_code == 403 and "this token is GZ's" in other.json()["detail"]
+        orders = (await _call(app, "GET", "/workorders", None, gz)).json()
+        assert orders and all(o["queue"].startswith("city.GZ.") for o in orders)
+        everyone = (await app.client.get("/workorders")).json()
+        assert len(everyone) > len(orders)
+        tickets = await _call(app, "GET", TMF621, None, gz)
+        assert tickets.status_code == 200 and int(tickets.headers["x-total-count"]) == len(orders)
+        assert (await _call(app, "GET", "/decisions", None, gz)).status_code == 403
+
+        ack = {"kind": "ack", "queue": "city.GZ.monitoring"}
+        ok = await _call(app, "POST", "/actions", {**ack, "select": {"fault_id": by_city["GZ"]}}, gz)
+        assert ok.status_code == 202, ok.text
+        for select in ({"fault_id": by_city["FS"]}, {"circuit_id": "FS-INT-0017"},
+                       {"city": "FS", "service_type": "internet"},
+                       {"customer_id": "C-FS-017", "service_type": "internet"}):
+            refused = await _call(app, "POST", "/actions", {**ack, "select": select}, gz)
+            assert refused.status_code == 403, (select, refused.text)
+        assert (await _call(app, "POST", "/complaints", COMPLAINT, gz)).status_code == 403
+        gz_complaint = {**COMPLAINT, "complaint_id": "CSP-2", "customer_id": "C-GZ-0101", "city": "GZ"}
+        assert (await _call(app, "POST", "/complaints", gz_complaint, gz)).status_code == 202
+        assert (await _call(app, "POST", "/alarms", alarm("GZ-CPE-0002", "g2"), gz)).status_code == 403
+
+
+async def test_faultline_run_makes_an_admin_token_on_its_first_start_and_prints_it_once(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "FAULTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'first.sqlite3'}",
+           "FAULTLINE_HTTP_PORT": str(port)}
+    command = [sys.executable, "-m", "services.cli", "run",
+               "--inventory", str(ROOT / "samples" / "inventory.json")]
+
+    async def start_and_stop() -> tuple[str, str]:
+        proc = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+        proc.terminate()
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return out.decode(), err.decode()
+
+    first_out, first_err = await start_and_stop()
+    token = first_out.strip()
+    assert first_out == token + "\n" and token.startswith("fl_"), (first_out, first_err[-2000:])
+    assert "made admin token 1, shown once" in first_err and token not in first_err
+    second_out, second_err = await start_and_stop()
+    assert second_out == "" and "made admin token" not in second_err       # once
