@@ -11,6 +11,23 @@ from .pg_fixtures import *  # noqa: F401,F403
 HERE = __file__.rsplit("/", 1)[0]
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_db(request, tmp_path):
+    """A migrated database engine, once on an SQLite file and once on PostgreSQL."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.db.migrate import upgrade_async
+
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'any.sqlite3'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    await upgrade_async(url)
+    engine = create_async_engine(url)
+    yield engine
+    await engine.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _no_stage_process_outlives_its_test():
     yield

@@ -11,25 +11,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.access import ACT, ADMIN, INGEST, READ, ROLES, AccessError, Principal, TokenStore, token_hash
-from shared.db.migrate import upgrade_async
 from shared.db.models import api_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'tokens.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    await upgrade_async(url)
-    engine = create_async_engine(url)
-    yield TokenStore(engine, clock=lambda: 1_764_900_000.0)
-    await engine.dispose()
+@pytest.fixture
+def store(any_db):
+    return TokenStore(any_db, clock=lambda: 1_764_900_000.0)
 
 
 async def test_a_token_is_shown_once_stored_as_a_hash_and_names_its_holder(store):

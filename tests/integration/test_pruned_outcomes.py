@@ -64,18 +64,6 @@ def storm():
     return inventory, routed, cities
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def any_db(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'pruned.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    await upgrade_async(url)
-    engine = create_async_engine(url)
-    yield engine
-    await engine.dispose()
-
-
 @pytest.fixture
 async def whole_db(tmp_path: Path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'whole.sqlite3'}"

@@ -276,18 +276,6 @@ async def test_no_snapshot_of_a_shard_a_failed_step_may_have_half_changed(db):
 
 # ---------------------------------------------------------------------- retention
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def any_db(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'retention.sqlite3'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    await upgrade_async(url)
-    engine = create_async_engine(url)
-    yield engine
-    await engine.dispose()
-
-
 async def test_archive_mode_moves_the_entries_behind_the_window_and_keeps_them_whole(storm, any_db):
     _topo, inventory, routed = storm
     r, _out = runner(CorrelateLogic(inventory, RULEBOOK), any_db, snapshot_every=EVERY, retention="archive",
