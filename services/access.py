@@ -27,10 +27,11 @@ import secrets
 import time
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.models import api_tokens
+from shared.db.models import api_audit, api_tokens
 
 ROLES = ("admin", "province-operator", "city-operator", "read-only", "ingest-only")
 
@@ -151,3 +152,30 @@ class TokenStore:
         if row is None or row.role not in ROLES:
             return None
         return Principal(int(row.id), row.role, row.city, row.name)
+
+
+CLI = Principal(0, "admin", None, "faultline token")     # the token command: whoever runs it
+
+
+class AuditTrail:
+    """`api_audit`: one row per accepted change (留痕), never updated; the admin reads it."""
+
+    def __init__(self, engine: AsyncEngine, clock=time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def record(self, who: Principal, action: str, inputs: int = 0, detail: object = None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(api_audit).values(
+                at=self.clock(), token_id=who.token_id or None, actor=who.name, role=who.role,
+                city=who.city, action=action, inputs=inputs,
+                detail=None if detail is None else orjson.dumps(detail).decode()))
+
+    async def after(self, after_id: int, limit: int) -> list[dict]:
+        """The rows after `after_id`, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(api_audit).where(api_audit.c.id > after_id)
+                                       .order_by(api_audit.c.id).limit(limit))).mappings().all()
+        # str(): the column names come as sqlalchemy's quoted_name, which orjson takes for no str
+        return [{**{str(k): v for k, v in r.items()},
+                 "detail": None if r["detail"] is None else orjson.loads(r["detail"])} for r in rows]

@@ -13,7 +13,7 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 
-from services.access import AccessError, TokenStore
+from services.access import CLI, AccessError, AuditTrail, TokenStore
 from services.settings import UsageError
 from shared.db.migrate import open_database
 
@@ -31,6 +31,8 @@ async def _run(args: argparse.Namespace, url: str | None) -> int:
                 token_id, token = await store.create(args.role, args.city, args.name or "")
             except AccessError as err:
                 raise UsageError(f"faultline token create: {err}") from None
+            made = {"token_id": token_id, "role": args.role, "city": args.city}
+            await AuditTrail(engine).record(CLI, "token create", detail=made)
             sys.stderr.write(f"token {token_id} ({args.role}{' ' + args.city if args.city else ''}): "
                              "shown once, keep it now\n")
             sys.stdout.write(token + "\n")
@@ -44,6 +46,7 @@ async def _run(args: argparse.Namespace, url: str | None) -> int:
             return 0
         if args.token_command == "revoke":
             if await store.revoke(args.id):
+                await AuditTrail(engine).record(CLI, "token revoke", detail={"token_id": args.id})
                 sys.stderr.write(f"token {args.id} revoked\n")
                 return 0
             sys.stderr.write(f"faultline token revoke: no active token {args.id}\n")

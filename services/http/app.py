@@ -65,7 +65,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from services.access import READ, Principal
+from services.access import ADMIN, READ, AuditTrail, Principal
 from services.http.auth import AUTH_ANSWERS, Auth, check
 from services.http.face import TMF621, Face
 from services.http.guard import (
@@ -79,6 +79,7 @@ from services.http.guard import (
 )
 from services.http.intake import _database_down, _Refusal, _refused, intake_routes
 from services.http.models import (
+    AuditPage,
     DecisionsPage,
     FaultOut,
     Problem,
@@ -173,7 +174,8 @@ def read_routes(face: Face, auth: Auth) -> APIRouter:
     db = face.db
     names = {c.customer_id: c.name for c in face.inventory.customers.values()} if face.inventory else None
     router = APIRouter(responses=AUTH_ANSWERS)
-    read = Depends(auth.needs(READ))
+    read, admin = Depends(auth.needs(READ)), Depends(auth.needs(ADMIN))
+    trail = AuditTrail(db)
 
     @router.get("/faults", tags=["faults"], response_model=list[FaultOut], responses=PAGE_HEADERS)
     async def list_faults(city: str | None = None, severity: str | None = None,
@@ -242,6 +244,15 @@ def read_routes(face: Face, auth: Auth) -> APIRouter:
         async with db.connect() as conn:
             rows = await decisions_after(conn, after_seq, limit, type)
         return _one({"decisions": rows, "last_seq": rows[-1]["seq"] if rows else after_seq})
+
+    @router.get("/audit", tags=["security"], response_model=AuditPage)
+    async def list_audit(after_id: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0, limit: Limit = 500,
+                         who: Principal = admin) -> Response:
+        """The audit trail (留痕), admin only: every accepted change made through the API or the
+        token command — who (token id, name, role, city), what, when (Unix seconds), and the
+        ids of the inputs it published — oldest first, after `after_id`."""
+        rows = await trail.after(after_id, limit)
+        return _one({"changes": rows, "last_id": rows[-1]["id"] if rows else after_id})
 
     return router
 

@@ -17,7 +17,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alarm_ingest.normalized import alarm_from_dict
-from services.access import ACT, INGEST, READ, Principal
+from services.access import ACT, INGEST, READ, AuditTrail, Principal
 from services.drivers.dead_letters import MAX_VALUE, fits
 from services.drivers.dead_letters import dead_letter as letter
 from services.drivers.sharding import all_shards
@@ -125,6 +125,9 @@ class _Batch:
         self.records.append(record)
 
 
+MAX_AUDITED_IDS = 1000          # a list's ids all fit (MAX_ALARMS); the count says if more
+
+
 class _Intake:
     """What the intake endpoints share: the producer, the counter, the outcomes, and how a
     body becomes records (accepted, or refused and dead-lettered)."""
@@ -134,6 +137,7 @@ class _Intake:
         self.producer = face.producer
         self.outcomes = Outcomes(face)
         self.slots = IntakeSlots(face.limits.max_decoded_bodies)
+        self.trail = AuditTrail(face.db)
         self.counted = Counter("faultline_api_inputs", "Inputs received over HTTP, by kind and outcome",
                                ["kind", "outcome"], registry=face.registry)
 
@@ -145,6 +149,14 @@ class _Intake:
             self.counted.labels(kind, "too_large").inc()
             raise _TooLarge(kind, len(encoded))
         return (topic, encoded, key, None, self.face.now_ms())
+
+    async def audit(self, who: Principal, action: str, ids: Sequence[str | None]) -> None:
+        """The change in the audit trail (services/access.AuditTrail): who, what, when, and the
+        ids of the inputs it published (refused ones are dead-lettered, not changes)."""
+        taken = [i for i in ids if i is not None]
+        if taken:
+            await self.trail.record(who, action, len(taken), {"input_ids": taken[:MAX_AUDITED_IDS],
+                                                              "more": max(0, len(taken) - MAX_AUDITED_IDS)})
 
     @staticmethod
     def may_complain(who: Principal, complaint: Any) -> None:
@@ -296,6 +308,7 @@ def intake_routes(face: Face, auth: Auth) -> APIRouter:
                     batch.take(io.message("alarm", ALARMS, item, alarm.resource_id), shards)
             del body
             ids = await io.publish(batch)
+            await io.audit(who, "POST /alarms", ids)
         return await io.answer(batch, ids, wait_s, single=not listed)
 
     @router.post("/complaints", status_code=202, response_model=IntakeAnswer, openapi_extra=COMPLAINT_BODY,
@@ -316,6 +329,7 @@ def intake_routes(face: Face, auth: Auth) -> APIRouter:
             batch.take(io.message("complaint", ACTIONS, {"kind": "complaint", "complaint": body},
                                   complaint.city), shards)
             ids = await io.publish(batch)
+            await io.audit(who, "POST /complaints", ids)
         return await io.answer(batch, ids, wait_s, single=True)
 
     @router.post("/actions", status_code=202, response_model=IntakeAnswer, openapi_extra=ACTION_BODY,
@@ -338,6 +352,7 @@ def intake_routes(face: Face, auth: Auth) -> APIRouter:
             batch = _Batch(kind)
             batch.take(io.message(kind, ACTIONS, {k: v for k, v in body.items() if k != "at"}, None), shards)
             ids = await io.publish(batch)
+            await io.audit(who, "POST /actions", ids)
         return await io.answer(batch, ids, wait_s, single=True)
 
     @router.post(TMF642, status_code=202, response_model=IntakeAnswer, openapi_extra=TMF642_BODY,
@@ -351,6 +366,7 @@ def intake_routes(face: Face, auth: Auth) -> APIRouter:
             batch = _Batch("tmf642")
             batch.take(io.message("tmf642", raw_alarms_topic("tmf642"), body, None), None)
             ids = await io.publish(batch)
+            await io.audit(who, "POST TMF642 alarm", ids)
         return await io.answer(batch, ids, 0, single=True)
 
     @router.get("/inputs/{input_id}", response_model=InputOutcome,

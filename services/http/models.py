@@ -205,6 +205,23 @@ class DecisionsPage(BaseModel):
     last_seq: int = Field(description="pass as after_seq to read on")
 
 
+class AuditChange(BaseModel):
+    id: int
+    at: float = Field(description="Unix seconds")
+    token_id: int | None = Field(description="null: the token command")
+    actor: str
+    role: str
+    city: str | None
+    action: str = Field(description='e.g. "POST /actions", "token create"')
+    inputs: int
+    detail: dict[str, Any] | None
+
+
+class AuditPage(BaseModel):
+    changes: list[AuditChange]
+    last_id: int = Field(description="pass as after_id to read on")
+
+
 class TroubleTicketChannel(BaseModel):
     name: str | None
 

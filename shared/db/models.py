@@ -25,7 +25,8 @@ Tables:
   (FAULTLINE_LOG_RETENTION=archive), and `input_log_archive_sent` what they sent;
   `input_log_horizon` and `pruned_notices`: how far retention let go of each shard's log,
   and the notices it left open, for the outcome of an input whose entry has gone.
-- `api_tokens`: the API's bearer tokens (a hash of each), their role and city.
+- `api_tokens`: the API's bearer tokens (a hash of each), their role and city; `api_audit`:
+  who changed what through the API or the token command, and when.
 - the read model, filled by `shared.db.projection`: `alarms`, `faults`, `incidents`,
   `complaints`, `work_orders`, `notifications`, `escalations`, `audit`, `rejected`;
   plus `timers` (the engine's pending timers, written by the stage that owns them).
@@ -223,6 +224,21 @@ api_tokens = Table(
     Column("revoked_at", Float, nullable=True),
 )
 
+# Who changed what through the API or the token command, and when (migration 0008,
+# services/access.py AuditTrail): one row per accepted change, never updated.
+api_audit = Table(
+    "api_audit", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),                     # Unix seconds
+    Column("token_id", BigInteger, nullable=True),           # null: the token command
+    Column("actor", NAME, nullable=False),                   # the token's name, or "faultline token"
+    Column("role", String(32), nullable=False),
+    Column("city", SHARD, nullable=True),
+    Column("action", String(64), nullable=False),            # "POST /alarms", "token create", ...
+    Column("inputs", Integer, nullable=False),               # how many inputs it carried
+    Column("detail", Text, nullable=True),                   # JSON: input ids, token ids, ...
+)
+
 # ---------------------------------------------------------------------------------------
 # The read model (shared.db.projection).
 
@@ -417,6 +433,7 @@ transport_offsets = Table(
 
 TABLES = (
     input_log, outbox, shard_owner, shard_snapshots, input_log_archive, input_log_archive_sent,
-    input_log_horizon, pruned_notices, api_tokens, alarms, faults, incidents, complaints, work_orders, timers,
+    input_log_horizon, pruned_notices, api_tokens, api_audit, alarms, faults, incidents, complaints,
+    work_orders, timers,
     notifications, escalations, audit, rejected, transport_messages, transport_offsets,
 )

@@ -85,6 +85,16 @@ def test_each_role_may_exactly_what_its_row_says_and_a_city_operator_only_in_its
     assert not who.may("delete-everything")
 
 
+def faultline_audit(db: Path) -> list[tuple]:
+    """(action, role, actor, detail) of the audit trail in an SQLite file, oldest first."""
+    import sqlite3
+
+    import orjson
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT action, role, actor, detail FROM api_audit ORDER BY id").fetchall()
+    return [(a, r, who, orjson.loads(d)) for a, r, who, d in rows]
+
+
 def test_faultline_token_create_list_revoke_as_a_user_runs_them(tmp_path: Path):
     env = {**os.environ, "FAULTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
 
@@ -105,5 +115,8 @@ def test_faultline_token_create_list_revoke_as_a_user_runs_them(tmp_path: Path):
     assert faultline("revoke", "1").returncode == 0
     again = faultline("revoke", "1")
     assert again.returncode == 1 and "no active token 1" in again.stderr
+    trail = faultline_audit(tmp_path / "cli.sqlite3")
+    assert [(a, r, who, d["token_id"]) for a, r, who, d in trail] == [
+        ("token create", "admin", "faultline token", 1), ("token revoke", "admin", "faultline token", 1)]
     row = faultline("list").stdout.splitlines()[1].split()   # id role city created revoked name…
     assert row[:3] == ["1", "city-operator", "GZ"] and row[4].startswith("20")   # revoked, when

@@ -31,6 +31,7 @@ CHANGES = [("POST", "/alarms", alarm("GZ-OTN-A:1-3-1", "a1")), ("POST", "/compla
 READS = [("GET", "/faults", None), ("GET", "/faults/F-GZ-000001", None), ("GET", "/workorders", None),
          ("GET", "/workorders/W-GZ-000001", None), ("GET", "/decisions", None), ("GET", TMF621, None),
          ("GET", "/inputs/faultline.alarms:0:1@1", None)]
+AUDIT = [("GET", "/audit", None)]
 OPEN = ["/healthz", "/metrics", "/openapi.json", "/docs"]
 
 
@@ -42,7 +43,7 @@ async def _call(app, method: str, path: str, body, headers: dict[str, str] | Non
 async def test_without_a_token_every_call_but_health_metrics_and_docs_is_refused_401(settings, mode):
     async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
         app.client.headers.pop("authorization")
-        for method, path, body in CHANGES + READS:
+        for method, path, body in CHANGES + READS + AUDIT:
             resp = await _call(app, method, path, body, None)
             assert resp.status_code == 401, (path, resp.status_code, resp.text)
             assert resp.headers["www-authenticate"] == "Bearer"
@@ -77,7 +78,7 @@ async def test_a_revoked_token_stops_working(settings, mode, monkeypatch):
 
 # role → the calls it may make (by path) among CHANGES and READS; any other is 403
 MAY = {
-    "admin": {p for _m, p, _b in CHANGES + READS},
+    "admin": {p for _m, p, _b in CHANGES + READS + AUDIT},
     "province-operator": {p for _m, p, _b in CHANGES + READS},
     "read-only": {p for _m, p, _b in READS},
     "ingest-only": {"/alarms", "/complaints", TMF642},
@@ -89,7 +90,7 @@ MAY = {
 async def test_each_role_may_call_exactly_its_endpoints(settings, mode, role):
     async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
         headers = await bearer(app.engine, role)
-        for method, path, body in CHANGES + READS:
+        for method, path, body in CHANGES + READS + AUDIT:
             resp = await _call(app, method, path, body, headers)
             if path in MAY[role]:
                 assert resp.status_code not in (401, 403), (role, path, resp.status_code, resp.text)
@@ -135,6 +136,29 @@ async def test_a_city_operator_sees_and_changes_only_its_city(settings):
         gz_complaint = {**COMPLAINT, "complaint_id": "CSP-2", "customer_id": "C-GZ-0101", "city": "GZ"}
         assert (await _call(app, "POST", "/complaints", gz_complaint, gz)).status_code == 202
         assert (await _call(app, "POST", "/alarms", alarm("GZ-CPE-0002", "g2"), gz)).status_code == 403
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_accepted_change_is_in_the_audit_trail_with_who_what_when(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        feed = await bearer(app.engine, "ingest-only")
+        two = [alarm("GZ-OTN-A:1-3-1", "a1"), alarm("GZ-CPE-0001", "a2")]
+        posted = await _call(app, "POST", "/alarms", two, feed)
+        acted = await _call(app, "POST", "/actions", ACTION, None)           # the client's admin token
+        refused = await _call(app, "POST", "/actions", {"kind": "resolve", "select": {}}, None)
+        forbidden = await _call(app, "POST", "/actions", ACTION, feed)
+        assert (posted.status_code, acted.status_code, refused.status_code, forbidden.status_code) == \
+            (202, 202, 422, 403)
+        trail = (await app.client.get("/audit")).json()
+        changes = trail["changes"]
+        assert [(c["action"], c["role"], c["actor"], c["inputs"]) for c in changes] == [
+            ("POST /alarms", "ingest-only", "tests: ingest-only", 2),
+            ("POST /actions", "admin", "tests: admin", 1)]            # not the refusal nor the 403
+        assert changes[0]["detail"]["input_ids"] == posted.json()["input_ids"]
+        assert changes[1]["detail"]["input_ids"] == acted.json()["input_ids"]
+        assert all(c["token_id"] and c["at"] > 0 for c in changes)
+        later = (await app.client.get("/audit", params={"after_id": trail["last_id"]})).json()
+        assert later == {"changes": [], "last_id": trail["last_id"]}
 
 
 async def test_faultline_run_makes_an_admin_token_on_its_first_start_and_prints_it_once(tmp_path):

@@ -116,7 +116,7 @@ def _run_schemathesis(srv: ServerThread) -> int:
     return ran
 
 
-OPERATIONS = 14        # 4 intake, 6 reads, GET /inputs/{input_id}, 3 operations (test_one_app: the set)
+OPERATIONS = 15        # 4 intake, 6 reads, GET /inputs/{input_id}, GET /audit, 3 ops (test_one_app: the set)
 
 
 def test_schemathesis_finds_no_server_error_and_no_nonconformance_in_the_embedded_mode(embedded):

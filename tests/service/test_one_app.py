@@ -18,7 +18,8 @@ from services.http.guard import HttpLimits
 ROUTES = {("POST", "/alarms"), ("POST", "/complaints"), ("POST", "/actions"), ("POST", TMF642),
           ("GET", "/faults"), ("GET", "/faults/{fault_id}"), ("GET", "/workorders"),
           ("GET", "/workorders/{work_order_id}"), ("GET", "/decisions"), ("GET", TMF621),
-          ("GET", "/inputs/{input_id}"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+          ("GET", "/inputs/{input_id}"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+          ("GET", "/audit")}
 
 
 def _routes(spec: dict) -> set[tuple[str, str]]:

@@ -119,7 +119,8 @@ def test_the_paths_are_the_union_of_both_apps(db):
         ("POST", "/alarms"), ("POST", "/complaints"), ("POST", "/actions"), ("POST", TMF642),
         ("GET", "/faults"), ("GET", "/faults/{fault_id}"), ("GET", "/workorders"),
         ("GET", "/workorders/{work_order_id}"), ("GET", "/decisions"), ("GET", TMF621),
-        ("GET", "/inputs/{input_id}"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+        ("GET", "/inputs/{input_id}"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+        ("GET", "/audit")}
     intake = spec["paths"]["/actions"]["post"]
     assert {p["name"] for p in intake["parameters"]} == {"wait_s"}
     fields = spec["components"]["schemas"]["IntakeAnswer"]["properties"]
