@@ -154,9 +154,17 @@ class _Intake:
         """The change in the audit trail (services/access.AuditTrail): who, what, when, and the
         ids of the inputs it published (refused ones are dead-lettered, not changes)."""
         taken = [i for i in ids if i is not None]
-        if taken:
+        if not taken:
+            return
+        try:
             await self.trail.record(who, action, len(taken), {"input_ids": taken[:MAX_AUDITED_IDS],
                                                               "more": max(0, len(taken) - MAX_AUDITED_IDS)})
+        except (OperationalError, InterfaceError) as err:
+            # The inputs are published: answering 503 would make the sender post them again.
+            # The gap in the trail is said instead (never the token), and counted.
+            self.counted.labels("audit", "not_kept").inc(len(taken))
+            log.error("audit trail: not kept (database: %s): %s by token %s (%s), inputs %s",
+                      type(err).__name__, action, who.token_id, who.role, ", ".join(taken[:20]))
 
     @staticmethod
     def may_complain(who: Principal, complaint: Any) -> None:

@@ -161,6 +161,28 @@ async def test_every_accepted_change_is_in_the_audit_trail_with_who_what_when(se
         assert later == {"changes": [], "last_id": trail["last_id"]}
 
 
+async def test_a_change_whose_audit_row_cannot_be_written_is_still_answered_and_the_gap_said(
+        settings, monkeypatch, caplog):
+    """The inputs are published before the row is written: a 503 then would make the sender post
+    them again, so the gap is logged (never the token) and counted instead."""
+    from sqlalchemy.exc import OperationalError
+
+    from services.access import AuditTrail
+
+    async def down(self, *args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+    async with one_app("embedded", settings, FakeClock(T0 + 5)) as app:
+        monkeypatch.setattr(AuditTrail, "record", down)
+        token = app.client.headers["authorization"].split()[-1]
+        resp = await app.client.post("/alarms", json=alarm("GZ-OTN-A:1-3-1", "a1"))
+        assert resp.status_code == 202
+        said = [r.getMessage() for r in caplog.records if "audit trail: not kept" in r.getMessage()]
+        assert len(said) == 1 and "POST /alarms" in said[0] and resp.json()["input_ids"][0] in said[0]
+        assert token not in caplog.text
+        metrics = (await app.client.get("/metrics")).text
+        assert 'faultline_api_inputs_total{kind="audit",outcome="not_kept"} 1.0' in metrics
+
+
 async def test_faultline_run_makes_an_admin_token_on_its_first_start_and_prints_it_once(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
