@@ -297,16 +297,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=600, help="seconds a run may take before it gives up")
-    args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="faultline-bench-"))
+    return run_bench(bench, ap.parse_args(argv), "faultline-bench-", kill_leftovers)
+
+
+def run_bench(bench_, args: argparse.Namespace, prefix: str, cleanup) -> int:
+    """asyncio.run(bench_(args, tmp)) in a temporary directory; Ctrl-C and SIGTERM end it with
+    `cleanup()` (the processes it started) and the directory removed, like a normal end."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM cleans up like Ctrl-C
     try:
-        return asyncio.run(bench(args, tmp))
+        return asyncio.run(bench_(args, tmp))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        kill_leftovers()
+        cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -88,7 +88,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -764,16 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.circuits, args.alarms, args.restart_inputs = 300, 3_000, 3_000
     args.runs = args.runs or (1 if args.quick else 3)
-    tmp = Path(tempfile.mkdtemp(prefix="faultline-storm-"))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)   # SIGTERM cleans up like Ctrl-C
-    try:
-        return asyncio.run(bench(args, tmp))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+    return pipeline.run_bench(bench, args, "faultline-storm-", stop_all)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,12 @@ _CITY = re.compile(r"[A-Z][A-Z0-9-]{0,31}")
 MAX_NAME = 255
 
 
+def _plain(row) -> dict:
+    """A result row as a dict of plain str keys (sqlalchemy gives quoted_name, which orjson
+    does not take for a str)."""
+    return {str(k): v for k, v in row.items()}
+
+
 class AccessError(ValueError):
     """A token request that cannot be made: the message says what is wrong."""
 
@@ -123,7 +129,7 @@ class TokenStore:
                 api_tokens.c.created_at, api_tokens.c.revoked_at]
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(*cols).order_by(api_tokens.c.id))).mappings().all()
-        return [dict(r) for r in rows]
+        return [_plain(r) for r in rows]
 
     async def revoke(self, token_id: int) -> bool:
         """Revoke a token; False when there is no such token or it was revoked already."""
@@ -176,6 +182,5 @@ class AuditTrail:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(api_audit).where(api_audit.c.id > after_id)
                                        .order_by(api_audit.c.id).limit(limit))).mappings().all()
-        # str(): the column names come as sqlalchemy's quoted_name, which orjson takes for no str
-        return [{**{str(k): v for k, v in r.items()},
-                 "detail": None if r["detail"] is None else orjson.loads(r["detail"])} for r in rows]
+        return [{**_plain(r), "detail": None if r["detail"] is None else orjson.loads(r["detail"])}
+                for r in rows]

@@ -110,7 +110,7 @@ class Inventory:
     """Customers, resources and circuits by id (in file order), with lookup indexes."""
 
     __slots__ = ("customers", "resources", "circuits", "cities", "_by_customer", "_on_resource",
-                 "_a_cities_on", "_group_of")
+                 "_a_cities_on", "_group_of", "_groups_on")
 
     def __init__(self, customers: Iterable[Customer], resources: Iterable[Resource],
                  circuits: Iterable[Circuit]):
@@ -134,6 +134,11 @@ class Inventory:
             | {r.city for r in self.resources.values()}
             | {c.hq_city for c in self.customers.values() if c.hq_city})
         self._group_of = _city_groups(self.cities, self._a_cities_on.values())
+        # Per resource, the groups of the cities whose circuits it lies under (or of its own city):
+        # every alarm asks, so it is worked out once here, not per alarm.
+        self._groups_on = {rid: tuple(sorted({self._group_of[c] for c in
+                                              self._a_cities_on.get(rid) or (r.city,)}))
+                           for rid, r in self.resources.items()}
 
     def circuits_of(self, customer_id: str) -> tuple[Circuit, ...]:
         """The customer's circuits, in file order."""
@@ -147,6 +152,11 @@ class Inventory:
         """The A-end cities of the circuits whose paths hold the resource, sorted (computed
         once: every alarm asks, and a trunk lies under hundreds of circuits)."""
         return self._a_cities_on.get(resource_id, ())
+
+    def groups_on(self, resource_id: str) -> tuple[str, ...]:
+        """The correlation groups that must see an alarm on a resource of the inventory, sorted
+        (empty for a resource it does not hold)."""
+        return self._groups_on.get(resource_id, ())
 
     def group_of(self, city: str) -> str:
         """The correlation group of a city the inventory names: the first (sorted) of the cities

@@ -55,11 +55,7 @@ def shard_cities(inventory: Inventory, shard: str) -> frozenset[str]:
 
 def alarm_shards(inventory: Inventory, resource_id: str) -> list[str]:
     """Every shard that must see an alarm on this resource, in a stable order."""
-    res = inventory.resources.get(resource_id)
-    if res is None:
-        return [UNMAPPED]
-    cities = inventory.a_cities_on(resource_id) or (res.city,)
-    return sorted({inventory.group_of(c) for c in cities})
+    return list(inventory.groups_on(resource_id) or (UNMAPPED,))
 
 
 def complaint_shard(inventory: Inventory, customer_id: str, city: str, service_type: str) -> str:

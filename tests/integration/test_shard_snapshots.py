@@ -340,11 +340,10 @@ async def test_a_big_state_is_snapshotted_less_often_in_proportion_to_its_size(s
 
     def recording(core):
         blob, size = dump_sized(core)
-        taken.append((core.shard, core_seq[core.shard], size))
+        taken.append((core.shard, sized.shards[core.shard].seq, size))   # the entry it covers
         return blob, size
 
     sized, _ = runner(logic, await db("sized"), snapshot_every=EVERY, snapshot_bytes_per_entry=200)
-    core_seq = _SeqOf(sized)
     monkeypatch.setattr(snapshots, "dump_sized", recording)
     await feed(sized, routed)
     shard = max(sized.shards, key=lambda s: sized.shards[s].seq)
@@ -363,16 +362,6 @@ async def test_a_big_state_is_snapshotted_less_often_in_proportion_to_its_size(s
     # and the restarted runner keeps the interval that snapshot set: its first batch does not
     # stop to dump a big state again after only snapshot_every entries
     assert again.snapshot_interval[shard] == mine[-1][1] // 200
-
-
-class _SeqOf:
-    """shard → the seq a runner's shard is at (the entry a snapshot of it covers)."""
-
-    def __init__(self, r: ShardRunner) -> None:
-        self.r = r
-
-    def __getitem__(self, shard: str) -> int:
-        return self.r.shards[shard].seq
 
 
 async def test_a_shard_whose_log_was_pruned_to_nothing_is_still_listed_and_opens_where_it_was(db):
