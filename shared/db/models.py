@@ -256,6 +256,13 @@ alarms = Table(
     Column("last_seen_at", TIME, nullable=True),
     Column("count", Integer, nullable=False, server_default="0", default=0),
     Column("unmapped", Boolean, nullable=False, server_default=false(), default=False),
+    # TMF642 acknowledgement and clearing by an operator (migration 0009); no record carries them.
+    Column("ack_state", String(16), nullable=False, server_default="unacknowledged",
+           default="unacknowledged"),
+    Column("ack_user_id", NAME, nullable=True),
+    Column("ack_at", TIME, nullable=True),
+    Column("clear_user_id", NAME, nullable=True),
+    Column("comments", Text, nullable=False, server_default="[]", default="[]"),   # JSON list
     PrimaryKeyConstraint("source", "alarm_id"),
     Index(None, "resource_id"),
 )
@@ -331,6 +338,29 @@ work_orders = Table(
     Column("updated_at", TIME, nullable=True),
     Column("resolved_at", TIME, nullable=True),
     Index(None, "queue", "status"),
+)
+
+# What operators add to a work order through TMF621 (migration 0009): notes (note[],
+# appended, never rewritten) and the status changes they made (statusChange[]), with who.
+work_order_notes = Table(
+    "work_order_notes", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("work_order_id", ID, nullable=False),
+    Column("author", NAME, nullable=False),
+    Column("date", TIME, nullable=False),
+    Column("text", Text, nullable=False),
+    Index(None, "work_order_id"),
+)
+
+work_order_changes = Table(
+    "work_order_changes", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("work_order_id", ID, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("at", TIME, nullable=False),
+    Column("by", NAME, nullable=False),                      # the token's name and role
+    Index(None, "work_order_id"),
 )
 
 timers = Table(
@@ -434,6 +464,75 @@ transport_offsets = Table(
 TABLES = (
     input_log, outbox, shard_owner, shard_snapshots, input_log_archive, input_log_archive_sent,
     input_log_horizon, pruned_notices, api_tokens, api_audit, alarms, faults, incidents, complaints,
-    work_orders, timers,
+    work_orders, work_order_notes, work_order_changes, timers,
     notifications, escalations, audit, rejected, transport_messages, transport_offsets,
 )
+
+# ---------------------------------------------------------------------------------------
+# The TMF event hub (services/hub.py; migration 0010): listeners registered by POST /hub, the
+# events (TMF621 envelopes) made from the decisions log, one delivery row per listener and
+# event until the listener answered 2xx, and the pump's position in `audit`.
+
+hub_listeners = Table(
+    "hub_listeners", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("callback", Text, nullable=False),                # http(s) URL, no credentials
+    Column("query", Text, nullable=False),                   # the TMF filter ('' : every event)
+    Column("created_at", Float, nullable=False),             # Unix seconds
+    Column("created_by", BigInteger, nullable=True),         # api_tokens.id; null: not a token
+    Column("failing_since", Float, nullable=True),           # first failure since the last 2xx
+    Column("disabled_at", Float, nullable=True),             # given up on: no more deliveries
+    Column("disabled_reason", Text, nullable=True),
+)
+
+hub_events = Table(
+    "hub_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),      # the events' order
+    Column("event_id", String(64), nullable=False),          # the envelope's eventId (uuid4 hex)
+    Column("event_type", String(64), nullable=False),
+    Column("event_time", TIME, nullable=False),
+    Column("queue", QUEUE, nullable=True),
+    Column("city", SHARD, nullable=True),
+    Column("body", Text, nullable=False),                    # the envelope, JSON
+    Column("created_at", Float, nullable=False),             # Unix seconds (retention)
+    UniqueConstraint("event_id"),
+    Index(None, "created_at"),
+)
+
+hub_deliveries = Table(
+    "hub_deliveries", metadata,
+    Column("listener_id", BigInteger, nullable=False),       # hub_listeners.id
+    Column("event_seq", BigInteger, nullable=False),         # hub_events.id
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", Float, nullable=False),                # Unix seconds: due (or leased) until
+    Column("last_error", Text, nullable=True),               # "HTTP 500", "ConnectTimeout": never a body
+    Column("delivered_at", Float, nullable=True),
+    PrimaryKeyConstraint("listener_id", "event_seq"),
+    Index(None, "delivered_at", "next_at"),
+    Index(None, "event_seq"),
+)
+
+hub_cursor = Table(
+    "hub_cursor", metadata,
+    Column("name", String(64), primary_key=True),            # "decisions": the pump over `audit`
+    Column("last_id", BigInteger, nullable=False),
+)
+
+TABLES = (*TABLES, hub_listeners, hub_events, hub_deliveries, hub_cursor)
+
+# Inventories loaded through the API (migration 0011, services/inventory_store.py): each load
+# that passed every check is a new version; the current one is the highest id. The document
+# is kept as compressed JSON; the processes take the current version at their (re)start.
+inventories = Table(
+    "inventories", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("digest", String(64), nullable=False),            # SHA-256 of the canonical document
+    Column("body", LargeBinary, nullable=False),             # zlib(canonical JSON)
+    Column("customers", Integer, nullable=False),
+    Column("resources", Integer, nullable=False),
+    Column("circuits", Integer, nullable=False),
+    Column("loaded_at", Float, nullable=False),              # Unix seconds
+    Column("loaded_by", NAME, nullable=False),               # the token's name and role
+)
+
+TABLES = (*TABLES, inventories)
