@@ -95,6 +95,8 @@ def _from_tmf642(doc: object, where: str) -> Alarm | Rejected:
     time_field = "eventTime"
     if state == "cleared" and doc.get("alarmClearedTime") not in (None, ""):
         time_field = "alarmClearedTime"
+    elif doc.get("eventTime") is None and doc.get("alarmRaisedTime") is not None:
+        time_field = "alarmRaisedTime"        # TMF642 v4's own name for when it was raised
     if doc.get(time_field) is None:
         return Rejected(f"{where}: missing field {time_field}")
     try:

@@ -172,10 +172,15 @@ class AuditTrail:
 
     async def record(self, who: Principal, action: str, inputs: int = 0, detail: object = None) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(insert(api_audit).values(
-                at=self.clock(), token_id=who.token_id or None, actor=who.name, role=who.role,
-                city=who.city, action=action, inputs=inputs,
-                detail=None if detail is None else orjson.dumps(detail).decode()))
+            await self.record_in(conn, who, action, inputs, detail)
+
+    async def record_in(self, conn, who: Principal, action: str, inputs: int = 0,
+                        detail: object = None) -> None:
+        """The row, in the caller's transaction: kept if and only if the change is."""
+        await conn.execute(insert(api_audit).values(
+            at=self.clock(), token_id=who.token_id or None, actor=who.name, role=who.role,
+            city=who.city, action=action, inputs=inputs,
+            detail=None if detail is None else orjson.dumps(detail).decode()))
 
     async def after(self, after_id: int, limit: int) -> list[dict]:
         """The rows after `after_id`, oldest first."""

@@ -33,6 +33,7 @@ environment (a flag, where a command has one, wins over its variable; empty is u
   FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT
                              ingest: raw listeners (off when unset)
   FAULTLINE_HTTP_MAX_BODY_BYTES  larger request bodies get 413 (default 1048576)
+  FAULTLINE_HTTP_MAX_INVENTORY_BYTES  the same for POST /inventory, one at a time (default 16777216)
   FAULTLINE_HTTP_BODY_TIMEOUT_S  a body slower than this gets 408 (default 10)
   FAULTLINE_HTTP_MAX_CONNECTIONS more connections get 503 at once (default 1000)
   FAULTLINE_CORS_ORIGINS     comma-separated origins allowed cross-site (default: none)

@@ -181,6 +181,7 @@ class HttpLimits:
     keep_alive_s: int = 5                  # idle keep-alive connections are closed after this
     max_header_bytes: int = 16 * 1024      # request line + headers (h11's incomplete-event limit)
     max_decoded_bodies: int = 16           # request bodies intake decodes and holds at once (IntakeSlots)
+    max_inventory_bytes: int = 16 * MiB    # FAULTLINE_HTTP_MAX_INVENTORY_BYTES: POST /inventory (one at once)
     backlog: int = 2048
 
 
@@ -244,6 +245,7 @@ class Settings(BaseSettings):
     HTTP_HOST: Annotated[str | None, BeforeValidator(_stripped_or_none)] = None  # see http_host
     HTTP_PORT: Annotated[int, BeforeValidator(_port)] = 8080
     HTTP_MAX_BODY_BYTES: Annotated[int, BeforeValidator(_positive(int))] = 1 * MiB
+    HTTP_MAX_INVENTORY_BYTES: Annotated[int, BeforeValidator(_positive(int))] = 16 * MiB
     HTTP_BODY_TIMEOUT_S: Annotated[float, BeforeValidator(_positive(float))] = 10.0
     HTTP_MAX_CONNECTIONS: Annotated[int, BeforeValidator(_positive(int))] = 1000
     CORS_ORIGINS: Annotated[tuple[str, ...], BeforeValidator(_origins)] = ()
@@ -358,7 +360,8 @@ class Settings(BaseSettings):
     def http(self) -> HttpLimits:
         """What a client may cost the service (services/http/guard)."""
         return HttpLimits(max_body_bytes=self.HTTP_MAX_BODY_BYTES, body_timeout_s=self.HTTP_BODY_TIMEOUT_S,
-                          cors_origins=self.CORS_ORIGINS, max_connections=self.HTTP_MAX_CONNECTIONS)
+                          cors_origins=self.CORS_ORIGINS, max_connections=self.HTTP_MAX_CONNECTIONS,
+                          max_inventory_bytes=self.HTTP_MAX_INVENTORY_BYTES)
 
     @property
     def drain_s(self) -> float:

@@ -220,8 +220,11 @@ class DispatchLogic:
         if notice.kind == ACK and refused is None:       # the order taken in hand: no record says so
             df = core.dispatcher.faults.get(notice.facts.fault_id)
             wo = df.orders.get(notice.arg or "") if df is not None else None
-            if wo is not None:
-                step.state.append(("work_orders", {"work_order_id": wo.work_order_id}, {"status": wo.status}))
+            if wo is not None and wo.status == "inProgress":
+                # Only from `acknowledged`: an order an operator has since held, closed or
+                # cancelled through TMF621 keeps that status (services/http/tickets.py).
+                step.state.append(("work_orders", {"work_order_id": wo.work_order_id,
+                                                   "status": "acknowledged"}, {"status": "inProgress"}))
         return step, now
 
     def tick(self, core: DispatcherShard, now: float, seq: int) -> Step:

@@ -58,16 +58,20 @@ the records kept in `audit` (seq = audit.id). Bodies are checked by services/htt
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from dispatcher.report import report_html, report_markdown
 from services.access import ADMIN, READ, AuditTrail, Principal
+from services.http import examples
+from services.http.alarms642 import alarm_routes
 from services.http.auth import AUTH_ANSWERS, Auth, check
-from services.http.face import TMF621, Face
+from services.http.face import TMF621_BASE, Face
+from services.http.fault_detail import fault_detail
 from services.http.guard import (
     MAX_INT64,
     PAGE_HEADERS,
@@ -77,25 +81,28 @@ from services.http.guard import (
     harden,
     paged,
 )
-from services.http.intake import _database_down, _Refusal, _refused, intake_routes
+from services.http.hub_routes import hub_routes
+from services.http.intake import Intake, _database_down, _Refusal, _refused, intake_routes
+from services.http.inventory_routes import Served, inventory_routes
 from services.http.models import (
     AuditPage,
     DecisionsPage,
+    FaultDetail,
     FaultOut,
     Problem,
-    TroubleTicket,
     WorkOrderOut,
-    trouble_ticket,
 )
 from services.http.ops import Ops, ops_routes
 from services.http.reads import (
     decisions_after,
     fault_one,
     fault_page,
-    order_count,
     order_one,
     order_page,
 )
+from services.http.tickets import ticket_routes
+from services.http.tmf import install_tmf_errors
+from services.hub import Hub
 
 log = logging.getLogger("faultline.http")
 
@@ -111,8 +118,18 @@ def _new_app(*, docs: bool = True, **kwargs: Any) -> FastAPI:
 def build_app(face: Face) -> FastAPI:
     app = _new_app(title="faultline", description="Alarm correlation and fault dispatch (CONTRACT §4)")
     auth = Auth(face.db)
-    app.include_router(intake_routes(face, auth))
+    io = Intake(face)
+    app.include_router(intake_routes(face, auth, io))
     app.include_router(read_routes(face, auth))
+    # The TMF hub, at the root (POST /hub) and at the TMF621 base path; its delivery loop is
+    # started by the command that serves the app (app.state.hub.run).
+    hub = app.state.hub = Hub(face.db, registry=face.registry)
+    app.include_router(ticket_routes(face, io, auth, hub))
+    app.include_router(alarm_routes(io, auth))
+    app.include_router(inventory_routes(face, auth, Served(face.inventory, face.inventory_version), io.trail))
+    app.include_router(hub_routes(hub, auth))
+    app.include_router(hub_routes(hub, auth), prefix=TMF621_BASE)
+    install_tmf_errors(app)
     app.include_router(ops_routes(face))
     app.add_exception_handler(_Refusal, _refused)
     app.add_exception_handler(OperationalError, _database_down)
@@ -199,6 +216,38 @@ def read_routes(face: Face, auth: Auth) -> APIRouter:
         check(who, READ, body.get("city") or "the province", f"fault {fault_id}")
         return _one(body)
 
+    async def detail_of(fault_id: str, who: Principal) -> dict:
+        async with db.connect() as conn:
+            detail = await fault_detail(conn, fault_id, face.inventory)
+        if detail is None:
+            raise HTTPException(404, f"no fault {fault_id}")
+        check(who, READ, detail["fault"].get("city") or "the province", f"fault {fault_id}")
+        return detail
+
+    @router.get("/faults/{fault_id}/detail", tags=["faults"], response_model=FaultDetail,
+                responses={404: {"model": Problem, "description": "no fault of that id"}})
+    async def get_fault_detail(fault_id: str, who: Principal = read) -> Response:
+        """Everything kept of a fault (RULES.md CL-3): the fault, its customer and circuit, the
+        alarms on its resources during it, its complaints, work orders, escalations,
+        notifications, pending timers and incident."""
+        return _one(await detail_of(fault_id, who))
+
+    @router.get("/faults/{fault_id}/report", tags=["faults"],
+                responses={200: {"description": "the report", "content": {
+                    "text/markdown": {"schema": {"type": "string"}, "example": examples.REPORT_MARKDOWN},
+                    "text/html": {"schema": {"type": "string"}}}},
+                    404: {"model": Problem, "description": "no fault of that id"}})
+    async def get_fault_report(fault_id: str,
+                               format: Annotated[Literal["markdown", "html"], Query()] = "markdown",
+                               who: Principal = read) -> Response:
+        """The 48-hour technical fault report (技术版故障处理报告, TM-7) of a serious fault, from
+        what CL-3 keeps: times, root cause, affected circuits and customers, work orders and
+        their handling, escalations and notices; Markdown or a self-contained HTML page."""
+        detail = await detail_of(fault_id, who)
+        if format == "html":
+            return Response(report_html(detail), media_type="text/html; charset=utf-8")
+        return Response(report_markdown(detail), media_type="text/markdown; charset=utf-8")
+
     @router.get("/workorders", tags=["work orders"], response_model=list[WorkOrderOut],
                 responses=PAGE_HEADERS)
     async def list_work_orders(queue: str | None = None, status: str | None = None,
@@ -219,17 +268,6 @@ def read_routes(face: Face, auth: Auth) -> APIRouter:
             raise HTTPException(404, f"no work order {work_order_id}")
         check(who, READ, _queue_city(body.get("queue")) or "the province", f"work order {work_order_id}")
         return _one(body)
-
-    @router.get(TMF621, tags=["work orders"], response_model=list[TroubleTicket], responses=PAGE_HEADERS)
-    async def get_trouble_tickets(status: str | None = None, limit: Limit = 1000,
-                                  offset: Offset = 0, who: Principal = read):
-        """Work orders as TMF621 TroubleTickets (status: the CL-2 lifecycle); TMF630 paging:
-        `offset`/`limit`, X-Total-Count (all matches) and X-Result-Count (this page)."""
-        city = who.city
-        async with db.connect() as conn:
-            rows, more = await order_page(conn, None, status, offset, limit, city)
-            total = await order_count(conn, None, status, city)
-        return paged([trouble_ticket(o) for o in rows], offset, more, **{"X-Total-Count": str(total)})
 
     @router.get("/decisions", tags=["decisions"], response_model=DecisionsPage)
     async def list_decisions(after_seq: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,

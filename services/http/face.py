@@ -16,7 +16,8 @@ from shared.inventory import Inventory
 from shared.transport.port import Producer
 
 TMF642 = "/tmf-api/alarmManagement/v4/alarm"
-TMF621 = "/tmf-api/troubleTicket/v4/troubleTicket"
+TMF621_BASE = "/tmf-api/troubleTicket/v4"
+TMF621 = TMF621_BASE + "/troubleTicket"
 MAX_WAIT_S = 30
 FIRST_PAUSE_S, LONGEST_PAUSE_S = 0.02, 0.2        # a wait's polls: 20 ms, growing to 200 ms
 
@@ -45,3 +46,4 @@ class Face:
     limits: HttpLimits = field(default_factory=HttpLimits)
     now_ms: Callable[[], int] = wall_ms                 # the message time intake stamps
     inventory: Inventory | None = None                  # names, shards, the router's check
+    inventory_version: int | None = None                # of `inventory` (None: the file's)

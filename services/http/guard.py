@@ -47,6 +47,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from services.http.tmf import error_body
 from services.settings import HttpLimits, MiB
 from shared.wire import ACTION_KINDS, kind_refusal, show
 
@@ -102,6 +103,9 @@ def _carries_body(headers: Headers) -> bool:
     return (length is not None and int(length) > 0) or "transfer-encoding" in headers
 
 
+INVENTORY_PATH = "/inventory"      # a whole inventory: FAULTLINE_HTTP_MAX_INVENTORY_BYTES
+
+
 class HttpGuard:
     """See the module's docstring. Only body-carrying methods are read ahead; the app then
     gets the whole body in one message, so no handler can be held by a slow client."""
@@ -109,6 +113,7 @@ class HttpGuard:
     def __init__(self, app: ASGIApp, limits: HttpLimits | None = None) -> None:
         self.app = app
         self.limits = limits or HttpLimits()
+        self.inventory_slot = asyncio.Lock()     # one inventory body (up to its larger limit) at a time
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,13 +126,24 @@ class HttpGuard:
             await _refuse(send, 400, "NUL character in the request path or query")
             return
         headers = Headers(scope=scope)
+        if scope["method"] == "POST" and scope["path"] == INVENTORY_PATH:
+            if self.inventory_slot.locked():
+                await _refuse(send, 503, "an inventory load is in progress; try again when it is done")
+                return
+            async with self.inventory_slot:
+                await self._guarded(scope, receive, send, headers, what, self.limits.max_inventory_bytes)
+            return
+        await self._guarded(scope, receive, send, headers, what, self.limits.max_body_bytes)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, headers: Headers, what: str,
+                       limit: int) -> None:
         if scope["method"] in BODY_METHODS:
             timeout = self.limits.body_timeout_s
             try:
                 # Only reading is timed: an answer is sent after this block, so the timer can
                 # never fire between its start and its body.
                 async with asyncio.timeout(timeout):
-                    body = await self._take_body(headers, receive)
+                    body = await self._take_body(headers, receive, limit)
             except TimeoutError:
                 log.info("%s: request body not received within %gs; answered 408", what, timeout)
                 body = _Refusal(408, f"request body not received within {timeout:g} s")
@@ -149,9 +165,8 @@ class HttpGuard:
             # The app read on after the client left: starlette raises; nobody is there to answer.
             log.info("%s: client went away before the answer", what)
 
-    async def _take_body(self, headers: Headers, receive: Receive) -> bytes | _Refusal:
+    async def _take_body(self, headers: Headers, receive: Receive, limit: int) -> bytes | _Refusal:
         """The whole body, or the refusal to send (413, 415) once what should be is drained."""
-        limit = self.limits.max_body_bytes
         length = headers.get("content-length")
         declared = int(length) if length is not None else None      # digits: h11 checked
         # A client that asked to be told before it sends (Expect: 100-continue) is told at once:
@@ -212,7 +227,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(send: Send, status: int, reason: str, close: bool = True) -> None:
-    body = orjson.dumps({"detail": reason})
+    # `detail`, as every refusal of the app; and TMF630's Error fields, as the TMF paths answer.
+    body = orjson.dumps(error_body(status, reason))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:                   # the rest of an unread body must not be taken for the next request
         headers.append((b"connection", b"close"))

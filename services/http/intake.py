@@ -23,7 +23,7 @@ from services.drivers.dead_letters import dead_letter as letter
 from services.drivers.sharding import all_shards
 from services.drivers.split import shards_for
 from services.http.auth import AUTH_ANSWERS, Auth, check
-from services.http.face import FIRST_PAUSE_S, LONGEST_PAUSE_S, TMF642, Face, Wait
+from services.http.face import FIRST_PAUSE_S, LONGEST_PAUSE_S, Face, Wait
 from services.http.guard import (
     IntakeSlots,
     action_refusal,
@@ -34,7 +34,6 @@ from services.http.models import (
     ACTION_BODY,
     ALARMS_BODY,
     COMPLAINT_BODY,
-    TMF642_BODY,
     InputOutcome,
     IntakeAnswer,
     QueryProblem,
@@ -45,7 +44,7 @@ from services.http.reads import (
     parse_input_id,
 )
 from shared.model import Rejected
-from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
+from shared.topics import ACTIONS, ALARMS, DEADLETTER
 from shared.transport.port import Record
 from shared.wire import action_from_dict, complaint_from_dict
 
@@ -128,7 +127,7 @@ class _Batch:
 MAX_AUDITED_IDS = 1000          # a list's ids all fit (MAX_ALARMS); the count says if more
 
 
-class _Intake:
+class Intake:
     """What the intake endpoints share: the producer, the counter, the outcomes, and how a
     body becomes records (accepted, or refused and dead-lettered)."""
 
@@ -290,8 +289,8 @@ _INTAKE_ANSWERS: dict[int | str, dict[str, Any]] = {
     413: {"description": "an accepted value too large for one message; nothing sent"}}
 
 
-def intake_routes(face: Face, auth: Auth) -> APIRouter:
-    io = _Intake(face)
+def intake_routes(face: Face, auth: Auth, io: Intake | None = None) -> APIRouter:
+    io = io or Intake(face)
     router = APIRouter(tags=["intake"], responses=AUTH_ANSWERS)
     ingest, act, read = Depends(auth.needs(INGEST)), Depends(auth.needs(ACT)), Depends(auth.needs(READ))
 
@@ -362,20 +361,6 @@ def intake_routes(face: Face, auth: Auth) -> APIRouter:
             ids = await io.publish(batch)
             await io.audit(who, "POST /actions", ids)
         return await io.answer(batch, ids, wait_s, single=True)
-
-    @router.post(TMF642, status_code=202, response_model=IntakeAnswer, openapi_extra=TMF642_BODY,
-                 responses=_INTAKE_ANSWERS)
-    async def post_tmf642(request: Request, who: Principal = ingest) -> JSONResponse:
-        """A TMF642 v4 Alarm, normalized by the ingest stage (which dead-letters what it cannot
-        read). Its id names the raw message; its outcome is not traced."""
-        check(who, INGEST, None, "alarms")
-        async with io.slots.slot():
-            body = await io.json_body(request, "tmf642")
-            batch = _Batch("tmf642")
-            batch.take(io.message("tmf642", raw_alarms_topic("tmf642"), body, None), None)
-            ids = await io.publish(batch)
-            await io.audit(who, "POST TMF642 alarm", ids)
-        return await io.answer(batch, ids, 0, single=True)
 
     @router.get("/inputs/{input_id}", response_model=InputOutcome,
                 responses={404: {"description": "not the id of an input"}})

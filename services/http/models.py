@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.http import examples
 from shared.clock import fmt_time
 
 
@@ -37,6 +39,8 @@ class AlarmIn(BaseModel):
 class ComplaintIn(BaseModel):
     """A complaint (CONTRACT §3 `complaint`)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.COMPLAINT]})
+
     complaint_id: str
     channel: Literal["10086-8", "400", "direct", "account_manager"]
     customer_id: str
@@ -48,6 +52,8 @@ class ComplaintIn(BaseModel):
 
 class ActionIn(BaseModel):
     """An operator action (CONTRACT §3), without `at`: the service stamps its arrival."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ACTION]})
 
     kind: Literal["confirm", "attribution", "ack", "resolve", "escalate"]
     select: dict[str, str] = Field(description="fault_id; or circuit_id; or customer_id + service_type "
@@ -104,6 +110,8 @@ class IntakeAnswer(IntakeResult):
     """What intake answers (services/http/app.py): the embedded app's fields and the
     production api's `refused`, plus each input's id and how many are still undecided."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.INTAKE_ANSWER]})
+
     accepted: int = Field(description="inputs taken (published) and not refused")
     rejected: int = Field(description="inputs refused: by validation, or, when awaited, by the stages")
     records: int | None = Field(default=None, description="decision records the decided inputs made "
@@ -119,6 +127,8 @@ class IntakeAnswer(IntakeResult):
 class InputOutcome(BaseModel):
     """What became of one input published by intake (services/http/app.py, CL-4)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.INPUT_OUTCOME]})
+
     input_id: str
     status: Literal["pending", "accepted", "refused"]
     reason: str | None = None
@@ -131,7 +141,7 @@ class InputOutcome(BaseModel):
 
 
 class FaultOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [examples.FAULT]})
 
     fault_id: str
     incident_id: str | None
@@ -171,7 +181,27 @@ class FaultOut(BaseModel):
         return d
 
 
+class FaultDetail(BaseModel):
+    """GET /faults/{id}/detail (services/http/fault_detail.py): everything kept of a fault (CL-3)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.FAULT_DETAIL]})
+
+    fault: FaultOut
+    customer: dict[str, Any] | None
+    circuit: dict[str, Any] | None
+    alarms: list[dict[str, Any]]
+    alarms_more: bool
+    complaints: list[dict[str, Any]]
+    work_orders: list[WorkOrderOut]
+    escalations: list[dict[str, Any]]
+    notifications: list[dict[str, Any]]
+    timers: list[dict[str, Any]]
+    incident: dict[str, Any] | None
+
+
 class WorkOrderOut(BaseModel):
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.WORK_ORDER]})
     work_order_id: str
     queue: str | None
     fault_ids: list[str]
@@ -201,6 +231,8 @@ class Decision(BaseModel):
 
 
 class DecisionsPage(BaseModel):
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.DECISIONS]})
     decisions: list[Decision]
     last_seq: int = Field(description="pass as after_seq to read on")
 
@@ -218,6 +250,8 @@ class AuditChange(BaseModel):
 
 
 class AuditPage(BaseModel):
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.AUDIT]})
     changes: list[AuditChange]
     last_id: int = Field(description="pass as after_id to read on")
 
@@ -229,30 +263,112 @@ class TroubleTicketChannel(BaseModel):
 class RelatedEntity(BaseModel):
     id: str
     role: str
+    referredType: str | None = Field(default=None, alias="@referredType")
+    href: str | None = None
+    name: str | None = None
+
+
+class RelatedParty(BaseModel):
+    id: str
+    role: str
+    referredType: str | None = Field(default=None, alias="@referredType")
+    name: str | None = None
+
+
+class Note(BaseModel):
+    id: str
+    author: str
+    date: str
+    text: str
+
+
+class StatusChange(BaseModel):
+    changeDate: str | None
+    status: str
+    changeReason: str | None = None
 
 
 class TroubleTicket(BaseModel):
-    """A work order as a TMF621 TroubleTicket (status: the CL-2 lifecycle)."""
+    """A work order as a TMF621 v4 TroubleTicket (status: the CL-2 lifecycle). `ticketType` is
+    the rule that made it (RT-, CP-, ES-, TM-); `severity` the worst of its faults' (serious,
+    general); `relatedParty` its queue (role owner), cc queues and customers;
+    `relatedEntity` its faults and circuits; `statusChange` the creation (acknowledged),
+    the changes operators made through the API, and the rules' resolution. Only `id` is always
+    there: `fields=` answers the attributes it names (with id, href, @type)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.TICKET]})
 
     id: str
-    name: str | None
-    status: str
-    priority: str | None
-    ticketType: str | None
-    channel: TroubleTicketChannel
-    creationDate: str | None
-    relatedEntity: list[RelatedEntity]
+    href: str | None = None
+    type_: str = Field(alias="@type", default="TroubleTicket")
+    name: str | None = None
+    description: str | None = None
+    severity: str | None = None
+    priority: str | None = None
+    ticketType: str | None = None
+    status: str | None = None
+    statusChangeDate: str | None = None
+    statusChangeReason: str | None = None
+    statusChange: list[StatusChange] = []
+    creationDate: str | None = None
+    lastUpdate: str | None = None
+    resolutionDate: str | None = None
+    expectedResolutionDate: str | None = Field(default=None, description="arrive_by (TM-4) or "
+                                               "contact_by (TM-5) when the order has one")
+    channel: TroubleTicketChannel | None = None
+    note: list[Note] = []
+    relatedEntity: list[RelatedEntity] = []
+    relatedParty: list[RelatedParty] = []
 
 
-def trouble_ticket(order: Mapping[str, Any]) -> dict:
-    """A body of WorkOrderOut.from_row as a TMF621 TroubleTicket."""
-    return {"id": order["work_order_id"], "name": order["title"], "status": order["status"],
-            "priority": order["priority"], "ticketType": order["rule"], "channel": {"name": order["queue"]},
-            "creationDate": order["created_at"],
-            "relatedEntity": [{"id": f, "role": "fault"} for f in order["fault_ids"]]}
+def trouble_ticket(order: Mapping[str, Any], *, base: str = "", extras: Mapping[str, Any] | None = None,
+                   names: Mapping[str, str] | None = None) -> dict:
+    """A body of WorkOrderOut.from_row as a TMF621 TroubleTicket. `base`: the absolute root of
+    hrefs; `extras`: reads.ticket_extras' entry for it (notes, operators' changes, faults);
+    `names`: customer id → name."""
+    extras = extras or {}
+    notes, changes, fault_rows = extras.get("notes", []), extras.get("changes", []), extras.get("faults", {})
+    wo, rule = order["work_order_id"], order["rule"]
+    history = [{"changeDate": order["created_at"], "status": "acknowledged",
+                "changeReason": f"created by {rule}" if rule else "created"}]
+    history += [{k: c[k] for k in ("changeDate", "status", "changeReason")} for c in changes]
+    if order["resolved_at"] and not any(c["status"] == "resolved" for c in changes):
+        history.append({"changeDate": order["resolved_at"], "status": "resolved",
+                        "changeReason": "its faults ended (CL-2)"})
+    history.sort(key=lambda c: c["changeDate"] or "")
+    last = history[-1]
+    updates = [t for t in (order["updated_at"], last["changeDate"], *(n["date"] for n in notes)) if t]
+    severities = {r.get("severity") for r in fault_rows.values()}
+    severity = "serious" if "serious" in severities else ("general" if fault_rows else None)
+    names = names or {}
+    entities = [{"id": f, "role": "fault", "@referredType": "Fault",
+                 **({"href": f"{base}/faults/{quote(f, safe='')}"} if base else {})}
+                for f in order["fault_ids"]]
+    circuits = dict.fromkeys(r["circuit_id"] for r in fault_rows.values() if r.get("circuit_id"))
+    entities += [{"id": c, "role": "circuit", "@referredType": "Circuit"} for c in circuits]
+    queue = order["queue"]
+    parties = [{"id": queue, "role": "owner", "@referredType": "Queue", "name": queue}] if queue else []
+    parties += [{"id": q, "role": "cc", "@referredType": "Queue", "name": q} for q in order["cc"]]
+    customers = dict.fromkeys(r["customer_id"] for r in fault_rows.values() if r.get("customer_id"))
+    parties += [{"id": c, "role": "customer", "@referredType": "Customer", "name": names.get(c)}
+                for c in customers]
+    title = order["title"]
+    description = f"{title} (faults {', '.join(order['fault_ids'])})" if title else None
+    return {"id": wo, "href": f"{base}/tmf-api/troubleTicket/v4/troubleTicket/{quote(wo, safe='')}",
+            "@type": "TroubleTicket", "name": title, "description": description, "severity": severity,
+            "priority": order["priority"], "ticketType": rule, "status": order["status"],
+            "statusChangeDate": last["changeDate"], "statusChangeReason": last["changeReason"],
+            "statusChange": history, "creationDate": order["created_at"],
+            "lastUpdate": max(updates) if updates else None, "resolutionDate": order["resolved_at"],
+            "expectedResolutionDate": order["arrive_by"] or order["contact_by"],
+            "channel": {"name": queue}, "note": [{k: n[k] for k in ("id", "author", "date", "text")}
+                                                 for n in notes],
+            "relatedEntity": entities, "relatedParty": parties}
 
 
 class Status(BaseModel):
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.STATUS]})
     status: str
     detail: str | None = None
     problems: list[str] = Field(default=[], description="what makes the service unready")

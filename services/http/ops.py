@@ -11,6 +11,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from services.http import examples
+from services.http.examples import answer
 from services.http.face import Face, no_warnings
 from services.http.models import (
     Status,
@@ -49,7 +51,8 @@ def ops_routes(face: Face | Ops) -> APIRouter:
                 "problems": problems, "warnings": face.warnings()}
         return JSONResponse(body, status_code=503 if problems else 200)
 
-    @router.get("/metrics", response_class=Response)
+    @router.get("/metrics", response_class=Response,
+                responses={200: answer(examples.METRICS, "text/plain; version=0.0.4")})
     async def metrics() -> Response:
         return Response(generate_latest(face.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -51,7 +51,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import JSON, Select, cast, func, select, true, tuple_
+from sqlalchemy import JSON, Select, cast, func, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.http.models import FaultOut, WorkOrderOut
@@ -66,6 +66,8 @@ from shared.db.models import (
     outbox,
     pruned_notices,
     rejected,
+    work_order_changes,
+    work_order_notes,
     work_orders,
 )
 from shared.topics import DECISIONS, FAULTS
@@ -188,6 +190,95 @@ async def order_one(conn: AsyncConnection, work_order_id: str) -> dict | None:
     query = select(work_orders).where(work_orders.c.work_order_id == work_order_id)
     row = (await conn.execute(query)).first()
     return None if row is None else WorkOrderOut.from_row(_mapping(row))
+
+
+# ---------------------------------------------------------------------- TMF621 trouble tickets
+
+@dataclass(slots=True)
+class TicketFilters:
+    """The filters of a ticket list (services/http/tickets.py), each a list of values (OR)."""
+
+    queues: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    priorities: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    cities: list[str] = field(default_factory=list)     # the orders of city.<C>.… queues
+    faults: list[str] = field(default_factory=list)     # orders whose fault_ids name one
+    created: list[tuple[str, str]] = field(default_factory=list)   # (eq|gt|gte|lt|lte, +08:00 text)
+    updated: list[tuple[str, str]] = field(default_factory=list)
+
+
+_COMPARE = {"eq": "__eq__", "gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
+
+
+def _tickets_where(query: Select, f: TicketFilters) -> Select:
+    c = work_orders.c
+    if f.queues:
+        query = query.where(c.queue.in_(f.queues))
+    if f.statuses:
+        query = query.where(c.status.in_(f.statuses))
+    if f.priorities:
+        query = query.where(c.priority.in_(f.priorities))
+    if f.rules:
+        query = query.where(c.rule.in_(f.rules))
+    if f.cities:
+        query = query.where(or_(*(c.queue.startswith(f"city.{city}.", autoescape=True) for city in f.cities)))
+    if f.faults:
+        # fault_ids is a JSON list kept as text: an element is its JSON string, quotes included.
+        query = query.where(or_(*(c.fault_ids.contains(orjson.dumps(fid).decode(), autoescape=True)
+                                  for fid in f.faults)))
+    for column, bounds in ((c.created_at, f.created), (c.updated_at, f.updated)):
+        for op, text in bounds:
+            query = query.where(getattr(column, _COMPARE[op])(text))
+    return query
+
+
+async def ticket_page(conn: AsyncConnection, f: TicketFilters, offset: int,
+                      limit: int) -> tuple[list[dict], int]:
+    """(a page of work-order bodies, how many match in all), in creation order."""
+    query = _tickets_where(select(work_orders), f).order_by(work_orders.c.created_at.nulls_last(),
+                                                           work_orders.c.work_order_id)
+    rows = [WorkOrderOut.from_row(_mapping(r)) for r in await conn.execute(query.offset(offset).limit(limit))]
+    counted = _tickets_where(select(func.count()).select_from(work_orders), f)
+    total = (await conn.execute(counted)).scalar_one()
+    return rows, total
+
+
+async def ticket_extras(conn: AsyncConnection, orders: Sequence[Mapping]) -> dict[str, dict]:
+    """work order id → {notes, changes, faults}: what a TroubleTicket shows beside the order —
+    its notes and operators' status changes (oldest first) and a summary of each of its
+    faults (severity, circuit, customer, city). A few queries per page."""
+    ids = [o["work_order_id"] for o in orders]
+    out: dict[str, dict] = {i: {"notes": [], "changes": [], "faults": {}} for i in ids}
+    n, ch = work_order_notes.c, work_order_changes.c
+    for chunk in _chunks(ids):
+        for r in await conn.execute(select(n.id, n.work_order_id, n.author, n.date, n.text)
+                                    .where(n.work_order_id.in_(chunk)).order_by(n.id)):
+            out[r.work_order_id]["notes"].append({"id": str(r.id), "author": r.author, "date": r.date,
+                                                  "text": r.text})
+        for r in await conn.execute(select(ch.work_order_id, ch.status, ch.reason, ch.at, ch.by)
+                                    .where(ch.work_order_id.in_(chunk)).order_by(ch.id)):
+            out[r.work_order_id]["changes"].append({"changeDate": r.at, "status": r.status,
+                                                    "changeReason": r.reason, "by": r.by})
+    fault_ids = list(dict.fromkeys(fid for o in orders for fid in o["fault_ids"]))
+    found: dict[str, dict] = {}
+    fc = faults.c
+    for chunk in _chunks(fault_ids):
+        for r in await conn.execute(select(fc.fault_id, fc.severity, fc.circuit_id, fc.customer_id, fc.city,
+                                           fc.kind, fc.ended_at).where(fc.fault_id.in_(chunk))):
+            found[r.fault_id] = _mapping(r)
+    for o in orders:
+        out[o["work_order_id"]]["faults"] = {fid: found[fid] for fid in o["fault_ids"] if fid in found}
+    return out
+
+
+async def open_faults_of(conn: AsyncConnection, fault_ids: Sequence[str]) -> list[str]:
+    """Those of these faults that are open in the read model, in the given order."""
+    open_ = set()
+    for chunk in _chunks(list(fault_ids)):
+        open_.update(fid for (fid,) in await conn.execute(
+            select(faults.c.fault_id).where(faults.c.fault_id.in_(chunk), faults.c.ended_at.is_(None))))
+    return [f for f in fault_ids if f in open_]
 
 
 # ---------------------------------------------------------------------- decisions

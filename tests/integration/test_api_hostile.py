@@ -136,8 +136,8 @@ def _limits(http: httpx.Client, port: int) -> None:
     for path in ("/faults", "/workorders", TMF621):
         page = http.get(path, params={"limit": 5})
         assert page.status_code == 200 and page.headers["x-result-count"] == str(len(page.json()))
-        for bad in ({"limit": 5001}, {"offset": 2**63}, {"limit": 0}):
-            assert http.get(path, params=bad).status_code == 422, (path, bad)
+        for bad in ({"limit": 5001}, {"offset": 2**63}, {"limit": 0}):      # TMF630: 400, an Error
+            assert http.get(path, params=bad).status_code == (400 if path == TMF621 else 422), (path, bad)
     assert http.get(TMF621).headers["x-total-count"] == "0"
     two = http.get("/faults", params={"limit": 2})
     assert [f["fault_id"] for f in two.json()] == ["F-GZ-000000", "F-GZ-000001"]

@@ -13,12 +13,14 @@ import sys
 
 import httpx
 import pytest
+from api_routes import ROUTES
 from tokens import bearer
 
 from service.http_support import MODES, one_app
 from service.support import ROOT, T0, FakeClock, alarm
-from services.access import TokenStore
-from services.http.face import TMF621, TMF642
+from services.access import ACT, ADMIN, INGEST, READ, TokenStore
+from services.http.alarms642 import BASES
+from services.http.face import TMF621, TMF621_BASE
 
 ACTION = {"kind": "resolve", "select": {"circuit_id": "GZ-INT-0001"}}
 COMPLAINT = {"complaint_id": "CSP-1", "channel": "10086-8", "customer_id": "C-FS-017", "city": "FS",
@@ -26,12 +28,6 @@ COMPLAINT = {"complaint_id": "CSP-1", "channel": "10086-8", "customer_id": "C-FS
 TMF_ALARM = {"alarmType": "communicationsAlarm", "perceivedSeverity": "critical", "probableCause": "LOS",
              "alarmedObject": {"id": "GZ-OTN-A:1-3-1"}, "sourceSystemId": "nms", "state": "raised",
              "alarmRaisedTime": "2026-11-25T10:00:00+08:00"}
-CHANGES = [("POST", "/alarms", alarm("GZ-OTN-A:1-3-1", "a1")), ("POST", "/complaints", COMPLAINT),
-           ("POST", "/actions", ACTION), ("POST", TMF642, TMF_ALARM)]
-READS = [("GET", "/faults", None), ("GET", "/faults/F-GZ-000001", None), ("GET", "/workorders", None),
-         ("GET", "/workorders/W-GZ-000001", None), ("GET", "/decisions", None), ("GET", TMF621, None),
-         ("GET", "/inputs/faultline.alarms:0:1@1", None)]
-AUDIT = [("GET", "/audit", None)]
 OPEN = ["/healthz", "/metrics", "/openapi.json", "/docs"]
 
 
@@ -43,7 +39,7 @@ async def _call(app, method: str, path: str, body, headers: dict[str, str] | Non
 async def test_without_a_token_every_call_but_health_metrics_and_docs_is_refused_401(settings, mode):
     async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
         app.client.headers.pop("authorization")
-        for method, path, body in CHANGES + READS + AUDIT:
+        for method, _template, path, body, _permission in GUARDED:
             resp = await _call(app, method, path, body, None)
             assert resp.status_code == 401, (path, resp.status_code, resp.text)
             assert resp.headers["www-authenticate"] == "Bearer"
@@ -76,27 +72,88 @@ async def test_a_revoked_token_stops_working(settings, mode, monkeypatch):
         assert resp.status_code == 401 and "unknown or revoked" in resp.json()["detail"]
 
 
-# role → the calls it may make (by path) among CHANGES and READS; any other is 403
-MAY = {
-    "admin": {p for _m, p, _b in CHANGES + READS + AUDIT},
-    "province-operator": {p for _m, p, _b in CHANGES + READS},
-    "read-only": {p for _m, p, _b in READS},
-    "ingest-only": {"/alarms", "/complaints", TMF642},
-}
+# Every guarded operation of the app: (method, path template, a concrete call, body, the
+# permission it needs). The templates are exactly tests/api_routes.ROUTES less the open ops.
+TICKET, ALARM_REF = f"{TMF621}/W-GZ-000001", "gd-otn-nms-1:a1"
+PATTERN = {"alarmPattern": [{"id": ALARM_REF}]}
+GUARDED = [
+    ("POST", "/alarms", "/alarms", alarm("GZ-OTN-A:1-3-1", "a1"), INGEST),
+    ("POST", "/complaints", "/complaints", COMPLAINT, INGEST),
+    ("POST", "/actions", "/actions", ACTION, ACT),
+    ("GET", "/faults", "/faults", None, READ),
+    ("GET", "/faults/{fault_id}", "/faults/F-GZ-000001", None, READ),
+    ("GET", "/faults/{fault_id}/detail", "/faults/F-GZ-000001/detail", None, READ),
+    ("GET", "/faults/{fault_id}/report", "/faults/F-GZ-000001/report", None, READ),
+    ("GET", "/workorders", "/workorders", None, READ),
+    ("GET", "/workorders/{work_order_id}", "/workorders/W-GZ-000001", None, READ),
+    ("GET", "/decisions", "/decisions", None, READ),
+    ("GET", "/inputs/{input_id}", "/inputs/faultline.alarms:0:1@1", None, READ),
+    ("GET", "/audit", "/audit", None, ADMIN),
+    ("POST", "/inventory", "/inventory", {"customers": "not a list"}, ADMIN),
+    ("GET", "/inventory", "/inventory", None, READ),
+    *(("GET", f"/inventory/{kind}s", f"/inventory/{kind}s", None, READ)
+      for kind in ("customer", "circuit", "resource")),
+    *(("GET", f"/inventory/{kind}s/{{{kind}_id}}", f"/inventory/{kind}s/X-1", None, READ)
+      for kind in ("customer", "circuit", "resource")),
+    ("GET", TMF621, TMF621, None, READ),
+    ("POST", TMF621, TMF621, {"description": "d", "severity": "s", "ticketType": "t"}, READ),
+    ("GET", f"{TMF621}/{{ticket_id}}", TICKET, None, READ),
+    ("PATCH", f"{TMF621}/{{ticket_id}}", TICKET, {"status": "held"}, ACT),
+    ("DELETE", f"{TMF621}/{{ticket_id}}", TICKET, None, READ),
+    *((method, f"{root}/hub{tail}", f"{root}/hub{call}", body, READ)
+      for root in ("", TMF621_BASE)
+      for method, tail, call, body in (("POST", "", "", {"callback": "http://127.0.0.1:9/listener"}),
+                                       ("GET", "/{id}", "/999", None), ("DELETE", "/{id}", "/999", None))),
+    *((method, f"{root}{tail}", f"{root}{call}", body, permission)
+      for root in BASES
+      for method, tail, call, body, permission in (
+          ("POST", "/alarm", "/alarm", TMF_ALARM, INGEST), ("GET", "/alarm", "/alarm", None, READ),
+          ("GET", "/alarm/{alarm_id}", f"/alarm/{ALARM_REF}", None, READ),
+          ("PATCH", "/alarm/{alarm_id}", f"/alarm/{ALARM_REF}", {"ackState": "acknowledged"}, ACT),
+          *(("POST", f"/{task}", f"/{task}", PATTERN, ACT)
+            for task in ("ackAlarms", "unAckAlarms", "clearAlarms")),
+          ("POST", "/commentAlarms", "/commentAlarms", {**PATTERN, "comment": [{"comment": "c"}]}, ACT),
+          ("POST", "/groupAlarms", "/groupAlarms", {}, READ),
+          ("POST", "/unGroupAlarms", "/unGroupAlarms", {}, READ))),
+]
+GRANTS = {"admin": {READ, INGEST, ACT, ADMIN}, "province-operator": {READ, INGEST, ACT},
+          "read-only": {READ}, "ingest-only": {INGEST}}
+
+
+def test_the_permission_table_covers_every_guarded_operation():
+    assert {(m, t) for m, t, _c, _b, _p in GUARDED} == ROUTES - {("GET", p) for p in ("/healthz", "/readyz",
+                                                                                      "/metrics")}
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("role", sorted(MAY))
+@pytest.mark.parametrize("role", sorted(GRANTS))
 async def test_each_role_may_call_exactly_its_endpoints(settings, mode, role):
     async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
         headers = await bearer(app.engine, role)
-        for method, path, body in CHANGES + READS + AUDIT:
-            resp = await _call(app, method, path, body, headers)
-            if path in MAY[role]:
-                assert resp.status_code not in (401, 403), (role, path, resp.status_code, resp.text)
+        for method, template, path, body, permission in GUARDED:
+            resp = await app.client.request(method, path, json=body, headers=headers,
+                                            params={"wait_s": 0} if method == "PATCH" else None)
+            if permission in GRANTS[role]:
+                assert resp.status_code not in (401, 403), (role, template, resp.status_code, resp.text)
             else:
-                assert resp.status_code == 403, (role, path, resp.status_code, resp.text)
+                assert resp.status_code == 403, (role, template, resp.status_code, resp.text)
                 assert f"role {role} may not" in resp.json()["detail"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_city_operator_may_read_and_act_but_not_on_the_provinces_alarms_or_audit(settings, mode):
+    async with one_app(mode, settings, FakeClock(T0 + 5)) as app:
+        gz = await bearer(app.engine, "city-operator", "GZ")
+        for method, template, path, body, _permission in GUARDED:
+            resp = await app.client.request(method, path, json=body, headers=gz,
+                                            params={"wait_s": 0} if method == "PATCH" else None)
+            province = template.startswith(BASES) and not template.endswith(("groupAlarms", "GroupAlarms"))
+            if province or template in ("/alarms", "/audit", "/decisions") or (method, template) == (
+                    "POST", "/inventory"):
+                assert resp.status_code == 403, (template, resp.status_code, resp.text)
+            else:
+                assert resp.status_code not in (401, 403) or "this token is GZ's" in resp.text, (
+                    template, resp.status_code, resp.text)
 
 
 async def test_a_city_operator_sees_and_changes_only_its_city(settings):

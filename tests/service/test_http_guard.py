@@ -148,8 +148,10 @@ async def test_faults_and_workorders_come_a_page_at_a_time(settings):
         one = await svc.client.get("/workorders", params={"limit": 1, "offset": 1})
         assert one.json() == orders[1:2] and one.headers["x-result-count"] == "1"
         for path in ("/faults", "/workorders", "/tmf-api/troubleTicket/v4/troubleTicket"):
+            tmf = path.startswith("/tmf-api/")             # TMF630: a bad parameter is 400, an Error
             for bad in ({"limit": 0}, {"limit": 5001}, {"offset": -1}, {"offset": 2**63}, {"limit": "many"}):
-                assert (await svc.client.get(path, params=bad)).status_code == 422, (path, bad)
+                status = (await svc.client.get(path, params=bad)).status_code
+                assert status == (400 if tmf else 422), (path, bad)
 
 
 async def test_decisions_after_seq_beyond_64_bits_is_422_not_500(settings):
@@ -430,7 +432,8 @@ async def test_the_production_api_pages_faults_work_orders_and_trouble_tickets(t
             tickets = await http.get("/tmf-api/troubleTicket/v4/troubleTicket", params={"limit": 2})
             assert [t["id"] for t in tickets.json()] == ["W-GZ-000000", "W-GZ-000001"]
             assert tickets.headers["x-total-count"] == "5" and tickets.headers["x-result-count"] == "2"
-            assert tickets.json()[0]["relatedEntity"] == [{"id": "F-GZ-000001", "role": "fault"}]
+            entities = tickets.json()[0]["relatedEntity"]
+            assert [(e["id"], e["role"]) for e in entities] == [("F-GZ-000001", "fault")]
             for bad in ({"limit": 5001}, {"offset": 2**63}, {"offset": -1}):
                 assert (await http.get("/faults", params=bad)).status_code == 422
             # The same guard as in the embedded mode.

@@ -9,17 +9,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from api_routes import ROUTES
 
 from service.http_support import MODES, asgi_client, one_app, production_api
 from service.support import T0, FakeClock, live_service
-from services.http.face import TMF621, TMF642
 from services.http.guard import HttpLimits
-
-ROUTES = {("POST", "/alarms"), ("POST", "/complaints"), ("POST", "/actions"), ("POST", TMF642),
-          ("GET", "/faults"), ("GET", "/faults/{fault_id}"), ("GET", "/workorders"),
-          ("GET", "/workorders/{work_order_id}"), ("GET", "/decisions"), ("GET", TMF621),
-          ("GET", "/inputs/{input_id}"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
-          ("GET", "/audit")}
 
 
 def _routes(spec: dict) -> set[tuple[str, str]]:
@@ -72,3 +66,38 @@ async def test_the_production_app_takes_its_limits_from_the_settings_it_is_built
         assert big.status_code == 413 and "100 bytes" in big.json()["detail"]
     finally:
         await api.engine.dispose()
+
+
+def _has_example(node: object) -> bool:
+    if isinstance(node, dict):
+        return "example" in node or "examples" in node or any(_has_example(v) for v in node.values())
+    return isinstance(node, list) and any(_has_example(v) for v in node)
+
+
+async def test_every_operation_of_the_document_has_an_example(settings):
+    """Issue 10: an example for every operation — of its request body, a parameter, or what it
+    answers (its success, or, for an operation not offered, its 405)."""
+    async with live_service(settings, FakeClock(T0)) as svc:
+        spec = svc.app.openapi()
+    schemas = spec["components"]["schemas"]
+
+    def resolved(node: object, depth: int = 0) -> object:
+        if depth > 6:
+            return node
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolved(schemas[node["$ref"].rsplit("/", 1)[-1]], depth + 1)
+            return {k: resolved(v, depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolved(v, depth + 1) for v in node]
+        return node
+
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            answers = [a for code, a in op.get("responses", {}).items()
+                       if code.startswith("2") or code == "405"]
+            if not (_has_example(resolved(op.get("requestBody", {})))
+                    or _has_example(op.get("parameters", [])) or _has_example(resolved(answers))):
+                missing.append((method.upper(), path))
+    assert missing == []
