@@ -22,6 +22,7 @@ from services.config import load_inventory_file
 from services.http.app import build_app
 from services.http.face import Face
 from services.http.guard import serve_until_stopped
+from services.inventory_store import startup_inventory, watch
 from services.runtime.shell import reachable
 from services.settings import Settings
 from shared.inventory import Inventory
@@ -36,28 +37,37 @@ def alive() -> str | None:
 
 
 def face(settings: Settings, engine: AsyncEngine, producer: ProducerPort, registry: CollectorRegistry,
-         inventory: Inventory | None = None, broker: Transport | None = None) -> Face:
+         inventory: Inventory | None = None, broker: Transport | None = None,
+         inventory_version: int | None = None) -> Face:
     broker = broker or KafkaTransport(settings.kafka)       # readiness dials it
     return Face(producer=producer, db=engine, registry=registry, health=alive,
-                ready=lambda: reachable(engine, broker), limits=settings.http, inventory=inventory)
+                ready=lambda: reachable(engine, broker), limits=settings.http, inventory=inventory,
+                inventory_version=inventory_version)
 
 
 def create_api(settings: Settings, engine: AsyncEngine, producer: ProducerPort,
                registry: CollectorRegistry, inventory: Inventory | None = None,
-               broker: Transport | None = None) -> FastAPI:
+               broker: Transport | None = None, inventory_version: int | None = None) -> FastAPI:
     """The api's app on these adapters (tests/service/http_support.py builds it with a
     recording producer and a SQLite read model)."""
-    return build_app(face(settings, engine, producer, registry, inventory, broker))
+    return build_app(face(settings, engine, producer, registry, inventory, broker, inventory_version))
 
 
 async def api(settings: Settings, stop: asyncio.Event) -> None:
-    inventory = load_inventory_file(settings.inventory_path) if settings.inventory_path else None
+    seed = load_inventory_file(settings.inventory_path) if settings.inventory_path else None
     engine, transport = await prepare(settings, (ALARMS, ACTIONS, DEADLETTER, raw_alarms_topic("tmf642")))
+    inventory, version = await startup_inventory(engine, seed, "api")
     producer = transport.producer()
     await producer.start(deadline_s=None)
     try:
-        app = create_api(settings, engine, producer, CollectorRegistry(), inventory, transport)
-        await serve_until_stopped(app, settings.http_port, stop, settings.http, host=settings.http_host)
+        app = create_api(settings, engine, producer, CollectorRegistry(), inventory, transport, version)
+        hub = asyncio.create_task(app.state.hub.run(stop), name="hub")    # TMF event delivery
+        watching = asyncio.create_task(watch(engine, version, lambda _version: stop.set(), stop))
+        try:
+            await serve_until_stopped(app, settings.http_port, stop, settings.http, host=settings.http_host)
+        finally:
+            stop.set()
+            await asyncio.gather(hub, watching)
     finally:
         await producer.stop()
         await engine.dispose()

@@ -29,10 +29,27 @@ def run_process(name: str, args) -> int:
         stop = asyncio.Event()
         install_stop(stop)
         asyncio.get_running_loop().create_task(watchdog(stop, settings.drain_s))
-        await main(settings, stop)
+        while True:
+            # One generation per inventory: the process's loops drain when SIGTERM comes (and the
+            # process ends), or when an inventory is loaded through the API (and they start
+            # again on it: services/inventory_store.py).
+            generation = asyncio.Event()
+            relay = asyncio.get_running_loop().create_task(_relay(stop, generation))
+            try:
+                await main(settings, generation)
+            finally:
+                relay.cancel()
+            if stop.is_set():
+                return
+            log.warning("faultline %s: restarting on the inventory loaded through the API", name)
 
     asyncio.run(go())
     return 0
+
+
+async def _relay(stop: asyncio.Event, generation: asyncio.Event) -> None:
+    await stop.wait()
+    generation.set()
 
 
 async def _correlate(settings: Settings, stop: asyncio.Event) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.http.app import build_ops_app
 from services.http.ops import Ops
+from services.inventory_store import startup_inventory
 from services.runtime.assembly import Wiring, wiring
 from services.runtime.metrics import calendar_watch
 from services.runtime.shell import loops_health, readiness, tune_gc
@@ -30,12 +31,14 @@ async def prepare(settings: Settings, topics: Iterable[str]) -> tuple[AsyncEngin
     return db, transport
 
 
-async def kafka_wiring(settings: Settings, inventory, rulebook, topics) -> Wiring:
-    """The database (migrated) and the broker (topics created) of a production process."""
+async def kafka_wiring(settings: Settings, inventory, rulebook, topics, process: str) -> Wiring:
+    """The database (migrated) and the broker (topics created) of a production process, and the
+    inventory it runs on: the current version loaded through the API, else the file's."""
     db, transport = await prepare(settings, topics)
+    inventory, version = await startup_inventory(db, inventory, process)
     producer = transport.producer()
     await producer.start(deadline_s=None)
-    w = wiring(inventory, rulebook, db, transport, producer, CollectorRegistry())
+    w = wiring(inventory, rulebook, db, transport, producer, CollectorRegistry(), version)
     tune_gc()                                # the inventory and rulebook are loaded: long-lived
     return w
 

@@ -28,6 +28,7 @@ from services.config import UsageError, load_config
 from services.http.app import build_app
 from services.http.face import Face
 from services.http.guard import HttpLimits, serve_until_stopped
+from services.inventory_store import startup_inventory, watch
 from services.runtime.assembly import (
     CORRELATE_TOPICS,
     DISPATCH_TOPICS,
@@ -61,7 +62,8 @@ class Embedded:
                  http: HttpLimits | None = None, registry: CollectorRegistry | None = None,
                  tick_every_s: float = TICK_EVERY_S, stream: bool = False,
                  recovery: Recovery | None = None) -> None:
-        self.inventory = inventory
+        self.seed = self.inventory = inventory   # the file's; the database's version wins at start
+        self.inventory_version: int | None = None
         self.rulebook = rulebook
         self.database_url = database_url
         self.clock = clock
@@ -75,6 +77,7 @@ class Embedded:
 
     async def start(self) -> None:
         self.db = db = await open_database(self.database_url)
+        self.inventory, self.inventory_version = await startup_inventory(db, self.seed, "run")
         clock = self.clock
 
         def now_ms() -> int:                 # the message time of what is sent here: the service's clock
@@ -95,18 +98,24 @@ class Embedded:
         self.warnings = calendar_watch(self.rulebook, self.registry, clock.now)
         self.app = build_app(Face(producer=self.producer, db=db, registry=self.registry, health=self._health,
                                   ready=self._ready, warnings=self.warnings, limits=self.http,
-                                  now_ms=now_ms, inventory=self.inventory))
+                                  now_ms=now_ms, inventory=self.inventory,
+                                  inventory_version=self.inventory_version))
         stop = self.stop_event
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("router", self.router.run(stop)), ("correlate", self.correlate.run(stop)),
             ("dispatch", self.dispatch.run(stop)), ("ingest", self.ingest.run(stop)),
-            ("deadletter", self.keeper.run(stop)),
+            ("deadletter", self.keeper.run(stop)), ("hub", self.app.state.hub.run(stop)),
             ("router-metrics", router_metrics(self.router, self.registry, stop)))]
         # Started: every loop has joined its group and made a first pass (or, after 30 s,
         # /healthz says which has not).
         deadline = asyncio.get_running_loop().time() + 30
         while self._health() is not None and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
+
+    def again(self) -> Embedded:
+        """A new runtime with this one's arguments (it takes the inventory current at its start)."""
+        return Embedded(self.seed, self.rulebook, self.database_url, self.clock, http=self.http,
+                        tick_every_s=self.tick_every_s, stream=self.stream, recovery=self.recovery)
 
     async def stop(self) -> None:
         """Drain: each loop finishes, stores and commits its batch, then the database closes."""
@@ -203,19 +212,34 @@ async def first_admin_token(db) -> None:
 
 async def _serve(service: Embedded, host: str, port: int,
                  background: Sequence[Callable[[Embedded, Callable[[], None]], Awaitable[None]]]) -> int:
-    """Run until Ctrl-C / SIGTERM, or until a background task calls its `stop`; then drain."""
+    """Run until Ctrl-C / SIGTERM, or until a background task calls its `stop`; then drain. An
+    inventory loaded through the API drains every loop and the HTTP server, and starts them
+    again on it (services/inventory_store.py); the background tasks (the demo) run once."""
     stop = asyncio.Event()
     install_stop(stop)
-    await service.start()
-    await first_admin_token(service.db)
-    tune_gc()                        # started: the inventory and the shards rebuilt are long-lived
-    tasks = [asyncio.create_task(make(service, stop.set)) for make in background]
-    try:
-        await serve_until_stopped(service.app, port, stop, service.http, host=host)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await service.stop()
-    return 0
+    while True:
+        generation = asyncio.Event()
+        relay = asyncio.create_task(_relay(stop, generation))
+        await service.start()
+        await first_admin_token(service.db)
+        tune_gc()                    # started: the inventory and the shards rebuilt are long-lived
+        tasks = [asyncio.create_task(make(service, stop.set)) for make in background]
+        tasks.append(asyncio.create_task(watch(service.db, service.inventory_version,
+                                               lambda _version, g=generation: g.set(), generation)))
+        try:
+            await serve_until_stopped(service.app, port, generation, service.http, host=host)
+        finally:
+            relay.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, relay, return_exceptions=True)
+            await service.stop()
+        if stop.is_set():
+            return 0
+        log.warning("faultline run: restarting on the inventory loaded through the API")
+        service, background = service.again(), ()
 
+
+async def _relay(stop: asyncio.Event, generation: asyncio.Event) -> None:
+    await stop.wait()
+    generation.set()

@@ -48,11 +48,13 @@ class Wiring:
     producer: Producer
     registry: CollectorRegistry
     metrics: EngineMetrics
+    inventory_version: int | None = None     # loaded through the API (None: the file's)
 
 
 def wiring(inventory: Inventory, rulebook: Rulebook, db: AsyncEngine, transport: Transport,
-           producer: Producer, registry: CollectorRegistry) -> Wiring:
-    return Wiring(inventory, rulebook, db, transport, producer, registry, EngineMetrics(registry))
+           producer: Producer, registry: CollectorRegistry, inventory_version: int | None = None) -> Wiring:
+    return Wiring(inventory, rulebook, db, transport, producer, registry, EngineMetrics(registry),
+                  inventory_version)
 
 
 def _recovery(recovery: Recovery | None) -> dict:
