@@ -8,7 +8,7 @@ from services.http.face import TMF621, TMF621_BASE
 
 _TMF642 = {op for root in BASES for op in (
     ("POST", f"{root}/alarm"), ("GET", f"{root}/alarm"), ("GET", f"{root}/alarm/{{alarm_id}}"),
-    ("PATCH", f"{root}/alarm/{{alarm_id}}"),
+    ("PATCH", f"{root}/alarm/{{alarm_id}}"), ("DELETE", f"{root}/alarm/{{alarm_id}}"),
     *(("POST", f"{root}/{task}") for task in ("ackAlarms", "unAckAlarms", "clearAlarms", "commentAlarms",
                                               "groupAlarms", "unGroupAlarms")))}
 

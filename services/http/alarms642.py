@@ -8,7 +8,8 @@
   where ingest normalizes, deduplicates and dead-letters it like any other source. 201 with
   the alarm as it will be kept. `id` is `<sourceSystemId>:<alarm id>` (strings; v4 types it
   as an integer): the read model keys alarms by source and id.
-- GET list (filters, paging) and GET one: the read model's `alarms`.
+- GET list (filters, paging) and GET one: the read model's `alarms`. DELETE answers 405:
+  alarms are kept (留痕); an operator clears one instead.
 - PATCH: `ackState` (acknowledged / unacknowledged, with ackUserId, ackSystemId), `comment`
   (appended), and clearing (`state` or `perceivedSeverity` = cleared, clearUserId). A clear
   is a clearing alarm published to faultline.alarms like any feed's, so the rules see it (a
@@ -418,16 +419,28 @@ def alarm_routes(io: Intake, auth: Auth) -> APIRouter:
                         return await desk.task(request, root, task, answer, who)
                 task_route()
 
-            for task in ("groupAlarms", "unGroupAlarms"):
-                def not_offered(task: str = task) -> None:
-                    @router.post(root + "/" + task, status_code=405, tags=tags, responses=tmf_answers(405),
-                                 name=f"{task} ({root})")
-                    async def group(who: Principal = read) -> Response:
-                        """Not offered: faultline groups alarms itself, by correlation (RULES.md §2–3)."""
-                        raise HTTPException(405, f"{task}: faultline groups alarms by correlation "
-                                                 "(RULES.md §2-3); see GET /faults", headers={"Allow": ""})
-                not_offered()
+            _not_offered(router, root, tags, read)
 
         routes()
     return router
 
+
+def _not_offered(router: APIRouter, root: str, tags: list[str], read: Any) -> None:
+    """The TMF642 operations faultline answers 405, documented: DELETE (alarms are kept) and the
+    grouping tasks (correlation groups alarms)."""
+    @router.delete(root + "/alarm/{alarm_id:path}", status_code=405, tags=tags,
+                   responses=tmf_answers(405))
+    async def delete_alarm(alarm_id: str, who: Principal = read) -> Response:
+        """Not offered: alarms are kept (留痕); clear one instead (PATCH state cleared)."""
+        raise HTTPException(405, "alarms are kept: clear it instead (PATCH state cleared)",
+                            headers={"Allow": "GET, PATCH"})
+
+    for task in ("groupAlarms", "unGroupAlarms"):
+        def not_offered(task: str = task) -> None:
+            @router.post(root + "/" + task, status_code=405, tags=tags, responses=tmf_answers(405),
+                         name=f"{task} ({root})")
+            async def group(who: Principal = read) -> Response:
+                """Not offered: faultline groups alarms itself, by correlation (RULES.md §2–3)."""
+                raise HTTPException(405, f"{task}: faultline groups alarms by correlation "
+                                         "(RULES.md §2-3); see GET /faults", headers={"Allow": ""})
+        not_offered()

@@ -7,12 +7,15 @@ loaded one, the inventory. This is the one module that builds FastAPI apps: `bui
 and `build_ops_app(ops)`, the port of a process that serves only /healthz, /readyz and
 /metrics (correlate, dispatch, ingest). Beside it: face.py (what a mode gives), intake.py
 (the intake routes and outcomes), ops.py (health, readiness, metrics), reads.py (the SQL of
-the reads), models.py, guard.py. Their /docs and /redoc load every asset from the
+the reads), models.py, examples.py, guard.py, auth.py; the TMF APIs: tickets.py (TMF621),
+alarms642.py (TMF642), tmf.py (what they share), hub_routes.py (services/hub.py delivers);
+inventory_routes.py (services/inventory_store.py); fault_detail.py (and dispatcher/report.py).
+Their /docs and /redoc load every asset from the
 fastapi-offline package: monitoring rooms sit on isolated networks.
 
 Intake never calls a stage. An accepted input is published — alarms to faultline.alarms
 (keyed by resource), complaints and operator actions (§3 objects, without `at`) to
-faultline.actions, TMF642 alarms as they came to faultline.alarms.raw.tmf642 — stamped
+faultline.actions, TMF642 alarms as they came to faultline.alarms.raw.tmf642 (alarms642.py) — stamped
 with the mode's clock (`face.now_ms`; `faultline run` runs on an accelerated demo clock),
 and answered once the transport acknowledged it. A body that cannot be used — not JSON,
 a field of the wrong type, an unknown kind, an action whose `select` names no city's faults

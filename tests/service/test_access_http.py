@@ -110,6 +110,7 @@ GUARDED = [
           ("POST", "/alarm", "/alarm", TMF_ALARM, INGEST), ("GET", "/alarm", "/alarm", None, READ),
           ("GET", "/alarm/{alarm_id}", f"/alarm/{ALARM_REF}", None, READ),
           ("PATCH", "/alarm/{alarm_id}", f"/alarm/{ALARM_REF}", {"ackState": "acknowledged"}, ACT),
+          ("DELETE", "/alarm/{alarm_id}", f"/alarm/{ALARM_REF}", None, READ),
           *(("POST", f"/{task}", f"/{task}", PATTERN, ACT)
             for task in ("ackAlarms", "unAckAlarms", "clearAlarms")),
           ("POST", "/commentAlarms", "/commentAlarms", {**PATTERN, "comment": [{"comment": "c"}]}, ACT),
@@ -147,7 +148,8 @@ async def test_a_city_operator_may_read_and_act_but_not_on_the_provinces_alarms_
         for method, template, path, body, _permission in GUARDED:
             resp = await app.client.request(method, path, json=body, headers=gz,
                                             params={"wait_s": 0} if method == "PATCH" else None)
-            province = template.startswith(BASES) and not template.endswith(("groupAlarms", "GroupAlarms"))
+            province = template.startswith(BASES) and not (template.endswith(("groupAlarms", "GroupAlarms"))
+                                                            or method == "DELETE")
             if province or template in ("/alarms", "/audit", "/decisions") or (method, template) == (
                     "POST", "/inventory"):
                 assert resp.status_code == 403, (template, resp.status_code, resp.text)

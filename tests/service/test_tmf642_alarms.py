@@ -88,6 +88,8 @@ async def test_tmf642_a_body_ingest_would_refuse_is_400_and_kept(settings):
                            ("commentAlarms", {"alarmPattern": [{"id": "x:y"}]})):
             assert (await svc.client.post(f"{root}/{task}", json=body)).status_code == 400
         assert (await svc.client.post(f"{root}/groupAlarms", json={})).status_code == 405
+        gone = await svc.client.delete(f"{root}/alarm/nms:1")
+        assert gone.status_code == 405 and "alarms are kept" in gone.json()["message"]
 
 
 async def test_tmf642_alarms_are_the_provinces_not_a_city_operators(settings):
