@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.models import inventories
@@ -37,6 +37,7 @@ from shared.inventory import Inventory, parse_inventory
 log = logging.getLogger("faultline.inventory")
 
 WATCH_EVERY_S = 5.0
+KEEP_VERSIONS = 20
 _META = (inventories.c.id, inventories.c.digest, inventories.c.customers, inventories.c.resources,
          inventories.c.circuits, inventories.c.loaded_at, inventories.c.loaded_by)
 
@@ -75,6 +76,8 @@ class InventoryStore:
                 resources=len(inventory.resources), circuits=len(inventory.circuits),
                 loaded_at=self.clock(), loaded_by=by))
             version = int(result.inserted_primary_key[0])
+            # The newest KEEP_VERSIONS stay (each up to the body limit): a history, not an archive.
+            await conn.execute(delete(inventories).where(inventories.c.id <= version - KEEP_VERSIONS))
         return {"version": version, "digest": digest, "customers": len(inventory.customers),
                 "resources": len(inventory.resources), "circuits": len(inventory.circuits),
                 "loaded_at": self.clock(), "loaded_by": by}, inventory, True

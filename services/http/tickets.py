@@ -33,7 +33,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
 
 from services.access import ACT, READ, Principal
 from services.http.auth import AUTH_ANSWERS, Auth, check
@@ -78,6 +78,7 @@ PATCHABLE = ("status", "statusChangeReason", "note")
 READ_ONLY = ("id", "href", "@type", "@baseType", "@schemaLocation", "creationDate", "lastUpdate",
              "statusChangeDate", "statusChange", "statusChangeHistory", "resolutionDate")
 MAX_NOTES, MAX_TEXT = 20, 4000
+MAX_NOTES_PER_TICKET = 1000          # a ticket's body stays readable; a runaway client is told
 DEFAULT_WAIT_S = 10.0
 FILTERS = ("queue", "status", "priority", "ticketType", "city", "fault",
            *time_filters(("creationDate", "lastUpdate")))
@@ -185,6 +186,12 @@ class TicketDesk:
                                              f"to {current['status']}; read it again")
                 await conn.execute(insert(work_order_changes).values(
                     work_order_id=ticket_id, status=status, reason=why, at=now, by=_by(who)))
+            if notes:
+                held = (await conn.execute(select(func.count()).select_from(work_order_notes).where(
+                    work_order_notes.c.work_order_id == ticket_id))).scalar_one()
+                if held + len(notes) > MAX_NOTES_PER_TICKET:
+                    raise HTTPException(409, f"trouble ticket {ticket_id}: holds {held} notes; at most "
+                                             f"{MAX_NOTES_PER_TICKET}")
             for text, author in notes:
                 await conn.execute(insert(work_order_notes).values(
                     work_order_id=ticket_id, author=author or who.name, date=now, text=text))

@@ -166,3 +166,13 @@ async def test_faultline_run_restarts_its_loops_on_a_loaded_inventory(tmp_path):
         _out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert "restarting on the inventory loaded through the API" in err.decode()
     assert proc.returncode == 0, err.decode()[-2000:]
+
+
+async def test_only_the_newest_inventory_versions_are_kept(settings, monkeypatch):
+    monkeypatch.setattr("services.inventory_store.KEEP_VERSIONS", 2)
+    async with live_service(settings, FakeClock(T0 + 5)) as svc:
+        doc = copy.deepcopy(SAMPLE)
+        for n in range(3):
+            doc["customers"][0]["name"] = f"name {n}"
+            assert (await svc.client.post("/inventory", json=doc)).status_code == 201
+        assert [v["version"] for v in (await svc.client.get("/inventory")).json()["versions"]] == [3, 2]

@@ -225,3 +225,15 @@ async def test_T5_a_listener_hears_the_rules_and_the_operators_changes(settings,
         (change,) = [b for b in listener.bodies() if b["eventType"] == "TroubleTicketStatusChangeEvent"]
         assert change["event"]["troubleTicket"]["status"] == "held"
         assert len({b["eventId"] for b in listener.bodies()}) == len(listener.bodies())
+
+
+async def test_a_ticket_holds_a_bounded_number_of_notes(settings, monkeypatch):
+    monkeypatch.setattr("services.http.tickets.MAX_NOTES_PER_TICKET", 3)
+    async with live_service(settings, FakeClock(T0 + 5)) as svc:
+        await _setup(svc)
+        href = f"{TMF621}/{(await _tickets(svc, None)).json()[0]['id']}"
+        ok = await svc.client.patch(href, json={"note": [{"text": "a"}, {"text": "b"}, {"text": "c"}]})
+        assert ok.status_code == 200 and len(ok.json()["note"]) == 3
+        full = await svc.client.patch(href, json={"note": [{"text": "d"}]})
+        assert full.status_code == 409 and "at most 3" in full.json()["message"]
+        assert len((await svc.client.get(href)).json()["note"]) == 3
