@@ -151,14 +151,19 @@ def hub_routes(hub: Hub, auth: Auth) -> APIRouter:
         location = f"{request.url.path.rstrip('/')}/{made['id']}"
         return _json(made, 201, {"Location": location})
 
-    @router.get("/hub/{id}", response_model=HubState,
-                responses={404: {"description": "no listener of that id"}})
-    async def get_listener(id: Annotated[str, Path(examples=["17"])], who: Principal = read) -> Response:
-        """A listener, and how its deliveries go (failing since, disabled, pending)."""
+    async def touchable(id: str, who: Principal) -> dict:
+        """The listener, if there is one (404) and `who` may see and change it (403)."""
         listener = await hub.listener(id)
         if listener is None:
             raise HTTPException(404, f"no listener {id}")
         _may_touch(who, listener)
+        return listener
+
+    @router.get("/hub/{id}", response_model=HubState,
+                responses={404: {"description": "no listener of that id"}})
+    async def get_listener(id: Annotated[str, Path(examples=["17"])], who: Principal = read) -> Response:
+        """A listener, and how its deliveries go (failing since, disabled, pending)."""
+        await touchable(id, who)
         state = await hub.get(id)
         if state is None:
             raise HTTPException(404, f"no listener {id}")
@@ -168,10 +173,7 @@ def hub_routes(hub: Hub, auth: Auth) -> APIRouter:
                    responses={404: {"description": "no listener of that id"}})
     async def delete_listener(id: Annotated[str, Path(examples=["17"])], who: Principal = read) -> Response:
         """Unregister a listener: it gets no more events (what it had still to get is dropped)."""
-        listener = await hub.listener(id)
-        if listener is None:
-            raise HTTPException(404, f"no listener {id}")
-        _may_touch(who, listener)
+        listener = await touchable(id, who)
         if not await hub.delete(id):
             raise HTTPException(404, f"no listener {id}")
         await audit(who, "DELETE /hub", {"listener": str(listener["id"]),

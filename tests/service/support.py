@@ -177,6 +177,19 @@ async def until(probe: Callable[[], Awaitable[bool]], timeout_s: float = 15.0,
         await asyncio.sleep(0.02)
 
 
+async def until_healthy(http: httpx.AsyncClient, timeout_s: float = 60.0) -> None:
+    """Wait until a server starting in another process answers /healthz 200."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            if (await http.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise TimeoutError("no /healthz 200 in time")
+
+
 async def status_is(client: httpx.AsyncClient, path: str, code: int) -> bool:
     return (await client.get(path)).status_code == code
 

@@ -17,7 +17,7 @@ from api_routes import ROUTES
 from tokens import bearer
 
 from service.http_support import MODES, one_app
-from service.support import ROOT, T0, FakeClock, alarm
+from service.support import ROOT, T0, FakeClock, alarm, until_healthy
 from services.access import ACT, ADMIN, INGEST, READ, TokenStore
 from services.http.alarms642 import BASES
 from services.http.face import TMF621, TMF621_BASE
@@ -255,13 +255,7 @@ async def test_faultline_run_makes_an_admin_token_on_its_first_start_and_prints_
         proc = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                                     stderr=subprocess.PIPE)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
+            await until_healthy(http)
         proc.terminate()
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         return out.decode(), err.decode()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from tokens import bearer
 
-from service.support import ROOT, T0, FakeClock, alarm, live_service
+from service.support import ROOT, T0, FakeClock, alarm, live_service, until_healthy
 from services.http.guard import HttpLimits
 
 pytestmark = pytest.mark.asyncio
@@ -139,13 +139,7 @@ async def test_faultline_run_restarts_its_loops_on_a_loaded_inventory(tmp_path):
         token = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10,
                                      headers={"Authorization": f"Bearer {token}"}) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+            await until_healthy(http)
             assert (await http.post("/inventory", json=_with_new_circuit(SAMPLE))).status_code == 201
             serving = None
             for _ in range(300):
