@@ -34,7 +34,8 @@ from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from sqlalchemy import and_, func, or_, select, update
+from starlette.convertors import Convertor, register_url_convertor
+from sqlalchemy import and_, false, func, or_, select, update
 
 from alarm_ingest.raw import normalize
 from services.access import ACT, INGEST, READ, Principal
@@ -61,6 +62,22 @@ from shared.clock import fmt_time
 from shared.db.models import alarms
 from shared.model import Rejected
 from shared.topics import ALARMS, raw_alarms_topic
+
+
+class _AnyId(Convertor[str]):
+    """An alarm id is `<source>:<the feed's id>` and a feed's id may hold any character, a `/`
+    or a line break included (starlette's `path` stops at a line break, which made such an id
+    a 404 on DELETE and so an undocumented answer)."""
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("alarm_id", _AnyId())
 
 BASES = ("/tmf-api/alarm/v4", "/tmf-api/alarmManagement/v4")
 MAX_MATCHED = 1000
@@ -226,7 +243,7 @@ class AlarmDesk:
             base, _, _op = name.partition(".")
             if base in ("alarmReportingTime", "alarmChangedTime"):
                 continue
-            where.append(or_(*(_condition(name, v) for v in values)))
+            where.append(or_(false(), *(_condition(name, v) for v in values)))
         for name, column in (("alarmReportingTime", alarms.c.first_seen_at),
                              ("alarmChangedTime", alarms.c.last_seen_at)):
             for op, text in comparisons(got, name):
@@ -385,7 +402,7 @@ def alarm_routes(io: Intake, auth: Auth) -> APIRouter:
                 province(who, READ)
                 return await desk.page(request, root, offset, limit, fields)
 
-            @router.get(root + "/alarm/{alarm_id:path}", tags=tags,
+            @router.get(root + "/alarm/{alarm_id:alarm_id}", tags=tags,
                         responses={200: example_answer(examples.TMF_ALARM), **tmf_answers(404)})
             async def get_alarm(request: Request, alarm_id: str, fields: Fields = None,
                                 who: Principal = read) -> Response:
@@ -394,7 +411,7 @@ def alarm_routes(io: Intake, auth: Auth) -> APIRouter:
                 return one(select_fields(tmf_alarm(await desk.one_row(alarm_id), base_url(request), root),
                                          fields))
 
-            @router.patch(root + "/alarm/{alarm_id:path}", tags=tags, openapi_extra=_PATCH_BODY,
+            @router.patch(root + "/alarm/{alarm_id:alarm_id}", tags=tags, openapi_extra=_PATCH_BODY,
                           responses=tmf_answers(400, 404, 409))
             async def patch_alarm(request: Request, alarm_id: str, who: Principal = act) -> Response:
                 """Acknowledge or unacknowledge, comment, or clear one alarm (a clear reaches the
@@ -428,7 +445,7 @@ def alarm_routes(io: Intake, auth: Auth) -> APIRouter:
 def _not_offered(router: APIRouter, root: str, tags: list[str], read: Any) -> None:
     """The TMF642 operations faultline answers 405, documented: DELETE (alarms are kept) and the
     grouping tasks (correlation groups alarms)."""
-    @router.delete(root + "/alarm/{alarm_id:path}", status_code=405, tags=tags,
+    @router.delete(root + "/alarm/{alarm_id:alarm_id}", status_code=405, tags=tags,
                    responses=tmf_answers(405))
     async def delete_alarm(alarm_id: str, who: Principal = read) -> Response:
         """Not offered: alarms are kept (留痕); clear one instead (PATCH state cleared)."""

@@ -88,6 +88,8 @@ def inventory_routes(face: Face, auth: Auth, served: Served, trail: Any) -> APIR
     store = InventoryStore(face.db)
     router = APIRouter(tags=["inventory"], responses=AUTH_ANSWERS)
     read, admin = Depends(auth.needs(READ)), Depends(auth.needs(ADMIN))
+    unserved = {404: {"model": Problem, "description": "this API runs without an inventory "
+                                                       "(no FAULTLINE_INVENTORY, none loaded yet)"}}
 
     @router.post("/inventory", status_code=201, openapi_extra=_LOAD_BODY,
                  responses={201: answer({"version": 2, "digest": "9f2c…", "customers": 1, "resources": 1,
@@ -124,7 +126,7 @@ def inventory_routes(face: Face, auth: Auth, served: Served, trail: Any) -> APIR
         return Response(orjson.dumps({"serving": served.version, "versions": await store.versions(limit)}),
                         media_type="application/json")
 
-    @router.get("/inventory/customers", responses={200: answer([customer_body(
+    @router.get("/inventory/customers", responses={**unserved, 200: answer([customer_body(
         Customer("C-NH", "南方航空集团公司", "provincial", "diamond", "GZ", important=True))])})
     async def list_customers(level: str | None = None, grade: str | None = None, hq_city: str | None = None,
                              limit: Limit = 1000, offset: Offset = 0, who: Principal = read) -> Response:
@@ -136,7 +138,7 @@ def inventory_routes(face: Face, auth: Auth, served: Served, trail: Any) -> APIR
                  and (hq_city is None or c.hq_city == hq_city) and (mine is None or c.customer_id in mine)]
         return _page(items, offset, limit)
 
-    @router.get("/inventory/circuits", responses={200: answer([EXAMPLE_DOC["circuits"][0]])})
+    @router.get("/inventory/circuits", responses={**unserved, 200: answer([EXAMPLE_DOC["circuits"][0]])})
     async def list_circuits(customer_id: str | None = None, service_type: str | None = None,
                             city: Annotated[str | None, Query(description="either end's city")] = None,
                             span: str | None = None, limit: Limit = 1000, offset: Offset = 0,
@@ -150,7 +152,7 @@ def inventory_routes(face: Face, auth: Auth, served: Served, trail: Any) -> APIR
                  and (who.city is None or who.city in (c.a_city, c.z_city))]
         return _page(items, offset, limit)
 
-    @router.get("/inventory/resources", responses={200: answer([EXAMPLE_DOC["resources"][0]])})
+    @router.get("/inventory/resources", responses={**unserved, 200: answer([EXAMPLE_DOC["resources"][0]])})
     async def list_resources(layer: str | None = None, city: str | None = None, maintainer: str | None = None,
                              limit: Limit = 1000, offset: Offset = 0, who: Principal = read) -> Response:
         """Resources in inventory order; a city operator's token: its city's."""

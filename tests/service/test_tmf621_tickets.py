@@ -131,7 +131,7 @@ async def test_CL2_held_pending_cancelled_are_the_operators_and_final_states_sta
                                                   "cancelled"]
 
 
-def test_CL2_the_lifecycle_table_keeps_to_the_tmf621_statuses():
+async def test_CL2_the_lifecycle_table_keeps_to_the_tmf621_statuses():
     assert set(ALLOWED) == set(STATUSES)
     assert all(set(nexts) <= set(STATUSES) for nexts in ALLOWED.values())
     assert ALLOWED["resolved"] == ("closed",) and ALLOWED["closed"] == ALLOWED["cancelled"] == ()
