@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Developer entry point; needs nothing but Python 3.11+ (standard library only).
 
-    python3 dev.py test [PYTEST ARGS...]   create .venv if needed, install, run pytest
+    python3 dev.py test [PYTEST ARGS...]   create .venv if needed, install, run pytest (and, as
+                                           root on Debian, apt-get the real senders the feed
+                                           tests drive: snmp, bsdutils)
     python3 dev.py demo                    install, then `faultline run --demo`
     python3 dev.py replay ARGS...          install, then `faultline replay ARGS...`
 
@@ -64,8 +66,33 @@ def ensure_installed() -> Path:
     return python
 
 
+# The real senders the feed tests use, from Debian: command → package.
+DEBIAN_TOOLS = {"snmptrap": "snmp", "logger": "bsdutils"}
+
+
+def ensure_tools() -> None:
+    """Install the Debian tools the tests drive, where missing and this is root on Debian (as
+    CI is); otherwise the tests that need one skip, printing why."""
+    import shutil
+
+    missing = sorted({pkg for tool, pkg in DEBIAN_TOOLS.items() if shutil.which(tool) is None})
+    if not missing:
+        return
+    if os.name == "nt" or not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        _say(f"not installing {', '.join(missing)} (needs root and apt-get): the tests that use them skip")
+        return
+    _say(f"installing Debian packages: {', '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    if subprocess.call(cmd, env=env, stdout=subprocess.DEVNULL) != 0:
+        subprocess.call(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+        if subprocess.call(cmd, env=env, stdout=subprocess.DEVNULL) != 0:
+            _say(f"apt-get could not install {', '.join(missing)}: the tests that use them skip")
+
+
 def cmd_test(args: list[str]) -> int:
     python = ensure_installed()
+    ensure_tools()
     rc = subprocess.call([str(python), "-m", "pytest", "-q", *args], cwd=ROOT)
     if rc == 5:  # pytest: no tests collected
         _say("no tests were collected")

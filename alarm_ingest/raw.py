@@ -1,16 +1,24 @@
-"""Raw feeds → normalized alarms. This build reads the normalized form and TMF642 `Alarm`
-JSON; syslog and SNMP traps are refused with a reason until their parsers land."""
+"""Raw feeds → normalized alarms: one entry, `normalize(format, payload)`, for every way a
+raw message comes in (the raw topics, replay's `raw` lines, the TMF642 API). The
+normalized form and TMF642 `Alarm` JSON are read here; syslog lines, SNMP traps and NMS
+export rows go through the vendor mappings (alarm_ingest/feeds.py, alarm_ingest/mapping.py).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 import orjson
 
+from alarm_ingest.feeds import from_export, from_syslog, from_trap
+from alarm_ingest.mapping import Mappings, default_mappings
 from alarm_ingest.normalized import alarm_from_dict
 from shared.clock import TimeFormatError, parse_time
 from shared.model import MAX_CAUSE, MAX_NAME, SEVERITIES, Alarm, Rejected
 from shared.wire import show
 
-FORMATS = ("tmf642", "syslog", "snmp", "normalized")
+FORMATS = ("tmf642", "syslog", "snmp", "normalized", "export")
 
 # TMF642 perceivedSeverity is already X.733; `cleared` is a state in our model.
 _TMF_STATES = {"raised": "raised", "updated": "raised", "cleared": "cleared"}
@@ -25,22 +33,48 @@ def _decode(payload: object, where: str) -> object:
     return payload
 
 
-def normalize(fmt: object, payload: object, where: str = "raw") -> Alarm | Rejected:
+def normalize(fmt: object, payload: object, where: str = "raw", *, arrival: float | None = None,
+              sender: str | None = None, mappings: Mappings | None = None) -> Alarm | Rejected:
+    """One raw message → an alarm or the reason it is refused. A syslog payload is the line
+    (text), an SNMP one the datagram in base64, an export one `{mapping, row}`. `arrival`
+    (epoch seconds): when it came, the time of a message that carries none; `sender`: the
+    address it came from (a syslog line without a host, a v2c trap); `mappings`: the vendor
+    mappings (None: the built-in ones)."""
     if fmt is None:
         return Rejected(f"{where}: missing field format")
     if type(fmt) is not str:
         return Rejected(f"{where}.format: expected a string, got {show(fmt)}")
     if fmt not in FORMATS:
         return Rejected(f"{where}.format: {show(fmt)} is not one of {', '.join(FORMATS)}")
-    if fmt in ("syslog", "snmp"):
-        return Rejected(f"{where}.format: {fmt} parsing is not available in this build; "
-                        "send the normalized form or TMF642")
+    if fmt in ("syslog", "snmp", "export"):
+        return _by_mapping(fmt, payload, where, arrival, sender, mappings or default_mappings())
     doc = _decode(payload, where)
     if isinstance(doc, Rejected):
         return doc
     if fmt == "normalized":
         return alarm_from_dict(doc, f"{where}.payload")
     return _from_tmf642(doc, f"{where}.payload")
+
+
+def _by_mapping(fmt: str, payload: object, where: str, arrival: float | None, sender: str | None,
+                mappings: Mappings) -> Alarm | Rejected:
+    if fmt == "export":
+        doc = _decode(payload, where)
+        if isinstance(doc, Rejected):
+            return doc
+        return from_export(doc, mappings, f"{where}.payload")      # a row carries its own times
+    if type(payload) is not str:
+        return Rejected(f"{where}.payload: expected the {fmt} message as a string, got {show(payload)}")
+    if arrival is None:
+        return Rejected(f"{where}: a {fmt} message needs the time it came (at)")
+    if fmt == "syslog":
+        return from_syslog(payload.encode("utf-8", "surrogatepass"), sender, arrival, mappings, where)
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return Rejected(f"{where}.payload: an SNMP trap is sent as base64 of the datagram; "
+                        "this is not base64")
+    return from_trap(data, sender, arrival, mappings, where)
 
 
 def _tmf_str(doc: dict, names: tuple[str, ...], where: str, longest: int | None = MAX_NAME,

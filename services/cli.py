@@ -31,7 +31,9 @@ environment (a flag, where a command has one, wins over its variable; empty is u
   FAULTLINE_HTTP_PORT        HTTP port: the API, /healthz, /readyz, /metrics (default 8080)
   FAULTLINE_HTTP_HOST        address the processes listen on (default 0.0.0.0; `run`: 127.0.0.1)
   FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT
-                             ingest: raw listeners (off when unset)
+                             ingest, run: raw listeners (off when unset)
+  FAULTLINE_LISTEN_HOST      address they listen on (default 0.0.0.0; `run`: 127.0.0.1)
+  FAULTLINE_MAPPINGS         directory of vendor mapping YAML files, over the built-in ones
   FAULTLINE_HTTP_MAX_BODY_BYTES  larger request bodies get 413 (default 1048576)
   FAULTLINE_HTTP_MAX_INVENTORY_BYTES  the same for POST /inventory, one at a time (default 16777216)
   FAULTLINE_HTTP_BODY_TIMEOUT_S  a body slower than this gets 408 (default 10)
@@ -90,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
                               help="how late a message may reach the broker after a later-stamped one "
                                    "and still be put in time order (default 300)")
 
+    imp = sub.add_parser("import", help="an NMS alarm export (CSV or JSON) into a running faultline",
+                         epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp.add_argument("file", help="the export: CSV with a header row, a JSON array of rows, or JSON lines")
+    imp.add_argument("--mapping", default="sdh-otn-export",
+                     help="the export mapping that reads its columns (default sdh-otn-export)")
+    imp.add_argument("--source", help="the NMS it comes from (default: the file's name)")
+    imp.add_argument("--url", default=os.environ.get("FAULTLINE_URL") or "http://127.0.0.1:8080",
+                     help="the faultline API (FAULTLINE_URL; default http://127.0.0.1:8080)")
+    imp.add_argument("--token", default=os.environ.get("FAULTLINE_TOKEN"),
+                     help="an API token, ingest-only or above (FAULTLINE_TOKEN)")
+
     db = sub.add_parser("db", help="database schema (migrations)",
                         epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
     dbsub = db.add_subparsers(dest="db_command", required=True)
@@ -140,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from services.commands.run import run_main
             return run_main(args)
+        if args.command == "import":
+            from services.commands.import_file import import_main
+            return import_main(args.file, args.mapping, args.source, args.url, args.token)
         if args.command == "token":
             from services.commands.token import token_main
             return token_main(args, Settings.load(args, command=_command(args)).DATABASE_URL)

@@ -18,6 +18,17 @@ def load_inventory_file(path: str):
         raise UsageError("\n".join(f"inventory: {p}" for p in err.problems)) from err
 
 
+def load_mappings_dir(path: str | None):
+    """The vendor mappings (built-in, with `path`'s files over them), or UsageError naming
+    each problem by file and entry."""
+    from alarm_ingest.mapping import MappingError, load_mappings
+
+    try:
+        return load_mappings(path)
+    except MappingError as err:
+        raise UsageError("\n".join(f"mappings: {p}" for p in err.problems)) from err
+
+
 def load_config(inventory_path: str | None, rulebook_path: str | None):
     from shared.rulebook import RulebookError, load_rulebook
 

@@ -20,6 +20,7 @@ FAULTLINE_ARRIVAL_HOLD_MS, FAULTLINE_HTTP_HOST, FAULTLINE_HTTP_PORT,
 FAULTLINE_HTTP_MAX_BODY_BYTES, FAULTLINE_HTTP_BODY_TIMEOUT_S, FAULTLINE_HTTP_MAX_CONNECTIONS,
 FAULTLINE_CORS_ORIGINS, FAULTLINE_DRAIN_SECONDS, FAULTLINE_LOG_LEVEL,
 FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT,
+FAULTLINE_LISTEN_HOST, FAULTLINE_MAPPINGS,
 FAULTLINE_SNAPSHOT_EVERY, FAULTLINE_SNAPSHOT_BYTES_PER_ENTRY, FAULTLINE_LOG_RETENTION,
 FAULTLINE_LOG_RETENTION_ENTRIES.
 """
@@ -170,6 +171,20 @@ def _origins(value: Any) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class RawListeners:
+    """The raw feed listeners of ingest and run (shared/listeners.py); a port None is off."""
+
+    syslog_udp: int | None = None
+    syslog_tcp: int | None = None
+    snmp_udp: int | None = None
+    host: str = "127.0.0.1"
+
+    @property
+    def any(self) -> bool:
+        return bool(self.syslog_udp or self.syslog_tcp or self.snmp_udp)
+
+
+@dataclass(frozen=True, slots=True)
 class HttpLimits:
     """What a client may cost the service (services/http/guard.py enforces it): the HTTP_* and
     CORS_ORIGINS variables of `Settings.http`, and fixed bounds."""
@@ -254,6 +269,8 @@ class Settings(BaseSettings):
     SYSLOG_UDP_PORT: Annotated[int | None, BeforeValidator(_port)] = None    # raw listeners: off
     SYSLOG_TCP_PORT: Annotated[int | None, BeforeValidator(_port)] = None    # when unset
     SNMP_TRAP_PORT: Annotated[int | None, BeforeValidator(_port)] = None
+    LISTEN_HOST: Annotated[str | None, BeforeValidator(_stripped_or_none)] = None  # see raw_listeners
+    MAPPINGS: str | None = None           # vendor mappings directory; unset: the built-in ones
     SNAPSHOT_EVERY: Annotated[int, BeforeValidator(_count)] = 5000         # see Recovery
     SNAPSHOT_BYTES_PER_ENTRY: Annotated[int, BeforeValidator(_whole)] = 100
     LOG_RETENTION: Annotated[Literal["delete", "archive", "keep"],
@@ -383,6 +400,17 @@ class Settings(BaseSettings):
     @property
     def snmp_trap_port(self) -> int | None:
         return self.SNMP_TRAP_PORT
+
+    @property
+    def raw_listeners(self) -> RawListeners:
+        """ingest, run: the syslog and SNMP listeners (off where no port is set), and where they
+        listen: every address for a process in a container; `run` a laptop's loopback."""
+        return RawListeners(self.SYSLOG_UDP_PORT, self.SYSLOG_TCP_PORT, self.SNMP_TRAP_PORT,
+                            self.LISTEN_HOST or ("127.0.0.1" if self.command == "run" else "0.0.0.0"))
+
+    @property
+    def mappings_dir(self) -> str | None:
+        return self.MAPPINGS
 
     @property
     def recovery(self) -> Recovery:

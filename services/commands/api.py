@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alarm_ingest.mapping import Mappings
 from services.commands.production import prepare
-from services.config import load_inventory_file
+from services.config import load_inventory_file, load_mappings_dir
 from services.http.app import build_app
 from services.http.face import Face
 from services.http.guard import serve_until_stopped
@@ -38,29 +39,34 @@ def alive() -> str | None:
 
 def face(settings: Settings, engine: AsyncEngine, producer: ProducerPort, registry: CollectorRegistry,
          inventory: Inventory | None = None, broker: Transport | None = None,
-         inventory_version: int | None = None) -> Face:
+         inventory_version: int | None = None, mappings: Mappings | None = None) -> Face:
     broker = broker or KafkaTransport(settings.kafka)       # readiness dials it
     return Face(producer=producer, db=engine, registry=registry, health=alive,
                 ready=lambda: reachable(engine, broker), limits=settings.http, inventory=inventory,
-                inventory_version=inventory_version)
+                inventory_version=inventory_version, mappings=mappings)
 
 
 def create_api(settings: Settings, engine: AsyncEngine, producer: ProducerPort,
                registry: CollectorRegistry, inventory: Inventory | None = None,
-               broker: Transport | None = None, inventory_version: int | None = None) -> FastAPI:
+               broker: Transport | None = None, inventory_version: int | None = None,
+               mappings: Mappings | None = None) -> FastAPI:
     """The api's app on these adapters (tests/service/http_support.py builds it with a
     recording producer and a SQLite read model)."""
-    return build_app(face(settings, engine, producer, registry, inventory, broker, inventory_version))
+    return build_app(face(settings, engine, producer, registry, inventory, broker, inventory_version,
+                          mappings))
 
 
 async def api(settings: Settings, stop: asyncio.Event) -> None:
     seed = load_inventory_file(settings.inventory_path) if settings.inventory_path else None
-    engine, transport = await prepare(settings, (ALARMS, ACTIONS, DEADLETTER, raw_alarms_topic("tmf642")))
+    mappings = load_mappings_dir(settings.mappings_dir)      # refused before anything starts
+    engine, transport = await prepare(settings, (ALARMS, ACTIONS, DEADLETTER, raw_alarms_topic("tmf642"),
+                                                 raw_alarms_topic("export")))
     inventory, version = await startup_inventory(engine, seed, "api")
     producer = transport.producer()
     await producer.start(deadline_s=None)
     try:
-        app = create_api(settings, engine, producer, CollectorRegistry(), inventory, transport, version)
+        app = create_api(settings, engine, producer, CollectorRegistry(), inventory, transport, version,
+                         mappings)
         hub = asyncio.create_task(app.state.hub.run(stop), name="hub")    # TMF event delivery
         watching = asyncio.create_task(watch(engine, version, lambda _version: stop.set(), stop))
         try:

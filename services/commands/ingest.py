@@ -12,36 +12,35 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from services.commands.production import prepare
+from services.config import load_mappings_dir
 from services.http.app import build_ops_app
 from services.http.guard import serve_until_stopped
 from services.http.ops import Ops
-from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner
+from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner, raw_publisher
 from services.runtime.shell import loops_health, readiness
 from services.settings import Settings
 from shared.listeners import now_ms, start_listeners
-from shared.topics import ALARMS, DEADLETTER, raw_alarms_topic
+from shared.topics import ALARMS, DEADLETTER
 
 
 async def ingest(settings: Settings, stop: asyncio.Event) -> None:
+    mappings = load_mappings_dir(settings.mappings_dir)          # refused before anything starts
     db, transport = await prepare(settings, [*RAW_TOPICS, ALARMS, DEADLETTER])
     producer = transport.producer()
     await producer.start(deadline_s=None)
     registry = CollectorRegistry()
-    runner = IngestRunner(transport, producer, registry)
+    runner = IngestRunner(transport, producer, registry, mappings)
     ops = Ops(registry, loops_health({"ingest": runner}), lambda: readiness(db, transport))
     app = build_ops_app(ops, settings.http)
 
-    async def publish_raw(fmt: str, data: bytes) -> None:
-        await producer.send(raw_alarms_topic(fmt), data, timestamp_ms=now_ms())
-
-    handles = await start_listeners(publish_raw, syslog_udp=settings.syslog_udp_port,
-                                    syslog_tcp=settings.syslog_tcp_port, snmp_udp=settings.snmp_trap_port)
+    raw = settings.raw_listeners
+    listeners = await start_listeners(raw_publisher(producer, now_ms), syslog_udp=raw.syslog_udp,
+                                      syslog_tcp=raw.syslog_tcp, snmp_udp=raw.snmp_udp, host=raw.host)
     try:
         await asyncio.gather(runner.run(stop),
                              serve_until_stopped(app, settings.http_port, stop, settings.http,
                                                  host=settings.http_host))
     finally:
-        for h in handles:
-            h.close()
+        await listeners.close()
         await producer.stop()
         await db.dispose()

@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
+from alarm_ingest.mapping import Mappings
 from services.access import TokenStore
-from services.config import UsageError, load_config
+from services.config import UsageError, load_config, load_mappings_dir
 from services.http.app import build_app
 from services.http.face import Face
 from services.http.guard import HttpLimits, serve_until_stopped
@@ -40,12 +41,14 @@ from services.runtime.assembly import (
     router_metrics,
     wiring,
 )
+from services.runtime.ingest_loop import raw_publisher
 from services.runtime.metrics import calendar_watch
 from services.runtime.shell import install_stop, loops_health, readiness, tune_gc
-from services.settings import Recovery
+from services.settings import RawListeners, Recovery
 from shared.db import redacted_url
 from shared.db.migrate import open_database
 from shared.inventory import Inventory
+from shared.listeners import Listeners, start_listeners
 from shared.liveclock import Clock, ScaledClock, WallClock
 from shared.rulebook import Rulebook
 from shared.transport.local import LocalTransport
@@ -61,7 +64,8 @@ class Embedded:
     def __init__(self, inventory: Inventory, rulebook: Rulebook, database_url: str | None, clock: Clock, *,
                  http: HttpLimits | None = None, registry: CollectorRegistry | None = None,
                  tick_every_s: float = TICK_EVERY_S, stream: bool = False,
-                 recovery: Recovery | None = None) -> None:
+                 recovery: Recovery | None = None, raw: RawListeners | None = None,
+                 mappings: Mappings | None = None) -> None:
         self.seed = self.inventory = inventory   # the file's; the database's version wins at start
         self.inventory_version: int | None = None
         self.rulebook = rulebook
@@ -72,6 +76,9 @@ class Embedded:
         self.tick_every_s = tick_every_s
         self.stream = stream         # FAULTLINE_CLOCK=stream: only the inputs' times move the clock
         self.recovery = recovery     # snapshots and log retention (Settings.recovery); None: defaults
+        self.raw = raw or RawListeners()  # syslog and SNMP listeners (Settings.raw_listeners): off
+        self.mappings = mappings     # vendor mappings (Settings.mappings_dir); None: the built-in ones
+        self.listeners: Listeners | None = None
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -93,13 +100,13 @@ class Embedded:
                                                       tick_every_s=self.tick_every_s, recovery=self.recovery)
         self.dispatch = dispatch_loop(w, real_seconds=None if self.stream else clock.real_seconds,
                                       recovery=self.recovery)
-        self.ingest = ingest_loop(w)
+        self.ingest = ingest_loop(w, self.mappings)
         self.keeper = deadletter_keeper(w)
         self.warnings = calendar_watch(self.rulebook, self.registry, clock.now)
         self.app = build_app(Face(producer=self.producer, db=db, registry=self.registry, health=self._health,
                                   ready=self._ready, warnings=self.warnings, limits=self.http,
                                   now_ms=now_ms, inventory=self.inventory,
-                                  inventory_version=self.inventory_version))
+                                  inventory_version=self.inventory_version, mappings=self.mappings))
         stop = self.stop_event
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("router", self.router.run(stop)), ("correlate", self.correlate.run(stop)),
@@ -111,14 +118,23 @@ class Embedded:
         deadline = asyncio.get_running_loop().time() + 30
         while self._health() is not None and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
+        raw = self.raw
+        self.listeners = await start_listeners(
+            raw_publisher(self.producer, now_ms), syslog_udp=raw.syslog_udp, syslog_tcp=raw.syslog_tcp,
+            snmp_udp=raw.snmp_udp, host=raw.host)
 
     def again(self) -> Embedded:
         """A new runtime with this one's arguments (it takes the inventory current at its start)."""
         return Embedded(self.seed, self.rulebook, self.database_url, self.clock, http=self.http,
-                        tick_every_s=self.tick_every_s, stream=self.stream, recovery=self.recovery)
+                        tick_every_s=self.tick_every_s, stream=self.stream, recovery=self.recovery,
+                        raw=self.raw, mappings=self.mappings)
 
     async def stop(self) -> None:
-        """Drain: each loop finishes, stores and commits its batch, then the database closes."""
+        """Drain: the listeners stop taking messages and publish what waits; each loop finishes,
+        stores and commits its batch; then the database closes."""
+        if self.listeners is not None:
+            await self.listeners.close()
+            self.listeners = None
         self.stop_event.set()
         if self._tasks:
             done, pending = await asyncio.wait(self._tasks, timeout=30)
@@ -174,18 +190,21 @@ def run_main(args) -> int:
     settings = Settings.load(args, command="run")
     inventory_path = settings.inventory_path or (str(demo.DEMO_INVENTORY) if args.demo else None)
     inventory, rulebook = load_config(inventory_path, settings.rulebook_path)
+    mappings = load_mappings_dir(settings.mappings_dir)
     logging.basicConfig(level=logging.WARNING if args.demo else settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)      # its plugin set-up, every start
     if not args.demo:
         service = Embedded(inventory, rulebook, settings.database_url, WallClock(), http=settings.http,
-                           stream=settings.clock == "stream", recovery=settings.recovery)
+                           stream=settings.clock == "stream", recovery=settings.recovery,
+                           raw=settings.raw_listeners, mappings=mappings)
         return asyncio.run(_serve(service, settings.http_host, settings.http_port, ()))
     with tempfile.TemporaryDirectory(prefix="faultline-demo-") as tmp:
         url = settings.DATABASE_URL or f"sqlite+aiosqlite:///{tmp}/demo.sqlite3"
         speed = args.speed or 120.0
         clock = ScaledClock(time.time(), speed)
-        service = Embedded(inventory, rulebook, url, clock, http=settings.http, recovery=settings.recovery)
+        service = Embedded(inventory, rulebook, url, clock, http=settings.http, recovery=settings.recovery,
+                           raw=settings.raw_listeners, mappings=mappings)
         print(f"faultline demo: clock ×{speed:g}, database {redacted_url(url)}, "
               f"http://{settings.http_host}:{settings.http_port}/faults", flush=True)
         steps = demo.load_scenario()

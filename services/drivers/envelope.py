@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from alarm_ingest.normalized import alarm_from_dict
 from alarm_ingest.raw import normalize
+from shared.clock import parse_time_cached
 from shared.model import Rejected
 from shared.wire import INPUT_KINDS, action_from_dict, complaint_from_dict, kind_refusal, show
 
@@ -31,5 +32,6 @@ def decode_input(obj: object, kinds: tuple[str, ...] = INPUT_KINDS) -> object:
     if kind == "raw":
         if "payload" not in obj:
             return Rejected("raw: missing field payload")
-        return normalize(obj.get("format"), obj["payload"])
+        # replay's `at`: when a syslog line or trap came (the time of one that carries none)
+        return normalize(obj.get("format"), obj["payload"], arrival=parse_time_cached(obj.get("at")))
     return action_from_dict(kind, obj)

@@ -34,8 +34,8 @@ from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from starlette.convertors import Convertor, register_url_convertor
 from sqlalchemy import and_, false, func, or_, select, update
+from starlette.convertors import Convertor, register_url_convertor
 
 from alarm_ingest.raw import normalize
 from services.access import ACT, INGEST, READ, Principal

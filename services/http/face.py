@@ -11,6 +11,7 @@ from fastapi import Query
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alarm_ingest.mapping import Mappings
 from services.settings import HttpLimits
 from shared.inventory import Inventory
 from shared.transport.port import Producer
@@ -47,3 +48,4 @@ class Face:
     now_ms: Callable[[], int] = wall_ms                 # the message time intake stamps
     inventory: Inventory | None = None                  # names, shards, the router's check
     inventory_version: int | None = None                # of `inventory` (None: the file's)
+    mappings: Mappings | None = None                    # vendor mappings (None: the built-in ones)

@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alarm_ingest.normalized import alarm_from_dict
+from alarm_ingest.raw import normalize
 from services.access import ACT, INGEST, READ, AuditTrail, Principal
 from services.drivers.dead_letters import MAX_VALUE, fits
 from services.drivers.dead_letters import dead_letter as letter
@@ -25,6 +26,7 @@ from services.drivers.split import shards_for
 from services.http.auth import AUTH_ANSWERS, Auth, check
 from services.http.face import FIRST_PAUSE_S, LONGEST_PAUSE_S, Face, Wait
 from services.http.guard import (
+    MAX_ALARMS,
     IntakeSlots,
     action_refusal,
     alarm_list_refusal,
@@ -34,6 +36,7 @@ from services.http.models import (
     ACTION_BODY,
     ALARMS_BODY,
     COMPLAINT_BODY,
+    IMPORT_BODY,
     InputOutcome,
     IntakeAnswer,
     QueryProblem,
@@ -44,7 +47,7 @@ from services.http.reads import (
     parse_input_id,
 )
 from shared.model import Rejected
-from shared.topics import ACTIONS, ALARMS, DEADLETTER
+from shared.topics import ACTIONS, ALARMS, DEADLETTER, raw_alarms_topic
 from shared.transport.port import Record
 from shared.wire import action_from_dict, complaint_from_dict
 
@@ -242,6 +245,34 @@ class Intake:
             self.counted.labels(batch.kind, "refused").inc(len(batch.refusals))
         return ids
 
+    async def export_rows(self, request: Request, who: Principal) -> JSONResponse:
+        """POST /alarms/import: each row checked with its export mapping; the accepted published
+        unchanged to faultline.alarms.raw.export (ingest normalizes them), the refused
+        dead-lettered."""
+        async with self.slots.slot():
+            body = await self.json_body(request, "export")
+            if type(body) is not dict or type(body.get("mapping")) is not str \
+                    or type(body.get("rows")) is not list:
+                raise await self.refuse("export", "expected {mapping: name, source?: text, rows: "
+                                                  "[{column: value}, …]}", body)
+            rows = body["rows"]
+            if len(rows) > MAX_ALARMS:
+                raise await self.refuse("export", f"{len(rows)} rows; at most {MAX_ALARMS} in one request",
+                                        f"{len(rows)} rows of mapping {body['mapping'][:64]}")
+            source = body.get("source") if type(body.get("source")) is str else None
+            batch = _Batch("export")
+            for i, row in enumerate(rows):
+                doc = {"mapping": body["mapping"], "row": row, "source": source}
+                got = normalize("export", doc, f"rows[{i}]", mappings=self.face.mappings)
+                if isinstance(got, Rejected):
+                    batch.refuse(self.dead_letter(got.reason, doc), got.reason)
+                else:
+                    batch.take(self.message("export", raw_alarms_topic("export"), doc, source), None)
+            del body, rows
+            ids = await self.publish(batch)
+            await self.audit(who, "POST /alarms/import", ids)
+        return await self.answer(batch, ids, 0, single=False)
+
     async def answer(self, batch: _Batch, ids: list[str | None], wait_s: float, single: bool) -> JSONResponse:
         """202, or 422 for a single input refused while it was waited for."""
         outcomes: dict[str, dict] = {}
@@ -317,6 +348,16 @@ def intake_routes(face: Face, auth: Auth, io: Intake | None = None) -> APIRouter
             ids = await io.publish(batch)
             await io.audit(who, "POST /alarms", ids)
         return await io.answer(batch, ids, wait_s, single=not listed)
+
+    @router.post("/alarms/import", status_code=202, response_model=IntakeAnswer, openapi_extra=IMPORT_BODY,
+                 responses=_INTAKE_ANSWERS)
+    async def import_rows(request: Request, who: Principal = ingest) -> JSONResponse:
+        """Rows of an NMS alarm export (`faultline import FILE`): each row is checked with the
+        named export mapping; an accepted row is published unchanged to
+        faultline.alarms.raw.export, where ingest normalizes it like any feed (refused rows are
+        dead-lettered with the reason). At most 1,000 rows; `input_ids` are the raw messages'."""
+        check(who, INGEST, None, "alarms")
+        return await io.export_rows(request, who)
 
     @router.post("/complaints", status_code=202, response_model=IntakeAnswer, openapi_extra=COMPLAINT_BODY,
                  responses=_INTAKE_ANSWERS)

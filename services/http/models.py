@@ -72,6 +72,14 @@ ALARMS_BODY = request_schema({"anyOf": [AlarmIn.model_json_schema(),
                                         {"type": "array", "items": AlarmIn.model_json_schema()}]})
 COMPLAINT_BODY = request_schema(ComplaintIn.model_json_schema())
 ACTION_BODY = request_schema(ActionIn.model_json_schema())
+IMPORT_BODY = request_schema({
+    "type": "object", "required": ["mapping", "rows"],
+    "properties": {"mapping": {"type": "string", "description": "an export mapping's name"},
+                   "source": {"type": "string", "description": "the NMS the rows come from"},
+                   "rows": {"type": "array", "maxItems": 1000, "items": {"type": "object"}}},
+    "example": {"mapping": "sdh-otn-export", "source": "u2000-gz", "rows": [
+        {"Log Serial Number": "884213", "Severity": "Critical", "Name": "R_LOS", "Alarm Source": "GZ-OTN-A",
+         "Location Info": "1-3-1", "Occurrence Time": "2026-11-25 10:00:00", "Clearance Time": ""}]}})
 TMF642_BODY = request_schema({"type": "object", "description": "a TMF642 v4 Alarm (normalized by "
                                                                "`faultline ingest`)"})
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alarm_ingest.mapping import Mappings
 from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
 from services.runtime.dead_letter_keeper import DeadLetterKeeper
 from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner
@@ -105,9 +106,10 @@ def deadletter_keeper(w: Wiring) -> DeadLetterKeeper:
     return DeadLetterKeeper(w.transport, w.db)
 
 
-def ingest_loop(w: Wiring) -> IngestRunner:
-    """Raw feeds (faultline.alarms.raw.*) → normalized alarms on faultline.alarms."""
-    return IngestRunner(w.transport, w.producer, w.registry)
+def ingest_loop(w: Wiring, mappings: Mappings | None = None) -> IngestRunner:
+    """Raw feeds (faultline.alarms.raw.*) → normalized alarms on faultline.alarms, by the vendor
+    mappings (None: the built-in ones)."""
+    return IngestRunner(w.transport, w.producer, w.registry, mappings)
 
 
 async def router_metrics(router: RouterRunner, registry: CollectorRegistry, stop: asyncio.Event) -> None:

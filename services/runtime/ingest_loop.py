@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
+from alarm_ingest.mapping import Mappings
 from alarm_ingest.raw import FORMATS, normalize
 from services.drivers.city_router import dead
 from services.drivers.dead_letters import MAX_VALUE
@@ -34,22 +36,32 @@ log = logging.getLogger("faultline.ingest")
 RAW_TOPICS = {raw_alarms_topic(f): f for f in FORMATS}
 
 
-def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
-    """(topic, value, key, timestamp_ms) of what one raw message becomes."""
+Out = tuple[str, bytes, str | None, int | None]
+
+
+def normalize_message(msg: Msg, mappings: Mappings | None = None) -> Out:
+    """(topic, value, key, timestamp_ms) of what one raw message becomes. A syslog line or a
+    trap: the key is the address it came from (shared/listeners.py), the message's time its
+    arrival; a refused one is dead-lettered with its bytes whole (base64) beside the text."""
     fmt = RAW_TOPICS[msg.topic]
-    if fmt == "snmp":                                   # binary BER: kept whole, as base64
-        payload: object = base64.b64encode(msg.value).decode()
+    kept: object
+    if fmt in ("syslog", "snmp"):
+        raw = base64.b64encode(msg.value).decode()
+        payload: object = raw if fmt == "snmp" else msg.value.decode("utf-8", errors="replace")
+        kept = {"sender": msg.key, "base64": raw} if fmt == "snmp" else \
+            {"sender": msg.key, "text": payload, "base64": raw}
     else:
-        payload = msg.value.decode("utf-8", errors="replace")
-    if fmt in ("normalized", "tmf642"):
+        payload = kept = msg.value.decode("utf-8", errors="replace")
+    if fmt in ("normalized", "tmf642", "export"):
         try:
-            payload = orjson.loads(msg.value)
+            payload = kept = orjson.loads(msg.value)
         except orjson.JSONDecodeError as err:
             topic, value, key = dead(msg, f"not valid JSON: {err}", stage="ingest")
             return topic, value, key, None
-    alarm = normalize(fmt, payload, f"{fmt} message")
+    alarm = normalize(fmt, payload, f"{fmt} message", arrival=msg.timestamp_ms / 1000, sender=msg.key,
+                      mappings=mappings)
     if not hasattr(alarm, "resource_id"):
-        topic, value, key = dead(msg, alarm.reason, payload, "ingest")
+        topic, value, key = dead(msg, alarm.reason, kept, "ingest")
         return topic, value, key, None
     body = {"source": alarm.source, "alarm_id": alarm.alarm_id, "resource_id": alarm.resource_id,
             "probable_cause": alarm.probable_cause, "severity": alarm.severity, "state": alarm.state,
@@ -63,10 +75,10 @@ def normalize_message(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
     return ALARMS, value, alarm.resource_id, msg.timestamp_ms
 
 
-def normalize_or_dead(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
+def normalize_or_dead(msg: Msg, mappings: Mappings | None = None) -> Out:
     """normalize_message(), but an unexpected error on one message dead-letters that message."""
     try:
-        return normalize_message(msg)
+        return normalize_message(msg, mappings)
     except Exception as err:
         log.exception("internal error while normalizing %s[%d]@%d; dead-lettered", msg.topic,
                       msg.partition, msg.offset)
@@ -74,11 +86,24 @@ def normalize_or_dead(msg: Msg) -> tuple[str, bytes, str | None, int | None]:
         return topic, value, key, None
 
 
+def raw_publisher(producer: Producer, now_ms: Callable[[], int]) -> Callable[[list[tuple[str, bytes, str]]],
+                                                                            Awaitable[None]]:
+    """What the raw listeners publish with: each message unchanged to its raw topic, keyed by
+    the address it came from, stamped with its arrival (the service's clock)."""
+    async def publish(batch: list[tuple[str, bytes, str]]) -> None:
+        stamp = now_ms()
+        await producer.send_many([(raw_alarms_topic(fmt), data, sender[:255], None, stamp)
+                                  for fmt, data, sender in batch])
+    return publish
+
+
 class IngestRunner(SessionLoop):
     """The consume → normalize → produce → commit loop of the raw topics (any transport)."""
 
-    def __init__(self, transport: Transport, producer: Producer, registry: CollectorRegistry) -> None:
+    def __init__(self, transport: Transport, producer: Producer, registry: CollectorRegistry,
+                 mappings: Mappings | None = None) -> None:
         self.transport = transport
+        self.mappings = mappings
         self.producer = producer
         self.normalized = Counter("faultline_ingest_messages", "Raw messages handled, by outcome",
                                   ["outcome"], registry=registry)
@@ -90,7 +115,7 @@ class IngestRunner(SessionLoop):
             while consumer is not None and not stop.is_set():
                 msgs = await consumer.fetch(timeout_ms=200, max_records=1000)
                 if msgs:
-                    outs = [normalize_or_dead(m) for m in msgs]
+                    outs = [normalize_or_dead(m, self.mappings) for m in msgs]
                     await self.producer.send_many([(t, v, k, None, ts) for t, v, k, ts in outs])
                     for t, *_rest in outs:
                         self.normalized.labels("alarm" if t == ALARMS else "refused").inc()

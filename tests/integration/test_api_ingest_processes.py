@@ -5,6 +5,7 @@ ingest normalizes raw feeds (refusing what it cannot read, with the reason and t
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
@@ -88,12 +89,14 @@ async def test_ingest_normalizes_raw_feeds_and_dead_letters_the_unreadable(broke
         await producer.send(raw_alarms_topic("tmf642"), orjson.dumps(tmf))
         await producer.send(raw_alarms_topic("normalized"), b"{not json")
         await producer.stop()
-        line = b"<187>Nov 25 10:00:00 GZ-PE-01 %%01IFNET/1/LINK_DOWN: GE0/0/1 down"
+        line = (b"<187>Nov 25 2026 10:00:00 GZ-PE-01 %%01IFNET/4/LINK_STATE(l)[12]:The line protocol IP "
+                b"on the interface GigabitEthernet0/0/1 has entered the DOWN state.")
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
             asyncio.DatagramProtocol, remote_addr=("127.0.0.1", syslog_port))
         transport.sendto(line)
+        transport.sendto(b"<999>not a priority \xff")
         transport.close()
-        msgs = await read(broker.bootstrap, [ALARMS, DEADLETTER], 4)
+        msgs = await read(broker.bootstrap, [ALARMS, DEADLETTER], 5)
         alarms = [orjson.loads(m.value) for m in msgs if m.topic == ALARMS]
         letters = [orjson.loads(m.value) for m in msgs if m.topic == DEADLETTER]
         assert ALARM in alarms
@@ -101,9 +104,16 @@ async def test_ingest_normalizes_raw_feeds_and_dead_letters_the_unreadable(broke
         json_letter = [x for x in letters if x["topic"] == raw_alarms_topic("normalized")]
         assert len(json_letter) == 1 and "not valid JSON" in json_letter[0]["reason"]
         assert "offset" in json_letter[0]
-        # A syslog line arrives and is kept whole; this build has no syslog parser yet.
+        # A Huawei VRP line becomes an alarm by the vendor mapping; an unreadable one is kept
+        # with its reason, its sender and its bytes whole.
+        assert {"source": "syslog", "alarm_id": "GZ-PE-01:GigabitEthernet0/0/1:LINK_DOWN",
+                "resource_id": "GZ-PE-01:GigabitEthernet0/0/1", "probable_cause": "LINK_DOWN",
+                "severity": "major", "state": "raised", "event_time": "2026-11-25T10:00:00+08:00",
+                "text": line.decode()[35:]} in alarms
         syslog = [x for x in letters if x["topic"] == raw_alarms_topic("syslog")]
-        assert len(syslog) == 1 and "syslog" in syslog[0]["reason"] and "LINK_DOWN" in syslog[0]["value"]
+        assert len(syslog) == 1 and "PRI <999> is out of range" in syslog[0]["reason"]
+        assert syslog[0]["value"]["sender"] == "127.0.0.1"
+        assert base64.b64decode(syslog[0]["value"]["base64"]) == b"<999>not a priority \xff"
     finally:
         assert ingest.terminate() == 0
     await asyncio.sleep(0)

@@ -78,6 +78,9 @@ TICKET, ALARM_REF = f"{TMF621}/W-GZ-000001", "gd-otn-nms-1:a1"
 PATTERN = {"alarmPattern": [{"id": ALARM_REF}]}
 GUARDED = [
     ("POST", "/alarms", "/alarms", alarm("GZ-OTN-A:1-3-1", "a1"), INGEST),
+    ("POST", "/alarms/import", "/alarms/import", {"mapping": "sdh-otn-export", "rows": [
+        {"Log Serial Number": "1", "Name": "R_LOS", "Alarm Source": "GZ-OTN-A", "Location Info": "1-3-1",
+         "Occurrence Time": "2026-11-25 10:00:00"}]}, INGEST),
     ("POST", "/complaints", "/complaints", COMPLAINT, INGEST),
     ("POST", "/actions", "/actions", ACTION, ACT),
     ("GET", "/faults", "/faults", None, READ),
@@ -150,8 +153,8 @@ async def test_a_city_operator_may_read_and_act_but_not_on_the_provinces_alarms_
                                             params={"wait_s": 0} if method == "PATCH" else None)
             province = template.startswith(BASES) and not (template.endswith(("groupAlarms", "GroupAlarms"))
                                                             or method == "DELETE")
-            if province or template in ("/alarms", "/audit", "/decisions") or (method, template) == (
-                    "POST", "/inventory"):
+            provinces = ("/alarms", "/alarms/import", "/audit", "/decisions")
+            if province or template in provinces or (method, template) == ("POST", "/inventory"):
                 assert resp.status_code == 403, (template, resp.status_code, resp.text)
             else:
                 assert resp.status_code not in (401, 403) or "this token is GZ's" in resp.text, (

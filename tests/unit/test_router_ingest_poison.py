@@ -117,7 +117,7 @@ def test_any_raw_message_is_normalized_or_dead_lettered(fmt):
 
 
 def test_an_unexpected_error_while_normalizing_is_dead_lettered(monkeypatch):
-    def broken(fmt, payload, where):
+    def broken(fmt, payload, where, **_feed):
         raise ValueError("year 0 is out of range")
 
     monkeypatch.setattr(ingest, "normalize", broken)

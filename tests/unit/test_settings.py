@@ -14,7 +14,7 @@ import pytest
 from services.cli import build_parser, main
 from services.config import UsageError
 from services.http.guard import HttpLimits
-from services.settings import PROCESSES, Settings
+from services.settings import PROCESSES, RawListeners, Settings
 from shared.transport.kafka import KafkaConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +98,11 @@ def test_the_processes_listen_on_every_address_and_run_on_localhost_only() -> No
         assert load({}, command).http_host == "0.0.0.0"
     assert load({}, "run").http_host == "127.0.0.1"
     assert load({"FAULTLINE_HTTP_HOST": "::1"}, "run").http_host == "::1"
+    # and so do the raw feed listeners (off until a port is set)
+    assert load({}, "ingest").raw_listeners == RawListeners(host="0.0.0.0")
+    assert load({"FAULTLINE_SYSLOG_UDP_PORT": "5514"}, "run").raw_listeners == RawListeners(5514, None, None,
+                                                                                           "127.0.0.1")
+    assert not load({}, "run").raw_listeners.any
     assert load({"FAULTLINE_HTTP_HOST": "10.0.0.7"}, "api").http_host == "10.0.0.7"
 
 
@@ -142,6 +147,8 @@ READ = [
     ("FAULTLINE_SYSLOG_UDP_PORT", "5514", lambda s: s.syslog_udp_port, 5514),
     ("FAULTLINE_SYSLOG_TCP_PORT", "6514", lambda s: s.syslog_tcp_port, 6514),
     ("FAULTLINE_SNMP_TRAP_PORT", "1162", lambda s: s.snmp_trap_port, 1162),
+    ("FAULTLINE_LISTEN_HOST", "10.0.0.5", lambda s: s.raw_listeners.host, "10.0.0.5"),
+    ("FAULTLINE_MAPPINGS", "/etc/faultline/mappings", lambda s: s.mappings_dir, "/etc/faultline/mappings"),
 ]
 
 
