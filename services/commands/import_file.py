@@ -73,6 +73,8 @@ def _json_rows(path: Path, text: str) -> list[tuple[str, object]]:
         return rows
     if isinstance(doc, dict) and isinstance(doc.get("rows"), list):
         doc = doc["rows"]
+    elif isinstance(doc, dict) and "rows" not in doc:
+        return [("line 1", doc)]                      # JSON lines of one row
     if not isinstance(doc, list):
         raise UsageError(f"{path}: expected a JSON array of rows, {{\"rows\": [...]}} or JSON lines")
     return [(f"row {n}", row) for n, row in enumerate(doc, 1)]
