@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from shared.model import MAX_CAUSE, SEVERITIES
 from shared.problems import format_pydantic_errors
@@ -164,30 +164,23 @@ class MappingDoc(_Strict):
                 raise ValueError(f"{name}: {oid!r} is not a dotted OID")
         return v
 
-    @field_validator("causes")
+    @field_validator("causes", "severities", "states")
     @classmethod
-    def _causes(cls, v: dict[str, str]) -> dict[str, str]:
-        for vendor, cause in v.items():
-            if not CAUSE_WORD.fullmatch(cause):
-                raise ValueError(f"{vendor}: {cause!r} is not a normalized cause (LOS, LINK_DOWN, …)")
+    def _table(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        fits, what = _TABLE_WORDS[info.field_name]
+        for vendor, word in v.items():
+            if not fits(word):
+                raise ValueError(f"{vendor}: {word!r} is not {what}")
         return v
 
-    @field_validator("severities")
-    @classmethod
-    def _severities(cls, v: dict[str, str]) -> dict[str, str]:
-        for vendor, severity in v.items():
-            if severity not in SEVERITIES and severity != "cleared":
-                words = ", ".join(sorted(SEVERITIES))
-                raise ValueError(f"{vendor}: {severity!r} is not one of cleared, {words}")
-        return v
 
-    @field_validator("states")
-    @classmethod
-    def _states(cls, v: dict[str, str]) -> dict[str, str]:
-        for vendor, state in v.items():
-            if state not in STATES:
-                raise ValueError(f"{vendor}: {state!r} is not raised or cleared")
-        return v
+# What a vendor word may be mapped to, by table.
+_TABLE_WORDS = {
+    "causes": (lambda w: bool(CAUSE_WORD.fullmatch(w)), "a normalized cause (LOS, LINK_DOWN, …)"),
+    "severities": (lambda w: w in SEVERITIES or w == "cleared",
+                   f"one of cleared, {', '.join(sorted(SEVERITIES))}"),
+    "states": (lambda w: w in STATES, "raised or cleared"),
+}
 
 
 # ---------------------------------------------------------------------------------------

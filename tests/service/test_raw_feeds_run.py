@@ -81,6 +81,13 @@ async def _run(*argv: str, env: dict | None = None) -> None:
     assert proc.returncode == 0, (argv, out, err)
 
 
+async def _vrp_link(udp_port: int, state: str) -> None:
+    """A Huawei VRP line-protocol line over UDP (RFC 3164, the device's local time in Beijing)."""
+    await _run(LOGGER, "--rfc3164", "-d", "-n", "127.0.0.1", "-P", str(udp_port), "-p", "local7.err",
+               "-t", "vrp", "%%01IFNET/4/LINK_STATE(l)[12]:The line protocol IP on the interface "
+               f"GigabitEthernet0/0/1 has entered the {state} state.", env={"TZ": "Asia/Shanghai"})
+
+
 async def _until(check, timeout_s: float = 30.0):
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -133,22 +140,7 @@ async def test_logger_and_snmptrap_reach_faultline_run_as_alarms_and_open_faults
             with socket.create_connection(("127.0.0.1", tcp_port)) as tcp:
                 tcp.sendall(b"\x00\x01 binary junk\n" + b"99999999 not a count\n" + b"<13>1 broken\n")
             # A Huawei VRP line over UDP (RFC 3164, the device's local time in Beijing).
-            await _run(
-                LOGGER,
-                "--rfc3164",
-                "-d",
-                "-n",
-                "127.0.0.1",
-                "-P",
-                str(udp_port),
-                "-p",
-                "local7.err",
-                "-t",
-                "vrp",
-                "%%01IFNET/4/LINK_STATE(l)[12]:The line protocol IP on the interface "
-                "GigabitEthernet0/0/1 has entered the DOWN state.",
-                env={"TZ": "Asia/Shanghai"},
-            )
+            await _vrp_link(udp_port, "DOWN")
             # A ZTE ZXR10 alarm over TCP (RFC 5424 without a host: the sender's address stands in).
             await _run(
                 LOGGER,
@@ -236,22 +228,7 @@ async def test_logger_and_snmptrap_reach_faultline_run_as_alarms_and_open_faults
                 return faults if "GZ-INT-0003" in {f["circuit_id"] for f in faults} else None
             assert await _until(on_the_otn)
             # The listeners still serve after all that: one more line gets through.
-            await _run(
-                LOGGER,
-                "--rfc3164",
-                "-d",
-                "-n",
-                "127.0.0.1",
-                "-P",
-                str(udp_port),
-                "-p",
-                "local7.err",
-                "-t",
-                "vrp",
-                "%%01IFNET/4/LINK_STATE(l)[13]:The line protocol IP on the interface "
-                "GigabitEthernet0/0/1 has entered the UP state.",
-                env={"TZ": "Asia/Shanghai"},
-            )
+            await _vrp_link(udp_port, "UP")
 
             async def cleared():
                 params = {"state": "cleared", "sourceSystemId": "syslog"}
