@@ -3,7 +3,7 @@
 
     python3 dev.py test [PYTEST ARGS...]   create .venv if needed, install, run pytest (and, as
                                            root on Debian, apt-get the real senders the feed
-                                           tests drive: snmp, bsdutils)
+                                           tests drive: snmp, bsdutils, prometheus)
     python3 dev.py demo                    install, then `faultline run --demo`
     python3 dev.py replay ARGS...          install, then `faultline replay ARGS...`
 
@@ -67,7 +67,8 @@ def ensure_installed() -> Path:
 
 
 # The real senders the feed tests use, from Debian: command → package.
-DEBIAN_TOOLS = {"snmptrap": "snmp", "logger": "bsdutils"}
+DEBIAN_TOOLS = {"snmptrap": "snmp", "logger": "bsdutils", "promtool": "prometheus",
+                "prometheus": "prometheus"}
 
 
 def ensure_tools() -> None:

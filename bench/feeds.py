@@ -107,7 +107,7 @@ async def _until_ingested(svc, n: int, feed: str) -> None:
     counter = svc.ingest.normalized                 # the runner's own counter, not a registry scrape
     last, still = -1.0, time.monotonic()
     while True:
-        seen = sum(counter.labels(o)._value.get() for o in ("alarm", "refused"))
+        seen = sum(counter.labels("syslog", o)._value.get() for o in ("alarm", "refused"))
         if seen >= n:
             return
         if seen != last:

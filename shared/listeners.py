@@ -39,12 +39,13 @@ IDLE_S = 600.0
 
 
 class Counts:
-    """What the listeners did, for metrics and tests."""
+    """What the listeners did, for metrics and tests (`by_format`: received and lost per feed)."""
 
     def __init__(self) -> None:
         self.received = 0
         self.lost = 0
         self.refused_connections = 0
+        self.by_format: dict[str, list[int]] = {"syslog": [0, 0], "snmp": [0, 0]}   # [received, lost]
 
 
 class _Queue:
@@ -58,10 +59,12 @@ class _Queue:
 
     def put(self, item: tuple[str, bytes, str]) -> None:
         self.counts.received += 1
+        self.counts.by_format[item[0]][0] += 1
         try:
             self.items.put_nowait(item)
         except asyncio.QueueFull:
             self.counts.lost += 1
+            self.counts.by_format[item[0]][1] += 1
             if time.monotonic() - self._warned > 10:
                 self._warned = time.monotonic()
                 log.error("raw listener: %d datagrams waiting for the broker; dropping (%d lost so far)",
@@ -70,6 +73,7 @@ class _Queue:
     async def wait_put(self, item: tuple[str, bytes, str]) -> None:
         """A TCP message: waits for room (the sender is slowed, nothing is dropped)."""
         self.counts.received += 1
+        self.counts.by_format[item[0]][0] += 1
         await self.items.put(item)
 
     async def drain(self) -> None:

@@ -17,6 +17,7 @@ from services.http.app import build_ops_app
 from services.http.guard import serve_until_stopped
 from services.http.ops import Ops
 from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner, raw_publisher
+from services.runtime.metrics import ListenerCollector
 from services.runtime.shell import loops_health, readiness
 from services.settings import Settings
 from shared.listeners import now_ms, start_listeners
@@ -36,6 +37,7 @@ async def ingest(settings: Settings, stop: asyncio.Event) -> None:
     raw = settings.raw_listeners
     listeners = await start_listeners(raw_publisher(producer, now_ms), syslog_udp=raw.syslog_udp,
                                       syslog_tcp=raw.syslog_tcp, snmp_udp=raw.snmp_udp, host=raw.host)
+    registry.register(ListenerCollector(lambda: listeners.counts))
     try:
         await asyncio.gather(runner.run(stop),
                              serve_until_stopped(app, settings.http_port, stop, settings.http,

@@ -42,7 +42,7 @@ from services.runtime.assembly import (
     wiring,
 )
 from services.runtime.ingest_loop import raw_publisher
-from services.runtime.metrics import calendar_watch
+from services.runtime.metrics import ListenerCollector, calendar_watch
 from services.runtime.shell import install_stop, loops_health, readiness, tune_gc
 from services.settings import RawListeners, Recovery
 from shared.db import redacted_url
@@ -103,6 +103,7 @@ class Embedded:
         self.ingest = ingest_loop(w, self.mappings)
         self.keeper = deadletter_keeper(w)
         self.warnings = calendar_watch(self.rulebook, self.registry, clock.now)
+        self.registry.register(ListenerCollector(lambda: self.listeners and self.listeners.counts))
         self.app = build_app(Face(producer=self.producer, db=db, registry=self.registry, health=self._health,
                                   ready=self._ready, warnings=self.warnings, limits=self.http,
                                   now_ms=now_ms, inventory=self.inventory,

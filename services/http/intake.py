@@ -142,6 +142,9 @@ class Intake:
         self.trail = AuditTrail(face.db)
         self.counted = Counter("faultline_api_inputs", "Inputs received over HTTP, by kind and outcome",
                                ["kind", "outcome"], registry=face.registry)
+        for kind in ("alarm", "complaint", "action", "tmf642", "export"):   # 0 before the first
+            for outcome in ("accepted", "refused"):
+                self.counted.labels(kind, outcome)
 
     def message(self, kind: str, topic: str, value: object, key: str | None) -> Record:
         """An accepted value as the record to send; 413 (nothing sent) if it could never be sent:

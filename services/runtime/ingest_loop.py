@@ -105,8 +105,12 @@ class IngestRunner(SessionLoop):
         self.transport = transport
         self.mappings = mappings
         self.producer = producer
-        self.normalized = Counter("faultline_ingest_messages", "Raw messages handled, by outcome",
-                                  ["outcome"], registry=registry)
+        self.normalized = Counter("faultline_ingest_messages", "Raw messages handled, by feed format "
+                                  "and outcome (alarm, refused: dead-lettered)", ["format", "outcome"],
+                                  registry=registry)
+        for fmt in FORMATS:                                   # 0 before the first message
+            for outcome in ("alarm", "refused"):
+                self.normalized.labels(fmt, outcome)
         self.group_id = "faultline-ingest"
         self.name = "ingest"
 
@@ -117,7 +121,8 @@ class IngestRunner(SessionLoop):
                 if msgs:
                     outs = [normalize_or_dead(m, self.mappings) for m in msgs]
                     await self.producer.send_many([(t, v, k, None, ts) for t, v, k, ts in outs])
-                    for t, *_rest in outs:
-                        self.normalized.labels("alarm" if t == ALARMS else "refused").inc()
+                    for m, (t, *_rest) in zip(msgs, outs, strict=True):
+                        outcome = "alarm" if t == ALARMS else "refused"
+                        self.normalized.labels(RAW_TOPICS[m.topic], outcome).inc()
                     await consumer.commit(next_offsets(msgs))
                 self.healthy = True

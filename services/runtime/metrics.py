@@ -12,13 +12,15 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from shared.db.projection import RECORD_TYPES
 from shared.rulebook import Rulebook, calendar_notice
 
 log = logging.getLogger("faultline")
 
 Warnings = Callable[[], list[str]]     # what /readyz lists beside its problems
+DEADLINE_RULES = ("TM-9", "TM-10")     # the rules whose deadlines a deadline.missed record names
 
 
 class EngineMetrics:
@@ -37,6 +39,14 @@ class EngineMetrics:
             "faultline_engine_seconds", "Time to handle one input or timer tick, commit included",
             ["step"], registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+        # Known label values start at 0, so a dashboard or an alert on increase() has a series
+        # before the first one happens (Prometheus's advice for counters with labels).
+        for kind in sorted(RECORD_TYPES):
+            self.records.labels(kind)
+        for rule in DEADLINE_RULES:
+            self.deadlines_missed.labels(rule)
+        for stage in ("correlate", "dispatch"):
+            self.rejected.labels(stage)
 
     def observe_records(self, records: Iterable[dict]) -> None:
         for rec in records:
@@ -61,6 +71,31 @@ class OpenFaultsCollector:
         for (city, severity), n in sorted(tally.items()):
             gauge.add_metric([city, severity], n)
         yield gauge
+
+    def describe(self):
+        return []
+
+
+class ListenerCollector:
+    """faultline_listener_messages_total{format} and faultline_listener_lost_total{format}: what
+    the raw listeners received, and the datagrams dropped past the waiting limit (a storm the
+    broker could not take: shared/listeners.py), read at scrape time."""
+
+    def __init__(self, counts: Callable[[], object | None]) -> None:
+        self._counts = counts
+
+    def collect(self):
+        received = CounterMetricFamily("faultline_listener_messages", "Raw feed messages received by the "
+                                       "syslog and SNMP listeners, by format", labels=["format"])
+        lost = CounterMetricFamily("faultline_listener_lost", "Datagrams dropped because too many waited "
+                                   "for the broker, by format", labels=["format"])
+        counts = self._counts()
+        by_format = getattr(counts, "by_format", None) or {"syslog": [0, 0], "snmp": [0, 0]}  # none open: 0
+        for fmt, (got, dropped) in sorted(by_format.items()):
+            received.add_metric([fmt], got)
+            lost.add_metric([fmt], dropped)
+        yield received
+        yield lost
 
     def describe(self):
         return []

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 COMPOSE = DEPLOY / "docker-compose.yml"
-DASHBOARD = DEPLOY / "grafana" / "dashboards" / "faultline.json"
+DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 
 IMAGE = "faultline:latest"
 PROCESSES = ("ingest", "correlate", "dispatch", "api")
@@ -250,12 +250,14 @@ def test_promql_metric_extraction():
 
 
 def dashboard_exprs() -> list[str]:
-    dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
-    for var in dash.get("templating", {}).get("list", []):
-        query = var.get("query")
-        if var.get("type") == "query":
-            exprs.append(query["query"] if isinstance(query, dict) else query)
+    exprs = []
+    for path in DASHBOARDS:
+        dash = json.loads(path.read_text(encoding="utf-8"))
+        exprs += [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+        for var in dash.get("templating", {}).get("list", []):
+            query = var.get("query")
+            if var.get("type") == "query":
+                exprs.append(query["query"] if isinstance(query, dict) else query)
     return exprs
 
 
@@ -473,9 +475,11 @@ def test_grafana_provisioning_matches_the_dashboard():
     ds = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
     uids = {d["uid"] for d in ds["datasources"]}
     assert all(d["url"].split("//")[1].split(":")[0] in compose_services() for d in ds["datasources"])
-    dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    for panel in dash["panels"]:
-        assert panel["datasource"]["uid"] in uids, panel["title"]
+    assert len(DASHBOARDS) >= 3
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]:
+            if panel["type"] != "row":
+                assert panel["datasource"]["uid"] in uids, panel["title"]
     providers = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/faultline.yml").read_text())
     mounted = {str(v).split(":")[1] for v in compose_services()["grafana"]["volumes"]}
     assert {p["options"]["path"] for p in providers["providers"]} <= mounted
@@ -638,3 +642,11 @@ def test_k8s_every_deployment_has_a_disruption_budget():
         labels = dep["spec"]["template"]["metadata"]["labels"]
         assert any(p["spec"]["selector"]["matchLabels"].items() <= labels.items() for p in pdbs), process
     assert set(deployments()) == set(PROCESSES)
+
+
+def test_the_dashboards_are_what_tools_gen_dashboards_writes():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_dashboards.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

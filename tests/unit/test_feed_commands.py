@@ -34,7 +34,8 @@ def test_a_bad_vendor_mapping_stops_the_command_naming_the_entry(tmp_path, monke
     monkeypatch.setenv("FAULTLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"mappings: {tmp_path / '15-acme.yaml'}: rules[0] (ACME-DOWN).severity: 'huge' is not one of" in err
+    where = tmp_path / "15-acme.yaml"
+    assert f"mappings: {where}: rules[0] (ACME-DOWN).severity: 'huge' is not one of" in err
 
 
 def test_import_needs_a_token_and_a_readable_file(tmp_path, monkeypatch, capsys):
