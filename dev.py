@@ -3,7 +3,8 @@
 
     python3 dev.py test [PYTEST ARGS...]   create .venv if needed, install, run pytest (and, as
                                            root on Debian, apt-get the real senders the feed
-                                           tests drive: snmp, bsdutils, prometheus)
+                                           tests drive: snmp, bsdutils, prometheus,
+                                           chromium)
     python3 dev.py demo                    install, then `faultline run --demo`
     python3 dev.py replay ARGS...          install, then `faultline replay ARGS...`
 
@@ -68,7 +69,7 @@ def ensure_installed() -> Path:
 
 # The real senders the feed tests use, from Debian: command → package.
 DEBIAN_TOOLS = {"snmptrap": "snmp", "logger": "bsdutils", "promtool": "prometheus",
-                "prometheus": "prometheus"}
+                "prometheus": "prometheus", "chromium": "chromium"}
 
 
 def ensure_tools() -> None:

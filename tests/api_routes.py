@@ -19,7 +19,8 @@ _INVENTORY = {("POST", "/inventory"), ("GET", "/inventory"),
               *(("GET", f"/inventory/{kind}s") for kind in ("customer", "circuit", "resource")),
               *(("GET", f"/inventory/{kind}s/{{{kind}_id}}") for kind in ("customer", "circuit", "resource"))}
 
-ROUTES = {("POST", "/alarms"), ("POST", "/alarms/import"), ("POST", "/complaints"), ("POST", "/actions"),
+ROUTES = {("POST", "/alarms"), ("POST", "/alarms/import"),
+          ("GET", "/wall"), ("GET", "/wall/summary"), ("POST", "/complaints"), ("POST", "/actions"),
           ("GET", "/faults"), ("GET", "/faults/{fault_id}"), ("GET", "/faults/{fault_id}/detail"),
           ("GET", "/faults/{fault_id}/report"), ("GET", "/workorders"),
           ("GET", "/workorders/{work_order_id}"), ("GET", "/decisions"),

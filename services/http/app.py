@@ -105,6 +105,7 @@ from services.http.reads import (
 )
 from services.http.tickets import ticket_routes
 from services.http.tmf import install_tmf_errors
+from services.http.wall import wall_routes
 from services.hub import Hub
 
 log = logging.getLogger("faultline.http")
@@ -132,6 +133,7 @@ def build_app(face: Face) -> FastAPI:
     app.include_router(inventory_routes(face, auth, Served(face.inventory, face.inventory_version), io.trail))
     app.include_router(hub_routes(hub, auth))
     app.include_router(hub_routes(hub, auth), prefix=TMF621_BASE)
+    app.include_router(wall_routes(face, auth))
     install_tmf_errors(app)
     app.include_router(ops_routes(face))
     app.add_exception_handler(_Refusal, _refused)

@@ -28,7 +28,7 @@ COMPLAINT = {"complaint_id": "CSP-1", "channel": "10086-8", "customer_id": "C-FS
 TMF_ALARM = {"alarmType": "communicationsAlarm", "perceivedSeverity": "critical", "probableCause": "LOS",
              "alarmedObject": {"id": "GZ-OTN-A:1-3-1"}, "sourceSystemId": "nms", "state": "raised",
              "alarmRaisedTime": "2026-11-25T10:00:00+08:00"}
-OPEN = ["/healthz", "/metrics", "/openapi.json", "/docs"]
+OPEN = ["/healthz", "/metrics", "/openapi.json", "/docs", "/wall"]
 
 
 async def _call(app, method: str, path: str, body, headers: dict[str, str] | None):
@@ -78,6 +78,7 @@ TICKET, ALARM_REF = f"{TMF621}/W-GZ-000001", "gd-otn-nms-1:a1"
 PATTERN = {"alarmPattern": [{"id": ALARM_REF}]}
 GUARDED = [
     ("POST", "/alarms", "/alarms", alarm("GZ-OTN-A:1-3-1", "a1"), INGEST),
+    ("GET", "/wall/summary", "/wall/summary", None, READ),
     ("POST", "/alarms/import", "/alarms/import", {"mapping": "sdh-otn-export", "rows": [
         {"Log Serial Number": "1", "Name": "R_LOS", "Alarm Source": "GZ-OTN-A", "Location Info": "1-3-1",
          "Occurrence Time": "2026-11-25 10:00:00"}]}, INGEST),
@@ -125,8 +126,8 @@ GRANTS = {"admin": {READ, INGEST, ACT, ADMIN}, "province-operator": {READ, INGES
 
 
 def test_the_permission_table_covers_every_guarded_operation():
-    assert {(m, t) for m, t, _c, _b, _p in GUARDED} == ROUTES - {("GET", p) for p in ("/healthz", "/readyz",
-                                                                                      "/metrics")}
+    unguarded = ("/healthz", "/readyz", "/wall", "/metrics")
+    assert {(m, t) for m, t, _c, _b, _p in GUARDED} == ROUTES - {("GET", p) for p in unguarded}
 
 
 @pytest.mark.parametrize("mode", MODES)
