@@ -41,6 +41,7 @@ environment (a flag, where a command has one, wins over its variable; empty is u
   FAULTLINE_CORS_ORIGINS     comma-separated origins allowed cross-site (default: none)
   FAULTLINE_DRAIN_SECONDS    processes: after SIGTERM, the longest a drain may take (default 30)
   FAULTLINE_LOG_LEVEL        DEBUG, INFO (default), WARNING, ERROR or CRITICAL
+  FAULTLINE_LOG_FORMAT       json (default: one object a line, with fault/work-order/input ids) or text
 """
 
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--database-url",
                      help="SQLAlchemy URL (default: sqlite file under ./.faultline/)")
     run.add_argument("--http-port", type=int, help="HTTP port (default 8080)")
+    run.add_argument("--log-format", choices=("json", "text"), help="json (default) or text, for people")
     run.add_argument("--demo", action="store_true",
                      help="feed the bundled Guangdong sample on an accelerated clock")
     run.add_argument("--speed", type=float, default=None,
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         proc.add_argument("--rulebook", help="rulebook YAML file")
         proc.add_argument("--http-port", type=int, help="HTTP port (default 8080)")
         proc.add_argument("--clock", choices=CLOCKS, help="wall (default) or stream")
+        proc.add_argument("--log-format", choices=("json", "text"), help="json (default) or text")
         if name == "correlate":
             proc.add_argument("--arrival-hold-ms",
                               help="how late a message may reach the broker after a later-stamped one "

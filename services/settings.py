@@ -18,7 +18,7 @@ FAULTLINE_KAFKA_FETCH_MAX_WAIT_MS,
 FAULTLINE_TOPIC_PARTITIONS, FAULTLINE_TOPIC_REPLICATION, FAULTLINE_CLOCK,
 FAULTLINE_ARRIVAL_HOLD_MS, FAULTLINE_HTTP_HOST, FAULTLINE_HTTP_PORT,
 FAULTLINE_HTTP_MAX_BODY_BYTES, FAULTLINE_HTTP_BODY_TIMEOUT_S, FAULTLINE_HTTP_MAX_CONNECTIONS,
-FAULTLINE_CORS_ORIGINS, FAULTLINE_DRAIN_SECONDS, FAULTLINE_LOG_LEVEL,
+FAULTLINE_CORS_ORIGINS, FAULTLINE_DRAIN_SECONDS, FAULTLINE_LOG_LEVEL, FAULTLINE_LOG_FORMAT,
 FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT,
 FAULTLINE_LISTEN_HOST, FAULTLINE_MAPPINGS,
 FAULTLINE_SNAPSHOT_EVERY, FAULTLINE_SNAPSHOT_BYTES_PER_ENTRY, FAULTLINE_LOG_RETENTION,
@@ -50,6 +50,7 @@ PREFIX = "FAULTLINE_"
 PROCESSES = ("ingest", "correlate", "dispatch", "api")   # the production processes: Kafka required
 CLOCKS = ("wall", "stream")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
 RETENTIONS = ("delete", "archive", "keep")
 MiB = 1024 * 1024
 _REFUSED = "faultline_setting"        # the pydantic error type of a value the parsers below refuse
@@ -266,6 +267,7 @@ class Settings(BaseSettings):
     CORS_ORIGINS: Annotated[tuple[str, ...], BeforeValidator(_origins)] = ()
     DRAIN_SECONDS: Annotated[float, BeforeValidator(_seconds)] = 30.0
     LOG_LEVEL: Annotated[str, BeforeValidator(_level)] = "INFO"
+    LOG_FORMAT: Annotated[Literal["json", "text"], BeforeValidator(_one_of(LOG_FORMATS))] = "json"
     SYSLOG_UDP_PORT: Annotated[int | None, BeforeValidator(_port)] = None    # raw listeners: off
     SYSLOG_TCP_PORT: Annotated[int | None, BeforeValidator(_port)] = None    # when unset
     SNMP_TRAP_PORT: Annotated[int | None, BeforeValidator(_port)] = None
@@ -388,6 +390,11 @@ class Settings(BaseSettings):
     @property
     def log_level(self) -> str:
         return self.LOG_LEVEL
+
+    @property
+    def log_format(self) -> str:
+        """json (one object a line, for a log pipeline) or text (for people): services/logs.py."""
+        return self.LOG_FORMAT
 
     @property
     def syslog_udp_port(self) -> int | None:

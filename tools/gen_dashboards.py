@@ -110,6 +110,17 @@ PIPELINE = ("faultline-pipeline", "告警处理链路 · 健康", "the alarm pip
         P("timeseries", "事件订阅投递", "TMF hub event deliveries by outcome, and those pending.", "ops",
           (("sum by (outcome) (rate(faultline_hub_deliveries_total[$__rate_interval]))", "{{outcome}}"),
            ("sum(faultline_hub_deliveries_pending)", "待投递")), 16),
+        P("timeseries", "输入到决策时延 p50 / p95", "From a message reaching the broker to its decisions "
+          "stored and published, by stage.", "s",
+          tuple((f"histogram_quantile({q}, sum by (le, stage) (rate(faultline_decision_seconds_bucket"
+                 f"[$__rate_interval])))", f"p{int(q * 100)} {{{{stage}}}}") for q in (0.5, 0.95)), 8),
+        P("timeseries", "每批消息数 p50 / p95", "Messages a stage handles and stores in one transaction: "
+          "large batches mean a storm is being absorbed.", "short",
+          tuple((f"histogram_quantile({q}, sum by (le, stage) (rate(faultline_batch_messages_bucket"
+                 f"[$__rate_interval])))", f"p{int(q * 100)} {{{{stage}}}}") for q in (0.5, 0.95)), 8),
+        P("timeseries", "快照后日志条数", "The most log entries a city shard holds after its latest "
+          "snapshot, by stage: what a restart re-runs (bounded by the snapshot policy).", "short",
+          (("max by (stage) (faultline_snapshot_entries_behind)", "{{stage}}"),), 8),
     ]),
 ])
 

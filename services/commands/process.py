@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from services.logs import setup_logging
 from services.runtime.shell import install_stop, watchdog
 from services.settings import Settings
 
@@ -20,9 +21,7 @@ log = logging.getLogger("faultline")
 def run_process(name: str, args) -> int:
     """Run one production process until SIGTERM; exit 0 after a clean drain."""
     settings = Settings.from_args(args)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)      # its plugin set-up, every start
+    setup_logging(settings.log_level, settings.log_format)
     main = {"correlate": _correlate, "dispatch": _dispatch, "ingest": _ingest, "api": _api}[name]
 
     async def go() -> None:

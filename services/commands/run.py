@@ -30,6 +30,7 @@ from services.http.app import build_app
 from services.http.face import Face
 from services.http.guard import HttpLimits, serve_until_stopped
 from services.inventory_store import startup_inventory, watch
+from services.logs import setup_logging
 from services.runtime.assembly import (
     CORRELATE_TOPICS,
     DISPATCH_TOPICS,
@@ -94,7 +95,8 @@ class Embedded:
         await self.transport.ensure_topics({t: 1 for t in topics})
         self.producer = self.transport.producer()
         await self.producer.start()
-        w = wiring(self.inventory, self.rulebook, db, self.transport, self.producer, self.registry)
+        w = wiring(self.inventory, self.rulebook, db, self.transport, self.producer, self.registry,
+                   message_clock=clock.now)
         # One partition per topic, read in append order: nothing to hold back for (hold 0).
         self.router, self.correlate = correlate_loops(w, clock=None if self.stream else clock.now, hold_s=0.0,
                                                       tick_every_s=self.tick_every_s, recovery=self.recovery)
@@ -192,9 +194,7 @@ def run_main(args) -> int:
     inventory_path = settings.inventory_path or (str(demo.DEMO_INVENTORY) if args.demo else None)
     inventory, rulebook = load_config(inventory_path, settings.rulebook_path)
     mappings = load_mappings_dir(settings.mappings_dir)
-    logging.basicConfig(level=logging.WARNING if args.demo else settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)      # its plugin set-up, every start
+    setup_logging(logging.WARNING if args.demo else settings.log_level, settings.log_format)
     if not args.demo:
         service = Embedded(inventory, rulebook, settings.database_url, WallClock(), http=settings.http,
                            stream=settings.clock == "stream", recovery=settings.recovery,
@@ -223,9 +223,8 @@ async def first_admin_token(db) -> None:
     if await store.any_active():
         return
     token_id, token = await store.create("admin", name="faultline run: first start")
-    sys.stderr.write(f"faultline run: no API token yet; made admin token {token_id}, shown once "
-                     "(Authorization: Bearer <token>; faultline token create makes more):\n")
-    sys.stderr.flush()
+    log.warning("faultline run: no API token yet; made admin token %d, shown once on standard output "
+                "(Authorization: Bearer <token>; faultline token create makes more)", token_id)
     sys.stdout.write(token + "\n")
     sys.stdout.flush()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from alarm_ingest.mapping import Mappings
 from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
 from services.runtime.dead_letter_keeper import DeadLetterKeeper
 from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner
-from services.runtime.metrics import EngineMetrics, OpenFaultsCollector
+from services.runtime.metrics import EngineMetrics, OpenFaultsCollector, watch_snapshots
 from services.runtime.router_loop import RouterRunner
 from services.runtime.shard_log import ShardLog
 from services.runtime.shard_runner import ShardRunner
@@ -50,12 +51,14 @@ class Wiring:
     registry: CollectorRegistry
     metrics: EngineMetrics
     inventory_version: int | None = None     # loaded through the API (None: the file's)
+    message_clock: Callable[[], float] = time.time   # what stamps messages (run: the service clock)
 
 
 def wiring(inventory: Inventory, rulebook: Rulebook, db: AsyncEngine, transport: Transport,
-           producer: Producer, registry: CollectorRegistry, inventory_version: int | None = None) -> Wiring:
+           producer: Producer, registry: CollectorRegistry, inventory_version: int | None = None,
+           message_clock: Callable[[], float] = time.time) -> Wiring:
     return Wiring(inventory, rulebook, db, transport, producer, registry, EngineMetrics(registry),
-                  inventory_version)
+                  inventory_version, message_clock)
 
 
 def _recovery(recovery: Recovery | None) -> dict:
@@ -76,7 +79,9 @@ def correlate_loops(w: Wiring, *, clock: Callable[[], float] | None, hold_s: flo
     shards = ShardRunner(CorrelateLogic(w.inventory, w.rulebook), ShardLog(w.db, "correlate"), w.transport,
                          w.producer, group_id="faultline-correlate", wall_clock=clock,
                          tick_every_s=tick_every_s, metrics=w.metrics, ready_to_tick=lambda: router.idle,
+                         message_clock=w.message_clock,
                          **_recovery(recovery))
+    watch_snapshots(w.registry, shards)
     w.registry.register(OpenFaultsCollector(
         lambda: [f for st in list(shards.shards.values()) for f in st.core.correlator.open_faults.values()]))
     return router, shards
@@ -96,9 +101,12 @@ def dispatch_loop(w: Wiring, *, real_seconds: Callable[[float], float] | None,
 
     # A real minute the service could not run (down, or the wall clock jumped), in clock seconds.
     catch_up_s = None if real_seconds is None else LIVE_CATCH_UP_S / real_seconds(1.0)
-    return ShardRunner(DispatchLogic(w.inventory, w.rulebook, warn, catch_up_s=catch_up_s),
-                       ShardLog(w.db, "dispatch"), w.transport, w.producer, group_id="faultline-dispatch",
-                       wall_clock=None, metrics=w.metrics, **_recovery(recovery))
+    runner = ShardRunner(DispatchLogic(w.inventory, w.rulebook, warn, catch_up_s=catch_up_s),
+                         ShardLog(w.db, "dispatch"), w.transport, w.producer, group_id="faultline-dispatch",
+                         wall_clock=None, metrics=w.metrics, message_clock=w.message_clock,
+                         **_recovery(recovery))
+    watch_snapshots(w.registry, runner)
+    return runner
 
 
 def deadletter_keeper(w: Wiring) -> DeadLetterKeeper:

@@ -81,7 +81,7 @@ def normalize_or_dead(msg: Msg, mappings: Mappings | None = None) -> Out:
         return normalize_message(msg, mappings)
     except Exception as err:
         log.exception("internal error while normalizing %s[%d]@%d; dead-lettered", msg.topic,
-                      msg.partition, msg.offset)
+                      msg.partition, msg.offset, extra={"stage": "ingest", "input_id": msg.coordinates})
         topic, value, key = dead(msg, f"{INTERNAL}: {describe(err)}", stage="ingest")
         return topic, value, key, None
 

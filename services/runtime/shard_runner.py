@@ -48,9 +48,22 @@ from shared.transport.port import Msg, Producer, Transport, next_offsets, partit
 from shared.wire import INTERNAL, describe
 
 log = logging.getLogger("faultline.shards")
-
 KEY_MAX = MAX_NAME          # shared.db.models.NAME (source_key)
 TICK_RETRY_MAX_S = 60.0
+
+# The decisions a monitoring room asks about afterwards, each logged once with its ids (the
+# rest is on faultline.decisions and in the read model): few, so cheap even in a storm.
+NOTED = {"fault.serious", "work_order.created", "work_order.upgraded", "escalation", "deadline.missed"}
+
+
+def note_record(record: dict, stage: str, shard: str) -> None:
+    rule = record.get("rule") or record.get("reason")
+    ids = {"stage": stage, "shard": shard, "fault_id": record.get("fault_id"),
+           "work_order_id": record.get("work_order_id"),
+           "queue": record.get("queue") or record.get("to_queue"), "rule": rule}
+    what = record.get("work_order_id") or record.get("fault_id") or ""
+    log.info("%s %s: %s %s %s", stage, shard, record["type"], what, rule or "",
+             extra={k: v for k, v in ids.items() if v is not None})
 
 
 class _Unstorable(Exception):
@@ -93,6 +106,7 @@ class ShardRunner(SessionLoop):
     def __init__(self, logic: StageLogic, shard_log: ShardLog, transport: Transport, producer: Producer, *,
                  group_id: str, wall_clock: Callable[[], float] | None = time.time,
                  tick_every_s: float = 1.0, batch_size: int = 2000, metrics=None,
+                 message_clock: Callable[[], float] = time.time,
                  ready_to_tick: Callable[[], bool] = lambda: True, snapshot_every: int = 5000,
                  snapshot_bytes_per_entry: int = 100,
                  retention: str = "delete", retention_entries: int = 10_000) -> None:
@@ -116,6 +130,7 @@ class ShardRunner(SessionLoop):
         self.failing: dict[str, tuple[int, float]] = {}   # shard → (failed ticks, retry at)
         self.name = logic.stage
         self.metrics = metrics                # services.runtime.metrics.EngineMetrics, or None
+        self.message_clock = message_clock    # the clock that stamps messages (latency metrics)
         # Upstream has handed on all it had (the router of this process: RouterRunner.idle);
         # with this shard's own partitions drained, a wall-clock tick overtakes no input.
         self.ready_to_tick = ready_to_tick
@@ -350,6 +365,12 @@ class ShardRunner(SessionLoop):
         """Handle consumed messages: each input (a message, or one of a batch message's:
         services/drivers/batches.py) in order, then store what they did in one transaction."""
         await self._process(list(_units(msgs)), alone=alone)
+        if self.metrics is not None and msgs and not alone:       # a redone batch was counted once
+            stage, now_ms = self.logic.stage, self.message_clock() * 1000
+            self.metrics.batch_messages.labels(stage).observe(len(msgs))
+            waited = self.metrics.decision_seconds.labels(stage)
+            for m in msgs:                      # from reaching the broker to decided and published
+                waited.observe(max(0.0, (now_ms - m.timestamp_ms) / 1000))
 
     async def _process(self, units: list[_Unit], *, alone: bool = False) -> None:
         batch = Batch()
@@ -381,7 +402,8 @@ class ShardRunner(SessionLoop):
                 # The shard may be half-changed. Store what the batch did so far, rebuild the
                 # shard from its log (which never holds this input), then refuse the input.
                 log.exception("%s %s: internal error on %s; refused, rebuilding the shard",
-                              self.logic.stage, shard, unit.label)
+                              self.logic.stage, shard, unit.label,
+                              extra={"stage": self.logic.stage, "shard": shard, "input_id": unit.label})
                 await self._store_or_isolate(batch, last_clock, units[first:i], alone, skip_timers={shard})
                 state = await self.open_shard(shard)
                 if await self._timers_raise(state, body):
@@ -523,7 +545,8 @@ class ShardRunner(SessionLoop):
         itself was logged, its source key, so a redelivery is not refused twice."""
         if not logged and source_key is not None and source_key in state.seen:
             return                                  # refused on an earlier delivery
-        log.info("%s %s refused %s: %s", self.logic.stage, state.shard, source_key, reason)
+        log.info("%s %s refused %s: %s", self.logic.stage, state.shard, source_key, reason,
+                 extra={"stage": self.logic.stage, "shard": state.shard, "input_id": source_key})
         kept = kept_value(body, MAX_KEPT)       # what encodes, and fits a message
         batch.refusals.append((state.shard, source_key, reason, kept))
         letter = dead_letter(reason, self.logic.stage, kept, source=source_key, msg=msg)
@@ -559,6 +582,9 @@ class ShardRunner(SessionLoop):
             await self.flush_outbox()
         else:
             await self._publish_stored(batch)
+        for shard, record in batch.records:
+            if record["type"] in NOTED:
+                note_record(record, self.logic.stage, shard)
         if self.metrics is not None:
             self.metrics.observe_records(r for _shard, r in batch.records)
             self.metrics.engine_seconds.labels(self.logic.stage).observe(time.perf_counter() - started)

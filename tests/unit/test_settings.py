@@ -148,6 +148,7 @@ READ = [
     ("FAULTLINE_SYSLOG_TCP_PORT", "6514", lambda s: s.syslog_tcp_port, 6514),
     ("FAULTLINE_SNMP_TRAP_PORT", "1162", lambda s: s.snmp_trap_port, 1162),
     ("FAULTLINE_LISTEN_HOST", "10.0.0.5", lambda s: s.raw_listeners.host, "10.0.0.5"),
+    ("FAULTLINE_LOG_FORMAT", "text", lambda s: s.log_format, "text"),
     ("FAULTLINE_MAPPINGS", "/etc/faultline/mappings", lambda s: s.mappings_dir, "/etc/faultline/mappings"),
 ]
 
@@ -266,7 +267,7 @@ def test_no_flag_has_a_default_so_an_unset_flag_leaves_the_variable_or_default(m
     parsers = [parser, *next(a for a in parser._actions if a.dest == "command").choices.values()]
     settings_flags = [a for p in parsers for a in p._actions if a.dest.upper() in Settings.model_fields]
     assert {a.dest for a in settings_flags} == {"kafka_bootstrap", "database_url", "inventory", "rulebook",
-                                                "http_port", "clock", "arrival_hold_ms"}
+                                                "http_port", "clock", "arrival_hold_ms", "log_format"}
     assert [a.option_strings for a in settings_flags if a.default is not None] == []
 
 
