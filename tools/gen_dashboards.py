@@ -129,6 +129,11 @@ QUEUES = ("faultline-queues", "工单队列 · 省/地市监控室", "work order
         P("timeseries", "新建工单（按队列）", "Work orders created, per queue (province, city monitoring "
           "rooms), in each interval.", "short",
           (("sum by (queue) (increase(faultline_work_orders_total[$__rate_interval]))", "{{queue}}"),), 12),
+        P("table", "未结工单（按队列与状态）", "Work orders not yet resolved, by queue and status (the rules' "
+          "statuses: acknowledged, inProgress).", "short",
+          (("sum by (queue, status) (faultline_work_orders_open)", ""),), 12),
+        P("timeseries", "最久未结工单（按队列）", "How long the oldest unresolved work order of each queue has "
+          "waited.", "s", (("max by (queue) (faultline_work_order_oldest_seconds)", "{{queue}}"),), 12),
         P("table", "工单累计（按队列）", "Work orders created since the process started, per queue.", "short",
           (("sum by (queue) (faultline_work_orders_total)", ""),), 12),
         P("timeseries", "工单生命周期", "Work-order records by type: created, upgraded, updated, resolved.",

@@ -21,7 +21,12 @@ from alarm_ingest.mapping import Mappings
 from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
 from services.runtime.dead_letter_keeper import DeadLetterKeeper
 from services.runtime.ingest_loop import RAW_TOPICS, IngestRunner
-from services.runtime.metrics import EngineMetrics, OpenFaultsCollector, watch_snapshots
+from services.runtime.metrics import (
+    EngineMetrics,
+    OpenFaultsCollector,
+    WorkOrdersCollector,
+    watch_snapshots,
+)
 from services.runtime.router_loop import RouterRunner
 from services.runtime.shard_log import ShardLog
 from services.runtime.shard_runner import ShardRunner
@@ -106,6 +111,9 @@ def dispatch_loop(w: Wiring, *, real_seconds: Callable[[float], float] | None,
                          wall_clock=None, metrics=w.metrics, message_clock=w.message_clock,
                          **_recovery(recovery))
     watch_snapshots(w.registry, runner)
+    w.registry.register(WorkOrdersCollector(
+        lambda: [wo for st in list(runner.shards.values()) for wo in st.core.dispatcher.orders.values()],
+        w.message_clock))
     return runner
 
 

@@ -109,6 +109,40 @@ class ListenerCollector:
         return []
 
 
+class WorkOrdersCollector:
+    """faultline_work_orders_open{queue,status} and faultline_work_order_oldest_seconds{queue}:
+    the work orders the dispatch shards hold not yet resolved, and how long the oldest of each
+    queue has waited (on the service's clock), read at scrape time. The statuses are the rules'
+    (acknowledged, inProgress); an operator's held or pending lives in the read model."""
+
+    def __init__(self, orders: Callable[[], Iterable[object]], now: Callable[[], float]) -> None:
+        self._orders = orders
+        self._now = now
+
+    def collect(self):
+        count = GaugeMetricFamily("faultline_work_orders_open", "Work orders not yet resolved, by queue and "
+                                  "status", labels=["queue", "status"])
+        oldest = GaugeMetricFamily("faultline_work_order_oldest_seconds", "Age of the oldest work order not "
+                                   "yet resolved, by queue", labels=["queue"])
+        tally: Tally = Tally()
+        first: dict[str, float] = {}
+        for wo in self._orders():
+            if wo.status == "resolved":
+                continue
+            tally[(wo.queue, wo.status)] += 1
+            first[wo.queue] = min(first.get(wo.queue, wo.created_at), wo.created_at)
+        for (queue, status), n in sorted(tally.items()):
+            count.add_metric([queue, status], n)
+        now = self._now()
+        for queue, at in sorted(first.items()):
+            oldest.add_metric([queue], max(0.0, now - at))
+        yield count
+        yield oldest
+
+    def describe(self):
+        return []
+
+
 class SnapshotCollector:
     """faultline_snapshot_entries_behind{stage}: the most log entries any city shard of the
     stage holds after its latest snapshot (0 before the first input), read at scrape time.

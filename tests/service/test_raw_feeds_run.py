@@ -252,6 +252,11 @@ async def test_logger_and_snmptrap_reach_faultline_run_as_alarms_and_open_faults
         proc.terminate()
         _out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()[-2000:]
+    # Its log: JSON lines (the default format), the refused feeds named by input id, no token.
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    assert lines and all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    leaked = [line for line in err.decode().splitlines() if token in line]
+    assert not leaked, leaked
     by_topic: dict[str, list] = {}
     for key, reason, body in rows:
         by_topic.setdefault(key.split(":")[0], []).append((reason, json.loads(body)))
