@@ -166,7 +166,7 @@ def from_trap(data: bytes, sender: str | None, arrival: float, mappings: Mapping
               where: str = "snmp") -> Alarm | Rejected:
     """One trap: decoded (pysnmp), matched by its trap OID to the first mapping rule naming it;
     varbinds named by the mapping's `varbinds` (an OID prefix: the rest is `{name}_index`)."""
-    trap = decode_trap(data)
+    trap = decode_trap(data, mappings.snmp_v3)
     if isinstance(trap, Rejected):
         return Rejected(f"{where}: {trap.reason.removeprefix('snmp: ')}")
     host = trap.agent or (sender or "").rsplit(":", 1)[0]

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from alarm_ingest.snmp_v3 import V3Receiver, V3UsersError, load_v3_users
 from shared.model import MAX_CAUSE, SEVERITIES
 from shared.problems import format_pydantic_errors
 from shared.rulebook.document import RulebookError
@@ -219,9 +220,11 @@ class Mapping:
 
 @dataclass(frozen=True, slots=True)
 class Mappings:
-    """Every mapping, in file-name order: the order claims are tried."""
+    """Every mapping, in file-name order: the order claims are tried; and the SNMPv3 users
+    traps may come from (alarm_ingest/snmp_v3.py; None: v3 traps are refused)."""
 
     all: tuple[Mapping, ...]
+    snmp_v3: V3Receiver | None = None
 
     def of(self, fmt: str) -> list[Mapping]:
         return [m for m in self.all if m.format == fmt]
@@ -287,9 +290,9 @@ def builtin_dir() -> Path:
     return Path(str(resources.files("alarm_ingest") / "mappings"))
 
 
-def load_mappings(directory: str | Path | None = None) -> Mappings:
+def load_mappings(directory: str | Path | None = None, v3_users: str | Path | None = None) -> Mappings:
     """The built-in mappings, with an operator's directory's files replacing or adding by file
-    name; MappingError naming every problem of every file."""
+    name, and the SNMPv3 users file; MappingError naming every problem of every file."""
     files = {p.name: p for p in sorted(builtin_dir().glob("*.yaml"))}
     if directory is not None:
         d = Path(directory)
@@ -315,9 +318,14 @@ def load_mappings(directory: str | Path | None = None) -> Mappings:
                 problems.append(f"{path}: name: {mapping.name} is also the name of {names[mapping.name]}")
             names[mapping.name] = str(path)
             built.append(mapping)
+    receiver = None
+    try:
+        receiver = load_v3_users(v3_users)
+    except V3UsersError as err:
+        problems.extend(err.problems)
     if problems:
         raise MappingError(problems)
-    return Mappings(tuple(built))
+    return Mappings(tuple(built), receiver)
 
 
 _default: Mappings | None = None

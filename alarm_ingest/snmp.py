@@ -16,6 +16,7 @@ from pyasn1.codec.ber import decoder
 from pyasn1.type import univ
 from pysnmp.proto import api, rfc1155, rfc1902
 
+from alarm_ingest.snmp_v3 import V3Receiver
 from shared.model import Rejected
 
 MAX_DATAGRAM = 8192         # traps fit a packet (~1,500 bytes); pyasn1 takes ~0.35 s on 64 KiB, so a
@@ -34,7 +35,7 @@ _VERSIONS = {api.SNMP_VERSION_1: "v1", api.SNMP_VERSION_2C: "v2c"}
 
 @dataclass(frozen=True, slots=True)
 class Trap:
-    version: str                 # "v1" or "v2c"
+    version: str                 # "v1", "v2c" or "v3"
     community: str               # UTF-8, undecodable bytes as U+FFFD
     trap_oid: str                # dotted; for v1 the v2c-equivalent OID (RFC 3584 §3.1)
     uptime: int | None           # sysUpTime.0 (v2c) / time-stamp (v1), hundredths of a second
@@ -46,7 +47,9 @@ class _Refused(Exception):
     """A reason to refuse the datagram, raised from deep inside and caught by `decode_trap`."""
 
 
-def decode_trap(data: bytes) -> Trap | Rejected:
+def decode_trap(data: bytes, v3: V3Receiver | None = None) -> Trap | Rejected:
+    """One datagram → a Trap, or the reason it is refused. `v3`: the SNMPv3 users (None: v3
+    traps are refused, naming the setting that admits them)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         return Rejected(f"snmp: expected bytes, got {type(data).__name__}")
     if len(data) == 0:
@@ -54,17 +57,17 @@ def decode_trap(data: bytes) -> Trap | Rejected:
     if len(data) > MAX_DATAGRAM:
         return Rejected(f"snmp: {len(data):,} bytes, more than a trap's {MAX_DATAGRAM:,}")
     try:
-        return _decode(bytes(data))
+        return _decode(bytes(data), v3)
     except _Refused as refused:
         return Rejected(_cap(str(refused), MAX_REASON))
     except Exception as err:     # total by contract: a decoder bug is a refusal, not a crash
         return Rejected(_cap(f"snmp: the message could not be decoded ({_error(err)})", MAX_REASON))
 
 
-def _decode(data: bytes) -> Trap:
+def _decode(data: bytes, v3: V3Receiver | None) -> Trap:
     number = _version(data)
     if number == 3:
-        raise _Refused("snmp: SNMPv3 is not accepted (v1 and v2c traps only)")
+        return _v3(data, v3)
     if number not in _VERSIONS:
         shown = number if abs(number) < 10**6 else "(too large to show)"
         raise _Refused(f"snmp: unknown SNMP version number {shown} (v1 and v2c traps only)")
@@ -91,13 +94,30 @@ def _decode(data: bytes) -> Trap:
 
     if kind == "Trap":
         return _v1(p_mod, pdu, community, varbinds)
+    return _v2(version, community, varbinds)
+
+
+def _v3(data: bytes, v3: V3Receiver | None) -> Trap:
+    if v3 is None:
+        raise _Refused("snmp: an SNMPv3 trap, and no SNMPv3 users are configured "
+                       "(FAULTLINE_SNMP_V3_USERS)")
+    got = v3.receive(data)
+    if got is None:
+        raise _Refused("snmp: SNMPv3 message refused by USM: an unknown user or engine id, wrong keys, "
+                       "outside the time window, or not a trap")
+    if len(got) > MAX_VARBINDS:
+        raise _Refused(f"snmp: {len(got)} varbinds, more than the {MAX_VARBINDS} accepted")
+    return _v2("v3", "", [(_oid(name), value) for name, value in got])
+
+
+def _v2(version: str, community: str, varbinds: list) -> Trap:
     trap_oid = next((value for name, value in varbinds if name == SNMP_TRAP_OID), None)
     if trap_oid is None:
         raise _Refused("snmp: the trap has no snmpTrapOID.0 varbind")
     if not isinstance(trap_oid, univ.ObjectIdentifier):
         raise _Refused("snmp: snmpTrapOID.0 is not an OBJECT IDENTIFIER")
     uptime = next((value for name, value in varbinds if name == SYS_UPTIME), None)
-    return Trap(version="v2c", community=community, trap_oid=_oid(trap_oid),
+    return Trap(version=version, community=community, trap_oid=_oid(trap_oid),
                 uptime=int(uptime) if isinstance(uptime, univ.Integer) else None, agent=None,
                 varbinds=tuple((name, _text(value)) for name, value in varbinds
                                if name not in (SYS_UPTIME, SNMP_TRAP_OID)))

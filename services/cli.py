@@ -34,6 +34,7 @@ environment (a flag, where a command has one, wins over its variable; empty is u
                              ingest, run: raw listeners (off when unset)
   FAULTLINE_LISTEN_HOST      address they listen on (default 0.0.0.0; `run`: 127.0.0.1)
   FAULTLINE_MAPPINGS         directory of vendor mapping YAML files, over the built-in ones
+  FAULTLINE_SNMP_V3_USERS    YAML of the SNMPv3 users traps may come from (unset: v3 refused)
   FAULTLINE_HTTP_MAX_BODY_BYTES  larger request bodies get 413 (default 1048576)
   FAULTLINE_HTTP_MAX_INVENTORY_BYTES  the same for POST /inventory, one at a time (default 16777216)
   FAULTLINE_HTTP_BODY_TIMEOUT_S  a body slower than this gets 408 (default 10)

@@ -18,13 +18,13 @@ def load_inventory_file(path: str):
         raise UsageError("\n".join(f"inventory: {p}" for p in err.problems)) from err
 
 
-def load_mappings_dir(path: str | None):
-    """The vendor mappings (built-in, with `path`'s files over them), or UsageError naming
-    each problem by file and entry."""
+def load_mappings_dir(path: str | None, v3_users: str | None = None):
+    """The vendor mappings (built-in, with `path`'s files over them) and the SNMPv3 users, or
+    UsageError naming each problem by file and entry."""
     from alarm_ingest.mapping import MappingError, load_mappings
 
     try:
-        return load_mappings(path)
+        return load_mappings(path, v3_users)
     except MappingError as err:
         raise UsageError("\n".join(f"mappings: {p}" for p in err.problems)) from err
 

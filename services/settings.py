@@ -20,7 +20,7 @@ FAULTLINE_ARRIVAL_HOLD_MS, FAULTLINE_HTTP_HOST, FAULTLINE_HTTP_PORT,
 FAULTLINE_HTTP_MAX_BODY_BYTES, FAULTLINE_HTTP_BODY_TIMEOUT_S, FAULTLINE_HTTP_MAX_CONNECTIONS,
 FAULTLINE_CORS_ORIGINS, FAULTLINE_DRAIN_SECONDS, FAULTLINE_LOG_LEVEL, FAULTLINE_LOG_FORMAT,
 FAULTLINE_SYSLOG_UDP_PORT, FAULTLINE_SYSLOG_TCP_PORT, FAULTLINE_SNMP_TRAP_PORT,
-FAULTLINE_LISTEN_HOST, FAULTLINE_MAPPINGS,
+FAULTLINE_LISTEN_HOST, FAULTLINE_MAPPINGS, FAULTLINE_SNMP_V3_USERS,
 FAULTLINE_SNAPSHOT_EVERY, FAULTLINE_SNAPSHOT_BYTES_PER_ENTRY, FAULTLINE_LOG_RETENTION,
 FAULTLINE_LOG_RETENTION_ENTRIES.
 """
@@ -273,6 +273,7 @@ class Settings(BaseSettings):
     SNMP_TRAP_PORT: Annotated[int | None, BeforeValidator(_port)] = None
     LISTEN_HOST: Annotated[str | None, BeforeValidator(_stripped_or_none)] = None  # see raw_listeners
     MAPPINGS: str | None = None           # vendor mappings directory; unset: the built-in ones
+    SNMP_V3_USERS: str | None = None      # SNMPv3 users YAML (alarm_ingest/snmp_v3.py); unset: no v3
     SNAPSHOT_EVERY: Annotated[int, BeforeValidator(_count)] = 5000         # see Recovery
     SNAPSHOT_BYTES_PER_ENTRY: Annotated[int, BeforeValidator(_whole)] = 100
     LOG_RETENTION: Annotated[Literal["delete", "archive", "keep"],
@@ -418,6 +419,10 @@ class Settings(BaseSettings):
     @property
     def mappings_dir(self) -> str | None:
         return self.MAPPINGS
+
+    @property
+    def snmp_v3_users(self) -> str | None:
+        return self.SNMP_V3_USERS
 
     @property
     def recovery(self) -> Recovery:

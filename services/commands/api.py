@@ -58,7 +58,8 @@ def create_api(settings: Settings, engine: AsyncEngine, producer: ProducerPort,
 
 async def api(settings: Settings, stop: asyncio.Event) -> None:
     seed = load_inventory_file(settings.inventory_path) if settings.inventory_path else None
-    mappings = load_mappings_dir(settings.mappings_dir)      # refused before anything starts
+    # refused before anything starts
+    mappings = load_mappings_dir(settings.mappings_dir, settings.snmp_v3_users)
     engine, transport = await prepare(settings, (ALARMS, ACTIONS, DEADLETTER, raw_alarms_topic("tmf642"),
                                                  raw_alarms_topic("export")))
     inventory, version = await startup_inventory(engine, seed, "api")

@@ -25,7 +25,8 @@ from shared.topics import ALARMS, DEADLETTER
 
 
 async def ingest(settings: Settings, stop: asyncio.Event) -> None:
-    mappings = load_mappings_dir(settings.mappings_dir)          # refused before anything starts
+    # refused before anything starts
+    mappings = load_mappings_dir(settings.mappings_dir, settings.snmp_v3_users)
     db, transport = await prepare(settings, [*RAW_TOPICS, ALARMS, DEADLETTER])
     producer = transport.producer()
     await producer.start(deadline_s=None)

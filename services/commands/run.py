@@ -193,7 +193,7 @@ def run_main(args) -> int:
     settings = Settings.load(args, command="run")
     inventory_path = settings.inventory_path or (str(demo.DEMO_INVENTORY) if args.demo else None)
     inventory, rulebook = load_config(inventory_path, settings.rulebook_path)
-    mappings = load_mappings_dir(settings.mappings_dir)
+    mappings = load_mappings_dir(settings.mappings_dir, settings.snmp_v3_users)
     setup_logging(logging.WARNING if args.demo else settings.log_level, settings.log_format)
     if not args.demo:
         service = Embedded(inventory, rulebook, settings.database_url, WallClock(), http=settings.http,

@@ -88,6 +88,13 @@ async def _vrp_link(udp_port: int, state: str) -> None:
                f"GigabitEthernet0/0/1 has entered the {state} state.", env={"TZ": "Asia/Shanghai"})
 
 
+def _v3_users(tmp_path):
+    path = tmp_path / "snmp-users.yaml"
+    path.write_text('users: [{name: noc, engine_id: "8000000001020304", auth: SHA, auth_key: authpass123, '
+                    "priv: AES, priv_key: privpass123}]\n")
+    return path
+
+
 async def _until(check, timeout_s: float = 30.0):
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -112,6 +119,7 @@ async def test_logger_and_snmptrap_reach_faultline_run_as_alarms_and_open_faults
         "FAULTLINE_SYSLOG_UDP_PORT": str(udp_port),
         "FAULTLINE_SYSLOG_TCP_PORT": str(tcp_port),
         "FAULTLINE_SNMP_TRAP_PORT": str(trap_port),
+        "FAULTLINE_SNMP_V3_USERS": str(_v3_users(tmp_path)),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -177,16 +185,22 @@ async def test_logger_and_snmptrap_reach_faultline_run_as_alarms_and_open_faults
                 "GigabitEthernet0/0/3",
                 env=snmp_env,
             )
+            # IF-MIB linkDown as an SNMPv3 authPriv trap (SHA, AES) from a configured user.
+            await _run(SNMPTRAP, "-m", "", "-v", "3", "-e", "0x8000000001020304", "-u", "noc",
+                       "-l", "authPriv", "-a", "SHA", "-A", "authpass123", "-x", "AES", "-X", "privpass123",
+                       f"127.0.0.1:{trap_port}", "", "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.5", "i", "5",
+                       "1.3.6.1.2.1.2.2.1.2.5", "s", "GigabitEthernet0/0/5", env=snmp_env)
 
-            async def three_alarms():
+            async def four_alarms():
                 body = (await http.get("/tmf-api/alarm/v4/alarm")).json()
-                return body if len(body) >= 3 else None
+                return body if len(body) >= 4 else None
 
-            listed = {a["alarmedObject"]["id"]: a for a in await _until(three_alarms) or []}
+            listed = {a["alarmedObject"]["id"]: a for a in await _until(four_alarms) or []}
             assert set(listed) == {
                 f"{HOST}:GigabitEthernet0/0/1",
                 "127.0.0.1:GigabitEthernet0/0/3",
                 "127.0.0.1:gei-0/1/0/1",
+                "127.0.0.1:GigabitEthernet0/0/5",    # the v3 trap's: not in the inventory, no fault
             }
             assert {a["probableCause"] for a in listed.values()} == {"LINK_DOWN", "PORT_DOWN"}
             assert all(a["state"] == "raised" and a["perceivedSeverity"] == "major" for a in listed.values())

@@ -149,6 +149,8 @@ READ = [
     ("FAULTLINE_SNMP_TRAP_PORT", "1162", lambda s: s.snmp_trap_port, 1162),
     ("FAULTLINE_LISTEN_HOST", "10.0.0.5", lambda s: s.raw_listeners.host, "10.0.0.5"),
     ("FAULTLINE_LOG_FORMAT", "text", lambda s: s.log_format, "text"),
+    ("FAULTLINE_SNMP_V3_USERS", "/etc/faultline/snmp.yaml", lambda s: s.snmp_v3_users,
+     "/etc/faultline/snmp.yaml"),
     ("FAULTLINE_MAPPINGS", "/etc/faultline/mappings", lambda s: s.mappings_dir, "/etc/faultline/mappings"),
 ]
 

@@ -16,6 +16,7 @@ from pyasn1.codec.ber import encoder
 from pysnmp.proto import api
 
 from alarm_ingest.snmp import SNMP_TRAP_OID, SYS_UPTIME, Trap, decode_trap
+from alarm_ingest.snmp_v3 import V3UsersError, load_v3_users
 from shared.model import Rejected
 
 V1 = api.PROTOCOL_MODULES[api.SNMP_VERSION_1]
@@ -194,9 +195,9 @@ def test_v1_get_request() -> None:
     _refused(_message(V1, pdu), "a GetRequest PDU, not a trap")
 
 
-def test_snmpv3() -> None:
-    _refused(NET_SNMP_V3_TRAP, "SNMPv3 is not accepted")
-    _refused(b"\x30\x03\x02\x01\x03", "SNMPv3 is not accepted")
+def test_snmpv3_without_users_is_refused_naming_the_setting() -> None:
+    _refused(NET_SNMP_V3_TRAP, "no SNMPv3 users are configured (FAULTLINE_SNMP_V3_USERS)")
+    _refused(b"\x30\x03\x02\x01\x03", "no SNMPv3 users are configured")
 
 
 def test_unknown_version() -> None:
@@ -296,10 +297,53 @@ def test_snmptrap_v2c_inform(tmp_path) -> None:
     assert (trap.version, trap.trap_oid, trap.varbinds) == ("v2c", LINK_DOWN, ((IF_INDEX, "3"),))
 
 
-def test_snmptrap_v3_is_refused(tmp_path) -> None:
+def test_snmptrap_v3_without_users_is_refused(tmp_path) -> None:
     data = _snmptrap(tmp_path, "-v", "3", "-e", "0x8000000001020304", "-u", "faultline",
                      "-l", "noAuthNoPriv", "HOST", "", LINK_DOWN)
-    _refused(data, "SNMPv3 is not accepted")
+    _refused(data, "no SNMPv3 users are configured")
+
+
+USERS = """users:
+  - {name: noc, engine_id: "8000000001020304", auth: SHA, auth_key: authpass123, priv: AES,
+     priv_key: privpass123}
+  - {name: plain, engine_id: "0x8000000001020304"}
+"""
+
+
+def test_snmptrap_v3_auth_priv_is_decoded_with_its_user_and_refused_without_the_keys(tmp_path) -> None:
+    (tmp_path / "users.yaml").write_text(USERS)
+    v3 = load_v3_users(tmp_path / "users.yaml")
+    data = _snmptrap(tmp_path, "-v", "3", "-e", "0x8000000001020304", "-u", "noc", "-l", "authPriv",
+                     "-a", "SHA", "-A", "authpass123", "-x", "AES", "-X", "privpass123", "HOST", "",
+                     LINK_DOWN, IF_INDEX, "i", "3")
+    trap = decode_trap(data, v3)
+    assert isinstance(trap, Trap), trap
+    assert (trap.version, trap.trap_oid, trap.varbinds) == ("v3", LINK_DOWN, ((IF_INDEX, "3"),))
+    noauth = _snmptrap(tmp_path, "-v", "3", "-e", "0x8000000001020304", "-u", "plain", "-l", "noAuthNoPriv",
+                       "HOST", "", LINK_DOWN)
+    assert decode_trap(noauth, v3).version == "v3"
+    (tmp_path / "wrong.yaml").write_text(USERS.replace("privpass123", "otherpass99"))
+    got = decode_trap(data, load_v3_users(tmp_path / "wrong.yaml"))
+    assert isinstance(got, Rejected) and "refused by USM" in got.reason
+    stranger = _snmptrap(tmp_path, "-v", "3", "-e", "0x8000000001020304", "-u", "mallory",
+                         "-l", "noAuthNoPriv", "HOST", "", LINK_DOWN)
+    assert "refused by USM" in decode_trap(stranger, v3).reason
+
+
+@pytest.mark.parametrize("text, words", [
+    ("users: [{name: noc, engine_id: xyz}]", "engine_id: value error, an snmpEngineID in hex"),
+    ("users: [{name: noc, engine_id: '8000000001020304', auth: SHA}]", "auth SHA needs auth_key"),
+    ("users: [{name: noc, engine_id: '8000000001020304', priv: AES, priv_key: '12345678'}]",
+     "privacy needs authentication"),
+    ("users: [{name: noc, engine_id: '8000000001020304', auth: SHA, auth_key: 4242}]", "(hidden)"),
+    ("users: [{name: noc, engine_id: '8000000001020304', auth: ROT13}]", "'ROT13' is not one of"),
+])
+def test_a_bad_users_file_names_the_entry_and_never_echoes_a_key(tmp_path, text, words) -> None:
+    (tmp_path / "users.yaml").write_text(text)
+    with pytest.raises(V3UsersError) as err:
+        load_v3_users(tmp_path / "users.yaml")
+    said = "\n".join(err.value.problems)
+    assert words in said and "4242" not in said
 
 
 # --- never raises --------------------------------------------------------------------------------
