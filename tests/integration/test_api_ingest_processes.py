@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -74,9 +77,9 @@ async def test_api_intake_publishes_and_refuses_with_reasons(broker, pg_url, tmp
 
 
 async def test_ingest_normalizes_raw_feeds_and_dead_letters_the_unreadable(broker, pg_url, tmp_path):
-    syslog_port = free_port()
+    syslog_port, trap_port = free_port(), free_port()
     env = {**stage_env(broker.bootstrap, pg_url, ROOT / "samples" / "inventory.json"),
-           "FAULTLINE_SYSLOG_UDP_PORT": str(syslog_port)}
+           "FAULTLINE_SYSLOG_UDP_PORT": str(syslog_port), "FAULTLINE_SNMP_TRAP_PORT": str(trap_port)}
     ingest = Proc("ingest", env, tmp_path).start()
     try:
         await wait_http(ingest.port)
@@ -96,7 +99,15 @@ async def test_ingest_normalizes_raw_feeds_and_dead_letters_the_unreadable(broke
         transport.sendto(line)
         transport.sendto(b"<999>not a priority \xff")
         transport.close()
-        msgs = await read(broker.bootstrap, [ALARMS, DEADLETTER], 5)
+        expected = 5
+        if shutil.which("snmptrap"):                 # IF-MIB linkDown from net-snmp, v2c
+            subprocess.run(["snmptrap", "-m", "", "-v", "2c", "-c", "public", f"127.0.0.1:{trap_port}", "",
+                            "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.7", "i", "7",
+                            "1.3.6.1.2.1.2.2.1.2.7", "s", "GE0/0/7"], check=True, capture_output=True,
+                           env={**os.environ, "SNMPCONFPATH": str(tmp_path),
+                                "SNMP_PERSISTENT_DIR": str(tmp_path)})
+            expected += 1
+        msgs = await read(broker.bootstrap, [ALARMS, DEADLETTER], expected)
         alarms = [orjson.loads(m.value) for m in msgs if m.topic == ALARMS]
         letters = [orjson.loads(m.value) for m in msgs if m.topic == DEADLETTER]
         assert ALARM in alarms
@@ -110,6 +121,9 @@ async def test_ingest_normalizes_raw_feeds_and_dead_letters_the_unreadable(broke
                 "resource_id": "GZ-PE-01:GigabitEthernet0/0/1", "probable_cause": "LINK_DOWN",
                 "severity": "major", "state": "raised", "event_time": "2026-11-25T10:00:00+08:00",
                 "text": line.decode()[35:]} in alarms
+        if expected == 6:
+            assert any(a["resource_id"] == "127.0.0.1:GE0/0/7" and a["probable_cause"] == "LINK_DOWN"
+                       and a["source"] == "snmp" for a in alarms)
         syslog = [x for x in letters if x["topic"] == raw_alarms_topic("syslog")]
         assert len(syslog) == 1 and "PRI <999> is out of range" in syslog[0]["reason"]
         assert syslog[0]["value"]["sender"] == "127.0.0.1"
