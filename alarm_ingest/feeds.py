@@ -114,18 +114,21 @@ def from_syslog(data: bytes, sender: str | None, arrival: float, mappings: Mappi
     candidates = mappings.of("syslog")
     if not candidates:
         return Rejected(f"{where}: no syslog mapping is loaded")
-    line = None
-    for m in candidates:
-        parsed = parse_syslog(data, arrival=arrival, zone=m.zone)
-        if isinstance(parsed, Rejected):
-            return Rejected(f"{where}: {parsed.reason.removeprefix('syslog: ')}")
-        line = parsed
-        host = line.host or sender or ""
-        if (m.claims is None or m.claims.search(line.content)) and (m.hosts is None or m.hosts.search(host)):
-            break
-    else:
-        return Rejected(f"{where}: no syslog mapping claims this line (host {line.host or sender}); "
-                        f"mappings tried: {', '.join(m.name for m in candidates)}")
+    # Parsed once; which mapping claims it reads the content and host, not the time, so only
+    # a mapping in another time zone parses it again (for a time printed without an offset).
+    line = parse_syslog(data, arrival=arrival, zone=candidates[0].zone)
+    if isinstance(line, Rejected):
+        return Rejected(f"{where}: {line.reason.removeprefix('syslog: ')}")
+    host = line.host or sender or ""
+    m = next((m for m in candidates if (m.claims is None or m.claims.search(line.content))
+              and (m.hosts is None or m.hosts.search(host))), None)
+    if m is None:
+        return Rejected(f"{where}: no syslog mapping claims this line (host {host}); "
+                        f"mappings tried: {', '.join(c.name for c in candidates)}")
+    if m.zone != candidates[0].zone:
+        line = parse_syslog(data, arrival=arrival, zone=m.zone)
+        if isinstance(line, Rejected):           # cannot be: the same bytes parsed above
+            return Rejected(f"{where}: {line.reason.removeprefix('syslog: ')}")
     when = arrival if line.time is None else line.time
     own = _SYSLOG_SEVERITY[line.severity]
     fields = {"host": line.host or sender or "", "sender": sender or "", "app": line.app or "",
@@ -169,7 +172,7 @@ def from_trap(data: bytes, sender: str | None, arrival: float, mappings: Mapping
     trap = decode_trap(data, mappings.snmp_v3)
     if isinstance(trap, Rejected):
         return Rejected(f"{where}: {trap.reason.removeprefix('snmp: ')}")
-    host = trap.agent or (sender or "").rsplit(":", 1)[0]
+    host = trap.agent or sender or ""             # the sender is an address (IPv6 too), no port
     for m in mappings.of("snmp"):
         rule = next((r for r in m.rules if r.trap == trap.trap_oid), None)
         if rule is None:

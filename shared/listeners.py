@@ -42,10 +42,16 @@ class Counts:
     """What the listeners did, for metrics and tests (`by_format`: received and lost per feed)."""
 
     def __init__(self) -> None:
-        self.received = 0
-        self.lost = 0
         self.refused_connections = 0
         self.by_format: dict[str, list[int]] = {"syslog": [0, 0], "snmp": [0, 0]}   # [received, lost]
+
+    @property
+    def received(self) -> int:
+        return sum(got for got, _lost in self.by_format.values())
+
+    @property
+    def lost(self) -> int:
+        return sum(lost for _got, lost in self.by_format.values())
 
 
 class _Queue:
@@ -58,12 +64,10 @@ class _Queue:
         self._warned = 0.0
 
     def put(self, item: tuple[str, bytes, str]) -> None:
-        self.counts.received += 1
         self.counts.by_format[item[0]][0] += 1
         try:
             self.items.put_nowait(item)
         except asyncio.QueueFull:
-            self.counts.lost += 1
             self.counts.by_format[item[0]][1] += 1
             if time.monotonic() - self._warned > 10:
                 self._warned = time.monotonic()
@@ -72,7 +76,6 @@ class _Queue:
 
     async def wait_put(self, item: tuple[str, bytes, str]) -> None:
         """A TCP message: waits for room (the sender is slowed, nothing is dropped)."""
-        self.counts.received += 1
         self.counts.by_format[item[0]][0] += 1
         await self.items.put(item)
 
