@@ -44,14 +44,11 @@ def normalize_message(msg: Msg, mappings: Mappings | None = None) -> Out:
     trap: the key is the address it came from (shared/listeners.py), the message's time its
     arrival; a refused one is dead-lettered with its bytes whole (base64) beside the text."""
     fmt = RAW_TOPICS[msg.topic]
-    kept: object
-    if fmt in ("syslog", "snmp"):
-        raw = base64.b64encode(msg.value).decode()
-        payload: object = raw if fmt == "snmp" else msg.value.decode("utf-8", errors="replace")
-        kept = {"sender": msg.key, "base64": raw} if fmt == "snmp" else \
-            {"sender": msg.key, "text": payload, "base64": raw}
+    if fmt == "snmp":                                   # binary BER: base64, the payload's form
+        payload: object = base64.b64encode(msg.value).decode()
     else:
-        payload = kept = msg.value.decode("utf-8", errors="replace")
+        payload = msg.value.decode("utf-8", errors="replace")
+    kept = payload
     if fmt in ("normalized", "tmf642", "export"):
         try:
             payload = kept = orjson.loads(msg.value)
@@ -61,6 +58,10 @@ def normalize_message(msg: Msg, mappings: Mappings | None = None) -> Out:
     alarm = normalize(fmt, payload, f"{fmt} message", arrival=msg.timestamp_ms / 1000, sender=msg.key,
                       mappings=mappings)
     if not hasattr(alarm, "resource_id"):
+        if fmt in ("syslog", "snmp"):                   # the sender, and the bytes whole
+            raw = payload if fmt == "snmp" else base64.b64encode(msg.value).decode()
+            kept = {"sender": msg.key, "base64": raw} if fmt == "snmp" else \
+                {"sender": msg.key, "text": payload, "base64": raw}
         topic, value, key = dead(msg, alarm.reason, kept, "ingest")
         return topic, value, key, None
     body = {"source": alarm.source, "alarm_id": alarm.alarm_id, "resource_id": alarm.resource_id,
