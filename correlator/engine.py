@@ -45,6 +45,9 @@ class Correlator:
         self.sf6b_window: dict[tuple[str, str], list[tuple[float, str, Fault]]] = {}
         self.fault_count = 0
         self.incident_count = 0
+        # Where the input being handled stands in the whole input order (a split pipeline's
+        # shards compare their faults' places by it; one correlator needs none: `seq` is it).
+        self.position: tuple = ()
         self._cause_class = rulebook.cause_class            # AL-2, bound once for the hot path
         self._build_state()
 
@@ -239,6 +242,7 @@ class Correlator:
         if incident_id is None:
             incident_id = self.new_incident()
         f = Fault(seq, f"F-{self.id_prefix}{seq:06d}", incident_id, kind, **fields)
+        f.position = self.position
         self.open_faults[f.fault_id] = f
         self.faults[f.fault_id] = f
         return f

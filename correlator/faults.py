@@ -15,7 +15,7 @@ class Fault:
         "opened_at", "green", "found_by_city", "severity", "serious_at", "trigger", "rule",
         "ended_at", "attribution", "sf_rule", "sf_long", "tm1_gen", "tm1_running",
         "customer_reported", "root_alarm", "complaints", "listed", "listed_in", "flaps",
-        "is_flapping", "circuit_state",
+        "is_flapping", "circuit_state", "position",
     )
 
     def __init__(self, seq: int, fault_id: str, incident_id: str, kind: str, *,
@@ -57,6 +57,7 @@ class Fault:
         self.flaps: list[str] = []            # AL-5: the flap faults that joined it
         self.is_flapping = False
         self.circuit_state = None
+        self.position: tuple = ()             # the place of the input that opened it (Correlator.position)
 
     @property
     def open(self) -> bool:

@@ -13,16 +13,21 @@ from shared.facts import ACK, CONFIRMED, ESCALATE, Notice
 from shared.model import Action, Alarm, Complaint, Rejected, Select
 
 
-def on_input(c: Correlator, event: Alarm | Complaint | Action, now: float) -> list[Out] | Rejected:
-    """Any input of the correlator: an alarm, a complaint or an operator action."""
+def on_input(c: Correlator, event: Alarm | Complaint | Action, now: float,
+             pick: str | None = None) -> list[Out] | Rejected:
+    """Any input of the correlator: an alarm, a complaint or an operator action. `pick`: the
+    fault a split pipeline found a complaint to join or an action to mean, asking every
+    shard that may hold one (services/drivers/sharding.py); still open, as nothing came
+    between the asking and the input."""
     if type(event) is Alarm:
         return c.on_alarm(event, now)
     if type(event) is Complaint:
-        return on_complaint(c, event, now)
-    return on_action(c, event, now)
+        return on_complaint(c, event, now, pick)
+    return on_action(c, event, now, pick)
 
 
-def on_complaint(c: Correlator, complaint: Complaint, now: float) -> list[Out] | Rejected:
+def on_complaint(c: Correlator, complaint: Complaint, now: float,
+                 pick: str | None = None) -> list[Out] | Rejected:
     cust = c.inventory.customers.get(complaint.customer_id)
     if cust is None:
         return Rejected(f"complaint {complaint.complaint_id}: customer {complaint.customer_id} "
@@ -36,7 +41,7 @@ def on_complaint(c: Correlator, complaint: Complaint, now: float) -> list[Out] |
     counts_6b = not cust.important and all_users              # CP-3, SF-6b
     outs: list[Out] = []
     key6b = (complaint.city, complaint.service_type)
-    target = _joinable_fault(c, complaint)
+    target = c.open_faults.get(pick) if pick is not None else _joinable_fault(c, complaint)
     if target is not None:                                    # SV-5
         target.customer_reported = True
         target.complaints.append(complaint.complaint_id)
@@ -55,6 +60,12 @@ def on_complaint(c: Correlator, complaint: Complaint, now: float) -> list[Out] |
     if counts_6b:
         _count_towards_sf6b(c, complaint, target, now, outs)
     return outs
+
+
+def complaint_seen(c: Correlator, complaint: Complaint) -> tuple[bool, Fault | None]:
+    """Whether this correlator has had the complaint already, and the fault it would join
+    (SV-5) among those it holds: what a split pipeline asks each shard before a complaint."""
+    return complaint.complaint_id in c.complaint_ids, _joinable_fault(c, complaint)
 
 
 def _joinable_fault(c: Correlator, complaint: Complaint) -> Fault | None:
@@ -131,28 +142,37 @@ def select_fault(c: Correlator, sel: Select) -> Fault | Rejected:
             return f
         known = "has ended" if sel.fault_id in c.faults else "is unknown"
         return Rejected(f"select {sel.describe()}: fault {sel.fault_id} {known}")
+    found = matching_faults(c, sel)
+    return found[0] if len(found) == 1 else not_one_match(sel, [f.fault_id for f in found])
+
+
+def matching_faults(c: Correlator, sel: Select) -> list[Fault]:
+    """The open faults a `select` without fault_id matches, in the order they were opened.
+    A split pipeline asks each shard that may hold one (services/drivers/sharding.py)."""
     if sel.circuit_id is not None:
-        found = [f for f in c.open_faults.values() if f.circuit and f.circuit.circuit_id == sel.circuit_id]
-    elif sel.customer_id is not None:
-        found = [f for f in c.open_faults.values()
-                 if f.customer and f.customer.customer_id == sel.customer_id
-                 and (sel.service_type is None or f.service_type == sel.service_type)
-                 and (sel.city is None or f.city == sel.city
-                      or (f.circuit is not None and sel.city in (f.circuit.a_city, f.circuit.z_city)))]
-    else:
-        f = c.sf6b_open.get((sel.city, sel.service_type))
-        found = [f] if f is not None else []
-    if len(found) == 1:
-        return found[0]
-    if not found:
+        return [f for f in c.open_faults.values() if f.circuit and f.circuit.circuit_id == sel.circuit_id]
+    if sel.customer_id is not None:
+        return [f for f in c.open_faults.values()
+                if f.customer and f.customer.customer_id == sel.customer_id
+                and (sel.service_type is None or f.service_type == sel.service_type)
+                and (sel.city is None or f.city == sel.city
+                     or (f.circuit is not None and sel.city in (f.circuit.a_city, f.circuit.z_city)))]
+    f = c.sf6b_open.get((sel.city, sel.service_type))
+    return [f] if f is not None else []
+
+
+def not_one_match(sel: Select, fault_ids: list[str]) -> Rejected:
+    """CL-4's refusal of a select that matches no open fault, or several (these)."""
+    if not fault_ids:
         return Rejected(f"select {sel.describe()} matches no open fault")
-    ids = ", ".join(f.fault_id for f in found)
-    return Rejected(f"select {sel.describe()} matches {len(found)} open faults ({ids}); "
-                    "name one by fault_id")
+    return Rejected(f"select {sel.describe()} matches {len(fault_ids)} open faults "
+                    f"({', '.join(fault_ids)}); name one by fault_id")
 
 
-def on_action(c: Correlator, action: Action, now: float) -> list[Out] | Rejected:
-    f = select_fault(c, action.select)
+def on_action(c: Correlator, action: Action, now: float, pick: str | None = None) -> list[Out] | Rejected:
+    f = c.open_faults.get(pick) if pick is not None else None
+    if f is None:
+        f = select_fault(c, action.select)
     if isinstance(f, Rejected):
         return f
     if action.kind == "confirm":

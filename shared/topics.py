@@ -15,6 +15,7 @@ DEADLETTER = "faultline.deadletter"
 WORKORDERS_PREFIX = "faultline.workorders."
 RAW_ALARMS_PREFIX = "faultline.alarms.raw."
 CORRELATOR_INPUTS = "faultline.correlator.inputs"
+ANSWERS = "faultline.correlator.answers"      # the shards' answers to the router's asks
 FAULTS = "faultline.faults"
 
 

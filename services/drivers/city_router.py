@@ -10,6 +10,16 @@ reason and their topic, partition and offset. Offsets are committed only after t
 broker acknowledged what they became; a crash in between re-sends them, and the shard's
 log skips the duplicate by its source key.
 
+An input whose effect depends on state several shards hold — an operator action whose
+select may mean a fault in any of them, or a complaint (services/drivers/sharding.py, Ask) —
+is *asked*: the router sends each of those shards an ask at the input's place in the order,
+holds every later input until all have answered (faultline.correlator.answers), and then
+sends the input to the one shard the answers settle on, with the fault it means (`pick`),
+or dead-letters it with replay's own refusal (CL-4). Nothing reaches those shards in
+between, so each answers about exactly the state replay has at that input. The asked
+message is committed only once settled; a router that stops before asks again, and a
+shard that answered before says the same again (services/drivers/stage_logic.py).
+
 No message stops the router: one whose routing raises (a case nothing above foresaw) is
 dead-lettered with the error and passed like any refusal (`route_or_dead`), so the same
 offset is never retried forever.
@@ -21,18 +31,19 @@ import heapq
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import orjson
 
 from alarm_ingest.normalized import alarm_from_dict
 from services.drivers.dead_letters import MAX_VALUE, NOTHING, dead_letter
 from services.drivers.envelope import decode_input
-from services.drivers.sharding import all_shards
+from services.drivers.sharding import Ask, all_shards, home_shard, settle
 from services.drivers.split import shards_for
 from services.drivers.stage_logic import tick_message
 from shared.clock import TimeFormatError, parse_time
 from shared.inventory import Inventory
-from shared.model import Rejected
+from shared.model import Action, Complaint, Rejected
 from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER
 from shared.transport.port import Msg
 from shared.wire import ACTION_KINDS, INTERNAL, describe
@@ -47,8 +58,57 @@ ACTIONS_KINDS = ("complaint", *ACTION_KINDS)  # what faultline.actions carries (
 # (services/drivers/dead_letters.py).
 
 
-def route(inventory: Inventory, msg: Msg) -> list[Out]:
-    """What one message of faultline.alarms or faultline.actions becomes."""
+@dataclass(slots=True)
+class Asking:
+    """A message whose input is asked of several shards before it goes to one (Ask)."""
+
+    msg: Msg
+    event: Action | Complaint
+    body: dict                     # its CONTRACT §3 object
+    at: float
+    shards: tuple[str, ...]
+    home: str
+    answers: dict[str, dict] = field(default_factory=dict)
+
+    def asks(self) -> list[Out]:
+        """The ask to each shard (its own source key: the input's is kept for the input)."""
+        value = orjson.dumps({"at": self.at, "source": self.msg.coordinates + "?",
+                              "ask": {"id": self.msg.coordinates, "input": self.body}})
+        return [(CORRELATOR_INPUTS, value, shard) for shard in self.shards]
+
+    def take(self, shard: str, said: dict) -> None:
+        if shard in self.shards:
+            self.answers[shard] = said
+
+    @property
+    def waiting_on(self) -> list[str]:
+        return [s for s in self.shards if s not in self.answers]
+
+    def settled(self, inventory: Inventory) -> list[Out]:
+        """Once every shard has answered: the input to the shard it means, or its refusal."""
+        where = settle(self.event, self.answers, self.home)
+        if isinstance(where, Rejected):
+            return [dead(self.msg, where.reason, self.body)]
+        shard, pick = where
+        routed = {"at": self.at, "source": self.msg.coordinates, "input": self.body,
+                  "pos": position(self.msg)}
+        if pick is not None:
+            routed["pick"] = pick
+        return [(CORRELATOR_INPUTS, orjson.dumps(routed), shard)]
+
+
+TOPIC_RANK = {ALARMS: 0, ACTIONS: 1}
+
+
+def position(msg: Msg) -> list[int]:
+    """A message's place in the input order (the order the router releases them in, Kafka's
+    same-millisecond ties aside): what a shard orders faults of different shards by."""
+    return [msg.timestamp_ms, TOPIC_RANK.get(msg.topic, 2), msg.partition, msg.offset]
+
+
+def route(inventory: Inventory, msg: Msg) -> list[Out] | Asking:
+    """What one message of faultline.alarms or faultline.actions becomes: messages to send
+    (the input to its shards, or a dead letter), or an Asking."""
     source = msg.coordinates                     # the shard's dedup key for it
     try:
         obj = orjson.loads(msg.value)
@@ -73,13 +133,20 @@ def route(inventory: Inventory, msg: Msg) -> list[Out]:
     cities = shards_for(inventory, event)
     if isinstance(cities, Rejected):
         return [dead(msg, cities.reason, obj)]
-    value = orjson.dumps({"at": at, "source": source, "input": body})    # the same for every city
+    if isinstance(cities, Ask):
+        asking = Asking(msg, event, body, at, cities.shards, home_shard(inventory, event))
+        size = len(asking.asks()[0][1])
+        if size > MAX_VALUE:
+            return [dead(msg, f"message too large: {size} bytes routed, at most {MAX_VALUE}")]
+        return asking
+    # The same for every city.
+    value = orjson.dumps({"at": at, "source": source, "input": body, "pos": position(msg)})
     if len(value) > MAX_VALUE:
         return [dead(msg, f"message too large: {len(value)} bytes routed, at most {MAX_VALUE}")]
     return [(CORRELATOR_INPUTS, value, city) for city in cities]
 
 
-def route_or_dead(inventory: Inventory, msg: Msg) -> list[Out]:
+def route_or_dead(inventory: Inventory, msg: Msg) -> list[Out] | Asking:
     """route(), but an unexpected error while routing one message dead-letters that message."""
     try:
         return route(inventory, msg)

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from correlator.engine import Correlator
-from correlator.operator import on_input
+from correlator.operator import complaint_seen, matching_faults, on_input
 from dispatcher.engine import Dispatcher
-from services.drivers.sharding import shard_cities
+from services.drivers.sharding import answer, shard_cities
 from shared.facts import Notice
 from shared.inventory import Inventory
-from shared.model import Alarm, Complaint, Rejected
+from shared.model import Action, Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
 from shared.timers import Key, due_in_order
 
@@ -28,6 +28,7 @@ INF = float("inf")
 NO_FIRE: Key = (-INF, -INF, -INF)
 
 RECORD, NOTICE, TICK = "record", "notice", "tick"
+ANSWERS_KEPT = 1000     # far more asks than a router can have in flight when it stops
 
 
 class CorrelatorShard:
@@ -42,6 +43,10 @@ class CorrelatorShard:
         owns = lambda c: c.a_city in cities          # noqa: E731 (the correlator's predicate)
         self.correlator = Correlator(inventory, rulebook, owns=owns, id_prefix=f"{shard}-")
         self.clock: float | None = None
+        # The latest answers to the router's asks (`ask`), by ask id: a redelivered ask is
+        # answered as it was first, at its own place in the input order, not from the state
+        # of now. The router asks again only what it had not finished when it stopped.
+        self.answers: dict[str, dict] = {}
 
     def _fire_until(self, t: float, out: list) -> None:
         corr = self.correlator
@@ -58,14 +63,18 @@ class CorrelatorShard:
             if notice is not None:
                 out.append((NOTICE, notice, key, now))
 
-    def handle(self, event: Alarm | Complaint | object, t: float) -> tuple[list, Rejected | None]:
-        """An input arriving at clock t (never before the shard's clock: T-5)."""
+    def handle(self, event: Alarm | Complaint | object, t: float, pick: str | None = None,
+               position: tuple = ()) -> tuple[list, Rejected | None]:
+        """An input arriving at clock t (never before the shard's clock: T-5). `pick`: the
+        fault an asked input was settled to mean (services/drivers/sharding.py); `position`:
+        the input's place in the whole input order."""
         if self.clock is not None and t < self.clock:
             t = self.clock
         out: list = []
         self._fire_until(t, out)
         self.clock = t
-        result = on_input(self.correlator, event, t)
+        self.correlator.position = position
+        result = on_input(self.correlator, event, t, pick)
         if isinstance(result, Rejected):
             return out, result
         # The first notice of an input lets the dispatcher fire its timers due by t (replay
@@ -79,6 +88,28 @@ class CorrelatorShard:
                 break
         self._fire_until(t, out)              # what the input made overdue (T-3)
         return out, None
+
+    def ask(self, ask_id: str, event: Action | Complaint, t: float) -> tuple[list, dict]:
+        """This shard's answer about an input asked of several shards (sharding.Ask) at clock
+        t, once the timers due by then have fired as before any input at t: the open faults
+        an action's select matches, or whether it had the complaint and what it would join.
+        Kept as the answer to `ask_id` (the newest ANSWERS_KEPT)."""
+        out: list = []
+        if self.clock is not None and t < self.clock:
+            t = self.clock
+        self._fire_until(t, out)
+        self.clock = t
+        corr = self.correlator
+        if type(event) is Complaint:
+            seen, join = complaint_seen(corr, event)
+            said = answer(event, seen, [join] if join is not None else [])
+        else:
+            said = answer(event, False, matching_faults(corr, event.select))
+        self.answers.pop(ask_id, None)
+        self.answers[ask_id] = said
+        while len(self.answers) > ANSWERS_KEPT:
+            del self.answers[next(iter(self.answers))]
+        return out, said
 
     def pending_timers(self) -> list[tuple[str, str, float]]:
         """(fault_id, TM-…, due) of the timers that will still fire: the `timers` table."""

@@ -64,7 +64,7 @@ from services.drivers.city_shards import CorrelatorShard, DispatcherShard
 from shared.inventory import Circuit, Customer, Inventory, Resource
 from shared.rulebook import Rulebook
 
-FORMAT = 1
+FORMAT = 2          # 2: a correlate shard keeps its answers to the router's asks
 MAGIC = b"faultline-shard-snapshot"
 
 # Attributes of the shard wrappers that the fresh shard of the live logic supplies (its

@@ -11,26 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from services.drivers.city_shards import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
-from services.drivers.sharding import action_shard, alarm_shards, complaint_shard
+from services.drivers.sharding import Ask, alarm_shards, complaint_route, home_shard, select_shards, settle
 from shared.facts import decode_notice, encode_notice
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
 from shared.rulebook import Rulebook
 
 
-def shards_for(inventory: Inventory, event) -> list[str] | Rejected:
+def shards_for(inventory: Inventory, event) -> list[str] | Ask | Rejected:
+    """The shards that take an input; for an action whose fault may be in several, the shards
+    to ask first (Ask); for an action no shard can match, replay's refusal."""
     if type(event) is Alarm:
         return alarm_shards(inventory, event.resource_id)
     if type(event) is Complaint:
-        return [complaint_shard(inventory, event.customer_id, event.city, event.service_type)]
+        return complaint_route(inventory, event)
     assert isinstance(event, Action)
-    sel = event.select
-    shard = action_shard(inventory, {k: getattr(sel, k) for k in
-                                     ("fault_id", "circuit_id", "customer_id", "service_type", "city")})
-    if shard is None:
-        return Rejected(f"select {sel.describe()}: cannot tell which city's faults it means; "
-                        "give fault_id, circuit_id, or a city")
-    return [shard]
+    return select_shards(inventory, event.select)
 
 
 class SplitPipeline:
@@ -43,6 +39,7 @@ class SplitPipeline:
         self.dispatchers: dict[str, DispatcherShard] = {}
         self.clock: float | None = None
         self.alarms_in = 0
+        self.inputs = 0                          # the input order (Correlator.position)
 
     def shard(self, city: str) -> tuple[CorrelatorShard, DispatcherShard]:
         corr = self.correlators.get(city)
@@ -77,10 +74,21 @@ class SplitPipeline:
         if isinstance(cities, Rejected):
             return [], cities
         records: list[dict] = []
+        pick = None
+        self.inputs += 1
+        if isinstance(cities, Ask):              # the router's ask, answered at once here
+            answers = {}
+            for city in cities.shards:
+                outs, answers[city] = self.shard(city)[0].ask("-", event, now)
+                self._deliver(city, outs, records)
+            settled = settle(event, answers, home_shard(self.inventory, event))
+            if isinstance(settled, Rejected):
+                return records, settled
+            cities, pick = [settled[0]], settled[1]
         refused = None
         for city in cities:
             corr, _disp = self.shard(city)
-            outs, rejected = corr.handle(event, now)
+            outs, rejected = corr.handle(event, now, pick, (self.inputs,))
             refused = self._deliver(city, outs, records) or rejected or refused
         return records, refused
 

@@ -2,8 +2,12 @@
 city shard. The runner (services/runtime/shard_runner.py) does the I/O around them.
 
 faultline.correlator.inputs (key: city), from the router:
-    {"at": <Unix s>, "source": "<topic>:<partition>:<offset>", "input": <CONTRACT §3 object>}
+    {"at": <Unix s>, "source": "<topic>:<partition>:<offset>", "input": <CONTRACT §3 object>,
+     "pos": [<place in the input order>…], "pick": "<fault id>"}      (pos, pick: optional)
+    {"at": …, "source": "…?", "ask": {"id": "<the input's source>", "input": <§3 object>}}
     {"tick": <Unix s>}                                   (stream clock only)
+faultline.correlator.answers (key: city), correlate → router, one per ask:
+    {"ask": "<id>", "shard": "<city>", "answer": <sharding.answer>}
 faultline.faults (key: city), correlator → dispatcher:
     {"id": "<city>:<seq>:<n>", "notice": …, "key": [due, fault, rank], "now": <Unix s>}
     {"tick": <Unix s>}
@@ -25,9 +29,9 @@ from services.drivers.sharding import alarm_shards, all_shards
 from shared.clock import TIME_MAX_TEXT, TIME_MIN_TEXT, in_window
 from shared.facts import ACK, decode_notice, encode_notice
 from shared.inventory import Inventory
-from shared.model import Rejected
+from shared.model import Action, Complaint, Rejected
 from shared.rulebook import Rulebook
-from shared.topics import CORRELATOR_INPUTS, DECISIONS, FAULTS, workorders_topic
+from shared.topics import ANSWERS, CORRELATOR_INPUTS, DECISIONS, FAULTS, workorders_topic
 from shared.wire import show
 
 
@@ -85,16 +89,29 @@ class CorrelateLogic:
 
     def rerun(self, core: CorrelatorShard, entry: Entry) -> int:
         """Re-run a logged entry (nothing is emitted); the number of records it made again."""
-        if entry.kind == "tick" or (entry.body is not None and "tick" in entry.body):
+        body = entry.body
+        if entry.kind == "tick" or (body is not None and "tick" in body):
             outs = core.tick(entry.clock)
+        elif entry.kind == "input" and "ask" in body:
+            event = decode_input(body["ask"]["input"])
+            if type(event) not in (Action, Complaint):
+                return 0
+            outs = core.ask(body["ask"]["id"], event, entry.clock)[0]
         elif entry.kind == "input":
-            event = decode_input(entry.body["input"])
+            event = decode_input(body["input"])
             if isinstance(event, Rejected):
                 return 0
-            outs = core.handle(event, entry.clock)[0]
+            outs = core.handle(event, entry.clock, body.get("pick"), tuple(body.get("pos") or ()))[0]
         else:
             return 0
         return sum(1 for item in outs if item[0] == RECORD)
+
+    def redelivered(self, core: CorrelatorShard, body: dict) -> list[tuple[str, bytes]]:
+        """What to send again for a message handled before: an ask's answer, as first given
+        (the router asks again what it had not settled when it stopped)."""
+        ask = body.get("ask")
+        said = core.answers.get(ask["id"]) if type(ask) is dict and type(ask.get("id")) is str else None
+        return [] if said is None else [(ANSWERS, _answer_message(ask["id"], core.shard, said))]
 
     def source_key(self, body: dict) -> str | None:
         return body.get("source")
@@ -113,15 +130,18 @@ class CorrelateLogic:
             step.log = True
             return step, t
         bad = _instant(body.get("at"), "at")
+        if bad is None and "ask" in body:
+            return self._ask(core, body, seq)
         if bad is None and type(body.get("input")) is not dict:
             bad = f"input: expected a CONTRACT §3 object, got {type(body.get('input')).__name__}"
+        bad = bad or _routing_refusal(body)
         if bad is not None:
             return Step(log=False, refused=bad), 0.0
         at = float(body["at"])
         event = decode_input(body["input"])
         if isinstance(event, Rejected):                  # the router checks; belt and braces
             return Step(log=False, refused=event.reason), at
-        outs, refused = core.handle(event, at)
+        outs, refused = core.handle(event, at, body.get("pick"), tuple(body.get("pos") or ()))
         step = self._step(core.shard, outs, seq)
         step.log = True                                  # every input is logged (its clock matters)
         step.refused = refused.reason if refused else None
@@ -138,6 +158,23 @@ class CorrelateLogic:
         complained = event if kind == "complaint" and refused is None else None
         step.state = complaint_links(core, step.records, complained)
         return step, core.clock                          # handle() always sets it
+
+    def _ask(self, core: CorrelatorShard, body: dict, seq: int) -> tuple[Step, float]:
+        """The router asks what this shard holds about an input before it settles where the
+        input goes (services/drivers/sharding.py, Ask): logged, as it fires the timers due
+        by then; the answer goes out with the step's other messages."""
+        ask = body["ask"]
+        event = decode_input(ask.get("input")) if type(ask) is dict else None
+        if type(ask) is not dict or type(ask.get("id")) is not str:
+            return Step(log=False, refused="ask: expected {id: text, input: a CONTRACT §3 object}"), 0.0
+        if type(event) not in (Action, Complaint):
+            reason = event.reason if isinstance(event, Rejected) else "not an operator action or a complaint"
+            return Step(log=False, refused=f"ask: {reason}"), 0.0
+        outs, said = core.ask(ask["id"], event, float(body["at"]))
+        step = self._step(core.shard, outs, seq)
+        step.log = True
+        step.outgoing[ANSWERS] = [_answer_message(ask["id"], core.shard, said)]
+        return step, core.clock
 
     def tick(self, core: CorrelatorShard, now: float, seq: int) -> Step:
         outs = core.tick(now)
@@ -164,6 +201,20 @@ class CorrelateLogic:
         if notices:
             step.outgoing[FAULTS] = notices
         return step
+
+
+def _answer_message(ask_id: str, shard: str, said: dict) -> bytes:
+    return orjson.dumps({"ask": ask_id, "shard": shard, "answer": said})
+
+
+def _routing_refusal(body: dict) -> str | None:
+    """Why the router's `pick` or `pos` of an input cannot be used, or None."""
+    pick, pos = body.get("pick"), body.get("pos")
+    if pick is not None and type(pick) is not str:
+        return f"pick: expected a fault id, got {type(pick).__name__}"
+    if pos is not None and not (type(pos) is list and len(pos) <= 8 and all(type(p) is int for p in pos)):
+        return "pos: expected a list of at most 8 integers"
+    return None
 
 
 class DispatchLogic:
@@ -194,6 +245,9 @@ class DispatchLogic:
 
     def source_key(self, body: dict) -> str | None:
         return body.get("id")
+
+    def redelivered(self, core: DispatcherShard, body: dict) -> list[tuple[str, bytes]]:
+        return []                     # a notice handled before has nothing to say again
 
     def clock_of(self, body: dict) -> float | None:
         return _clock_of(body, "now")

@@ -21,7 +21,7 @@ from alarm_ingest.raw import normalize
 from services.access import ACT, INGEST, READ, AuditTrail, Principal
 from services.drivers.dead_letters import MAX_VALUE, fits
 from services.drivers.dead_letters import dead_letter as letter
-from services.drivers.sharding import all_shards
+from services.drivers.sharding import Ask, all_shards
 from services.drivers.split import shards_for
 from services.http.auth import AUTH_ANSWERS, Auth, check
 from services.http.face import FIRST_PAUSE_S, LONGEST_PAUSE_S, Face, Wait
@@ -234,7 +234,10 @@ class Intake:
         if self.face.inventory is None or not route:
             return None, None
         cities = shards_for(self.face.inventory, event)
-        return (None, cities.reason) if isinstance(cities, Rejected) else (cities, None)
+        if isinstance(cities, Rejected):
+            return None, cities.reason
+        # An asked input goes to whichever one shard the answers settle on.
+        return (None, None) if isinstance(cities, Ask) else (cities, None)
 
     async def publish(self, batch: _Batch) -> list[str | None]:
         """Send every record of the batch in one round of acks; each input's id (None when refused)."""

@@ -34,12 +34,12 @@ from services.settings import Recovery
 from shared.inventory import Inventory
 from shared.rulebook import Rulebook
 from shared.timers import LIVE_CATCH_UP_S
-from shared.topics import ACTIONS, ALARMS, CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
+from shared.topics import ACTIONS, ALARMS, ANSWERS, CORRELATOR_INPUTS, DEADLETTER, DECISIONS, FAULTS
 from shared.transport.port import Producer, Transport
 
 log = logging.getLogger("faultline")
 
-CORRELATE_TOPICS = (ALARMS, ACTIONS, CORRELATOR_INPUTS, FAULTS, DECISIONS, DEADLETTER)
+CORRELATE_TOPICS = (ALARMS, ACTIONS, CORRELATOR_INPUTS, ANSWERS, FAULTS, DECISIONS, DEADLETTER)
 DISPATCH_TOPICS = (FAULTS, DECISIONS, DEADLETTER)
 INGEST_TOPICS = (*RAW_TOPICS, ALARMS, DEADLETTER)
 

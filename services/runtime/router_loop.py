@@ -1,22 +1,29 @@
-"""The router's consume → route → produce → commit loop (see services/drivers/city_router.py)."""
+"""The router's consume → route → produce → commit loop (see services/drivers/city_router.py),
+asks included: while one is under way, later inputs wait in `queue`, uncommitted."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import deque
+
+import orjson
 
 from services.drivers.batches import pack_records
-from services.drivers.city_router import ROUTED_TOPICS, ArrivalOrder, route_or_dead
+from services.drivers.city_router import ROUTED_TOPICS, ArrivalOrder, Asking, route_or_dead
+from services.drivers.sharding import checked_answer
 from services.runtime.sessions import Commits, SessionLoop, joined
 from shared.inventory import Inventory
-from shared.transport.port import Producer, Transport, next_offsets
+from shared.topics import ANSWERS
+from shared.transport.port import Msg, Producer, Transport, next_offsets
 
 log = logging.getLogger("faultline.router")
 
 HOLD_S = 0.3
 ASK_EVERY_S = 0.05          # end-offset checks while a ripe message waits on a quiet partition
 LAG_EVERY_S = 1.0
+WAIT_WARN_S = 30.0          # an ask unanswered this long is logged (and again as long again)
 
 
 class RouterRunner(SessionLoop):
@@ -34,6 +41,7 @@ class RouterRunner(SessionLoop):
         self.healthy = False
         self.idle = False          # the last pass fetched nothing and holds nothing back
         self.name = "router"
+        self.asked_since = self.warned_at = 0.0
 
     def _down(self, *, failed: bool) -> None:
         self.healthy = self.idle = False
@@ -44,17 +52,26 @@ class RouterRunner(SessionLoop):
         async def revoked(tps):
             order.forget(tps)
 
-        consumer = self.transport.consumer(list(ROUTED_TOPICS), self.group_id, on_revoked=revoked,
+        # The shards' answers come on the router's own consumer: one active member owns them
+        # all, with the inputs they answer about.
+        consumer = self.transport.consumer([*ROUTED_TOPICS, ANSWERS], self.group_id, on_revoked=revoked,
                                            single_active=True)
         released_upto = -1
         asked = lag_read = float("-inf")
+        queue: deque[Msg] = deque()        # released in order, not yet routed: behind an ask
+        asking: Asking | None = None
         async with joined(consumer, stop) as consumer:
             commits = Commits(consumer)
             try:
                 while consumer is not None and not stop.is_set():
                     fetched = await consumer.fetch(timeout_ms=100, max_records=2000)
+                    answers = [m for m in fetched if m.topic == ANSWERS]
+                    if answers:
+                        fetched = [m for m in fetched if m.topic != ANSWERS]
+                        if asking is not None:
+                            self._take(asking, answers)
                     order.add(fetched)
-                    owned = consumer.assignment()
+                    owned = {tp for tp in consumer.assignment() if tp[0] != ANSWERS}
                     ask = order.waiting_on(owned)
                     if ask and time.monotonic() - asked >= ASK_EVERY_S:
                         asked = time.monotonic()              # before the request: what it shows is this late
@@ -65,20 +82,67 @@ class RouterRunner(SessionLoop):
                     ready = order.release(owned)
                     if ready:
                         released_upto = self._count_late(ready, released_upto)
+                        queue.extend(ready)
+                    outs: list = []
+                    done: list[Msg] = []
+                    if asking is not None and not asking.waiting_on:
+                        outs.extend(asking.settled(self.inventory))
+                        done.append(asking.msg)
+                        asking = None
+                    while queue and asking is None:
+                        m = queue.popleft()
                         # A message that cannot be routed is dead-lettered and committed like any
                         # other: retrying it could only fail again, and would hold every later one.
-                        outs = [o for m in ready for o in route_or_dead(self.inventory, m)]
+                        routed = route_or_dead(self.inventory, m)
+                        if isinstance(routed, Asking):
+                            asking = routed
+                            self.asked_since = time.monotonic()
+                            outs.extend(asking.asks())
+                        else:
+                            outs.extend(routed)
+                            done.append(m)
+                    if asking is not None:
+                        self._still_waiting(asking)
+                    if outs:
                         # One message per city for the lot (services/drivers/batches.py).
                         await self.producer.send_many([(topic, value, key, None, None)
                                                        for topic, value, key in pack_records(outs)])
-                        await commits.commit(_commit_points(ready, order))
+                    held = [*queue, *([asking.msg] if asking is not None else [])]
+                    points = _commit_points(done, order, held)
+                    points.update(next_offsets(answers))     # an answer lost is asked again
+                    if points:
+                        await commits.commit(points)
                     self.healthy = True
                     # Nothing came and nothing is held: all that reached the router is routed and on
                     # faultline.correlator.inputs (sent and acknowledged above), so a wall-clock tick of
                     # the shards now cannot overtake an earlier input (ShardRunner.ready_to_tick).
-                    self.idle = not fetched and not order.pending()
+                    self.idle = not fetched and not order.pending() and not queue and asking is None
             finally:
                 await commits.settle()           # the last commit lands before the consumer stops
+
+    @staticmethod
+    def _take(asking: Asking, answers: list[Msg]) -> None:
+        """The answers to the ask under way (any other is an answer already settled: a
+        redelivery, or said again to an earlier session)."""
+        for m in answers:
+            try:
+                obj = orjson.loads(m.value)
+            except orjson.JSONDecodeError:
+                obj = None
+            said = checked_answer(obj.get("answer")) if type(obj) is dict else None
+            if said is None or type(obj.get("shard")) is not str:
+                log.warning("not an answer on %s[%d]@%d; passed", m.topic, m.partition, m.offset)
+                continue
+            if obj.get("ask") == asking.msg.coordinates:
+                asking.take(obj["shard"], said)
+
+    def _still_waiting(self, asking: Asking) -> None:
+        """Said every WAIT_WARN_S while an ask goes unanswered (a shard's process is down)."""
+        now = time.monotonic()
+        if now - self.asked_since >= WAIT_WARN_S and now - self.warned_at >= WAIT_WARN_S:
+            self.warned_at = now
+            log.warning("%s: waiting %.0f s for the answers of shard(s) %s; later inputs wait",
+                        asking.msg.coordinates, now - self.asked_since, ", ".join(asking.waiting_on))
 
     def _count_late(self, ready, released_upto: int) -> int:
         """A message whose time is before one already routed reached the broker more than the
@@ -97,10 +161,12 @@ class RouterRunner(SessionLoop):
         return released_upto
 
 
-def _commit_points(released, order: ArrivalOrder) -> dict[tuple[str, int], int]:
-    """Per partition: past the last released message, but never past a held-back one."""
+def _commit_points(released, order: ArrivalOrder, held: list[Msg]) -> dict[tuple[str, int], int]:
+    """Per partition: past the last routed message, but never past one held back (in the
+    arrival order, or released and waiting behind an ask)."""
     points = next_offsets(released)
-    for _ts, _seq, topic, partition, offset, _fetched, _m in order.heap:
+    waiting = [(h[2], h[3], h[4]) for h in order.heap] + [(m.topic, m.partition, m.offset) for m in held]
+    for topic, partition, offset in waiting:
         tp = (topic, partition)
         if tp in points and offset < points[tp]:
             points[tp] = offset

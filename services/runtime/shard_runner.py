@@ -87,6 +87,8 @@ class StageLogic(Protocol):
 
     def source_key(self, body: dict) -> str | None: ...
 
+    def redelivered(self, state: Any, body: dict) -> list[tuple[str, bytes]]: ...
+
     def clock_of(self, body: dict) -> float | None: ...
 
     def step(self, state: Any, body: dict, seq: int) -> tuple[Step, float]: ...
@@ -375,6 +377,7 @@ class ShardRunner(SessionLoop):
     async def _process(self, units: list[_Unit], *, alone: bool = False) -> None:
         batch = Batch()
         last_clock, alarms, first = 0.0, 0, 0
+        again: list[tuple[str, str, bytes]] = []
         for i, unit in enumerate(units):
             msg, body = unit.msg, unit.body
             shard = msg.key or "-"
@@ -395,7 +398,11 @@ class ShardRunner(SessionLoop):
                              f"{KEY_MAX} characters, got {type(source_key).__name__}", body, msg=msg)
                 continue
             if source_key is not None and source_key in state.seen:
-                continue                                          # a redelivery: already done
+                # A redelivery: already done. What it answered is said again (an ask of a
+                # router that stopped before it had every answer).
+                again.extend((shard, topic, value)
+                             for topic, value in self.logic.redelivered(state.core, body))
+                continue
             try:
                 step, clock = self.logic.step(state.core, body, state.seq + 1)
             except Exception as err:
@@ -426,6 +433,8 @@ class ShardRunner(SessionLoop):
         if self.metrics is not None and alarms and not alone:     # a redone batch was counted once
             self.metrics.alarms.inc(alarms)
         await self._store_or_isolate(batch, last_clock, units[first:], alone)
+        if again:                  # after the batch: nothing it stored is said before it is kept
+            await self._send([(shard, Outgoing(0, topic, shard, [value])) for shard, topic, value in again])
 
     async def _store_or_isolate(self, batch: Batch, clock: float, units: list[_Unit], alone: bool,
                                 skip_timers: set[str] = frozenset()) -> None:

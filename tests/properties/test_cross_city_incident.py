@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from scenario import CROSS_CITY_ROOT, RULEBOOK, Inv, action, alarm, cross_city_trunk, t
 
 from services.drivers.pipeline import Pipeline
-from services.drivers.sharding import action_shard, alarm_shards, all_shards, complaint_shard
+from services.drivers.sharding import Ask, alarm_shards, all_shards, complaint_shard, select_shards
 from services.drivers.split import SplitPipeline
+from shared.model import Select
 from tools.kafka_events import canonical, replay_records
 
 ROOT = CROSS_CITY_ROOT
@@ -75,12 +76,18 @@ def test_AL6_cities_sharing_a_root_are_one_shard_and_a_city_joined_to_none_its_o
     assert complaint_shard(inv, "C-FS", "XX", "internet") == "-"
     # A fault id names its shard's group; a city's own name (an id from before the city
     # joined a group) still finds the group.
-    assert action_shard(inv, {"fault_id": "F-GZ-000002"}) == "GZ"
-    assert action_shard(inv, {"fault_id": "F-SZ-000001"}) == "GZ"
-    assert action_shard(inv, {"fault_id": "F-XX-000001"}) is None
-    assert action_shard(inv, {"circuit_id": "SZ-INT-1"}) == "GZ"
-    assert action_shard(inv, {"city": "SZ"}) == "GZ"
-    assert action_shard(inv, {"city": "XX"}) == "-"
+    assert select_shards(inv, Select(fault_id="F-GZ-000002")) == ["GZ"]
+    assert select_shards(inv, Select(fault_id="F-SZ-000001")) == ["GZ"]
+    assert select_shards(inv, Select(fault_id="F-XX-000001")).reason == \
+        "select {fault_id=F-XX-000001}: fault F-XX-000001 is unknown"            # as replay says
+    assert select_shards(inv, Select(circuit_id="SZ-INT-1")) == ["GZ"]
+    assert select_shards(inv, Select(circuit_id="XX-1")).reason == \
+        "select {circuit_id=XX-1} matches no open fault"
+    assert select_shards(inv, Select(city="SZ", service_type="internet")) == ["GZ"]
+    assert select_shards(inv, Select(city="XX", service_type="internet")) == ["-"]
+    assert select_shards(inv, Select(customer_id="P-SZ", service_type="internet", city="SZ")) == ["GZ"]
+    # Without a city, a complaint fault of the customer may be in any city's shard: ask them all.
+    assert select_shards(inv, Select(customer_id="P-SZ", service_type="internet")) == Ask(("FS", "GZ", "-"))
 
 
 @pytest.mark.parametrize("replay_select, split_select", [

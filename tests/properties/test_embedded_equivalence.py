@@ -12,25 +12,29 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from prometheus_client import CollectorRegistry
-from scenario import RULEBOOK
+from scenario import RULEBOOK, action, alarm, complaint, t
 from service.support import T0, FakeClock
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
+from test_select_equivalence import INVENTORY as SELECT_INVENTORY
+from test_select_equivalence import canonical_reasons, event_files, fed_lines
 from test_split_equivalence import INVENTORY, SAMPLES, days
 
 from services.commands.replay import Replay
 from services.commands.run import Embedded
 from services.drivers.pipeline import Pipeline
+from services.drivers.split import SplitPipeline
 from shared.clock import fmt_time, parse_time
 from shared.db.models import faults, work_orders
 from shared.topics import DEADLETTER, DECISIONS
 from tools.kafka_events import canonical, messages, replay_records
 
 
-async def embedded_records(lines: list[bytes], until: str | None, db_dir: Path) -> tuple[list[dict], int]:
+async def embedded_records(lines: list[bytes], until: str | None, db_dir: Path,
+                           inventory=INVENTORY) -> tuple[list[dict], list[dict]]:
     """Feed the lines as producers would (each message stamped with its line's `at`; stream
     clock), wait until every loop is done; the decisions published and the dead letters."""
-    svc = Embedded(INVENTORY, RULEBOOK, f"sqlite+aiosqlite:///{db_dir / 'run.sqlite3'}", FakeClock(T0),
+    svc = Embedded(inventory, RULEBOOK, f"sqlite+aiosqlite:///{db_dir / 'run.sqlite3'}", FakeClock(T0),
                    registry=CollectorRegistry(), stream=True)
     await svc.start()
     try:
@@ -38,26 +42,23 @@ async def embedded_records(lines: list[bytes], until: str | None, db_dir: Path) 
         await reader.start()
         await svc.producer.send_many(messages(lines, until))
         await svc.settle(60)
-        got, letters = [], 0
+        got, letters = [], []
         while msgs := await reader.fetch(timeout_ms=50, max_records=10_000):
             for m in msgs:
-                if m.topic == DECISIONS:
-                    got.append(orjson.loads(m.value))
-                else:
-                    letters += 1
+                (got if m.topic == DECISIONS else letters).append(orjson.loads(m.value))
         await reader.stop()
     finally:
         await svc.stop()
     return got, letters
 
 
-def assert_same(lines: list[bytes], until: str | None, got: list[dict], letters: int) -> None:
+def assert_same(lines: list[bytes], until: str | None, got: list[dict], letters: list[dict]) -> None:
     expected = replay_records(INVENTORY, RULEBOOK, lines, until, pipeline=Pipeline)
     a, b = canonical(expected), canonical(got)
     assert a == b, {"only in replay": list((a - b).elements())[:5],
                     "only in run": list((b - a).elements())[:5]}
     # Every line replay refuses is refused (and kept) by the runtime too.
-    assert letters == sum(1 for r in expected if r["type"] == "input.rejected")
+    assert len(letters) == sum(1 for r in expected if r["type"] == "input.rejected")
 
 
 async def test_sample_walkthrough_decides_as_replay(tmp_path):
@@ -68,10 +69,11 @@ async def test_sample_walkthrough_decides_as_replay(tmp_path):
     await assert_same_state(lines, until, tmp_path / "run.sqlite3", sample=True)
 
 
-async def assert_same_state(lines: list[bytes], until: str | None, db: Path, *, sample: bool = False) -> None:
+async def assert_same_state(lines: list[bytes], until: str | None, db: Path, *, sample: bool = False,
+                            inventory=INVENTORY) -> None:
     """What no record says — a fault's complaints, that its customer reported it, a work
     order taken in hand by `ack` — is in the read model as the engine of replay holds it."""
-    pipe = Pipeline(INVENTORY, RULEBOOK)
+    pipe = Pipeline(inventory, RULEBOOK)
     end = parse_time(until) if until else None
     Replay(pipe, io.BytesIO()).run(io.BytesIO(b"\n".join(lines) + b"\n"), end)
     want_faults = {_fault_key(f.kind, f.circuit.circuit_id if f.circuit else None, f.city,
@@ -127,4 +129,50 @@ async def test_T_5_an_alarm_and_an_action_of_the_same_instant_go_in_the_order_se
     until = "2026-11-25T11:00:00+08:00"
     got, letters = await embedded_records(TIE, until, tmp_path)
     assert_same(TIE, until, got, letters)
-    assert any(r["type"] == "escalation" for r in got) and letters == 0
+    assert any(r["type"] == "escalation" for r in got) and letters == []
+
+
+# ---------------------------------------------------------------------- issue 13: every select form
+
+
+def assert_decides_as_replay(events: list[dict], until: str, db_dir: Path) -> None:
+    """The events through `faultline run`'s runtime decide as replay: the same decisions and
+    the same refusals (their reasons, ids replaced by what the faults are), and the same
+    read-model state (complaints joined, customer reported, orders in hand)."""
+    import asyncio
+
+    expected, replay_lines = fed_lines(Pipeline, events, until)
+    _split, lines = fed_lines(SplitPipeline, events, until)     # production's fault ids
+    got, letters = asyncio.run(embedded_records(lines, until, db_dir, SELECT_INVENTORY))
+    a, b = canonical(expected), canonical(got)
+    assert a == b, {"only in replay": list((a - b).elements())[:5],
+                    "only in run": list((b - a).elements())[:5]}
+    want = canonical_reasons([r["reason"] for r in expected if r["type"] == "input.rejected"], expected)
+    have = canonical_reasons([letter["reason"] for letter in letters], got)
+    assert want == have, {"only in replay": list((want - have).elements()),
+                          "only in run": list((have - want).elements())}
+    asyncio.run(assert_same_state(replay_lines, until, db_dir / "run.sqlite3", inventory=SELECT_INVENTORY))
+
+
+def test_CL4_SV5_the_cases_of_issue_13_decide_in_faultline_run_as_in_replay(tmp_path):
+    """A customer select on a complaint fault of a customer without a circuit of that service;
+    on a customer whose circuits of the service are in several shards (one match, then two:
+    refused naming both); a complaint joining a fault of another city's shard (SV-5)."""
+    events = [complaint(0, "P-SZ", "FS", "voice", cid="K1"),
+              action(1, "confirm", {"customer_id": "P-SZ", "service_type": "voice"}, impact="no_impact"),
+              alarm(2, "NH-DG-1-CPE", alarm_id="X1", event_min=-3),
+              action(3, "confirm", {"customer_id": "P-NH", "service_type": "internet"}, impact="no_impact"),
+              alarm(4, "NH-GZ-1-CPE", alarm_id="X2"),
+              complaint(5, "P-NH", "GZ", "internet", cid="K2"),
+              action(6, "ack", {"customer_id": "P-NH", "service_type": "internet"}, queue="prov.monitoring"),
+              action(7, "resolve", {"customer_id": "P-SZ", "service_type": "voice"}),
+              action(8, "resolve", {"customer_id": "P-SZ", "service_type": "voice"})]
+    assert_decides_as_replay(events, t(60), tmp_path)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_files())
+def test_CL4_random_select_files_decide_in_faultline_run_as_in_replay(file):
+    events, until = file
+    with tempfile.TemporaryDirectory() as tmp:
+        assert_decides_as_replay(events, until, Path(tmp))

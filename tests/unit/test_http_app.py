@@ -235,7 +235,7 @@ async def test_intake_publishes_with_the_faces_clock_and_answers_ids(svc):
     ("/actions", orjson.dumps({"kind": "reboot", "select": {}}), "kind"),
     ("/actions", b"null", "expected a JSON object"),
     ("/actions", orjson.dumps({"kind": "resolve", "select": {"fault_id": "F-XX-000001"}}),
-     "cannot tell which city"),
+     "fault F-XX-000001 is unknown"),      # as replay says: no shard holds such an id
     ("/complaints", orjson.dumps({"complaint_id": 7}), "complaint"),
 ])
 async def test_an_unusable_body_is_422_with_the_reason_and_dead_lettered(svc, path, body, says):
