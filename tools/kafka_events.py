@@ -108,11 +108,11 @@ async def send(bootstrap: str, lines: list[bytes], until: str | None = None) -> 
 
 
 async def read_decisions(bootstrap: str, *, expect: int, quiet_s: float = 2.0,
-                         timeout_s: float = 120.0) -> list[dict]:
-    """The records of faultline.decisions, once at least `expect` distinct ones arrived and
-    none for `quiet_s` (or the timeout passed). A record re-published after a crash comes
-    again with the same bytes: it is returned once."""
-    consumer = Consumer(KafkaConfig(bootstrap), [DECISIONS], f"kafka-events-{time.time_ns()}")
+                         timeout_s: float = 120.0, topic: str = DECISIONS) -> list[dict]:
+    """The records of faultline.decisions (or `topic`), once at least `expect` distinct ones
+    arrived and none for `quiet_s` (or the timeout passed). A record re-published after a
+    crash comes again with the same bytes: it is returned once."""
+    consumer = Consumer(KafkaConfig(bootstrap), [topic], f"kafka-events-{time.time_ns()}")
     await consumer.start()
     values: list[bytes] = []
     deadline = time.monotonic() + timeout_s

@@ -48,23 +48,39 @@ class RouterRunner(SessionLoop):
 
     async def _session(self, stop: asyncio.Event) -> None:
         order = ArrivalOrder(self.hold_s)
+        queue: deque[Msg] = deque()        # released in order, not yet routed: behind an ask
+        asking: Asking | None = None
+        released_upto = -1
+
+        restart = False
 
         async def revoked(tps):
+            # Nothing held is committed: the partitions' next owner (maybe this member again)
+            # fetches it anew from the committed offsets, and routes it then, in order. (The
+            # single-active assignment revokes all at once; were a held message's partition
+            # kept, the session starts again from the committed offsets instead.)
+            nonlocal asking, released_upto, restart
             order.forget(tps)
+            held = [*queue, *([asking.msg] if asking is not None else [])]
+            restart = restart or any((m.topic, m.partition) not in tps for m in held)
+            queue.clear()
+            asking = None
+            released_upto = -1
 
         # The shards' answers come on the router's own consumer: one active member owns them
         # all, with the inputs they answer about.
         consumer = self.transport.consumer([*ROUTED_TOPICS, ANSWERS], self.group_id, on_revoked=revoked,
                                            single_active=True)
-        released_upto = -1
         asked = lag_read = float("-inf")
-        queue: deque[Msg] = deque()        # released in order, not yet routed: behind an ask
-        asking: Asking | None = None
         async with joined(consumer, stop) as consumer:
             commits = Commits(consumer)
             try:
                 while consumer is not None and not stop.is_set():
                     fetched = await consumer.fetch(timeout_ms=100, max_records=2000)
+                    if restart:
+                        raise RuntimeError("a rebalance revoked some partitions while later messages "
+                                           "of others waited behind an ask: starting again from the "
+                                           "committed offsets")
                     answers = [m for m in fetched if m.topic == ANSWERS]
                     if answers:
                         fetched = [m for m in fetched if m.topic != ANSWERS]

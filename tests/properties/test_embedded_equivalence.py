@@ -12,12 +12,12 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from prometheus_client import CollectorRegistry
-from scenario import RULEBOOK, action, alarm, complaint, t
+from scenario import RULEBOOK, t
+from select_files import INVENTORY as SELECT_INVENTORY
+from select_files import canonical_reasons, event_files, fed_lines, issue_13_cases
 from service.support import T0, FakeClock
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
-from test_select_equivalence import INVENTORY as SELECT_INVENTORY
-from test_select_equivalence import canonical_reasons, event_files, fed_lines
 from test_split_equivalence import INVENTORY, SAMPLES, days
 
 from services.commands.replay import Replay
@@ -155,19 +155,7 @@ def assert_decides_as_replay(events: list[dict], until: str, db_dir: Path) -> No
 
 
 def test_CL4_SV5_the_cases_of_issue_13_decide_in_faultline_run_as_in_replay(tmp_path):
-    """A customer select on a complaint fault of a customer without a circuit of that service;
-    on a customer whose circuits of the service are in several shards (one match, then two:
-    refused naming both); a complaint joining a fault of another city's shard (SV-5)."""
-    events = [complaint(0, "P-SZ", "FS", "voice", cid="K1"),
-              action(1, "confirm", {"customer_id": "P-SZ", "service_type": "voice"}, impact="no_impact"),
-              alarm(2, "NH-DG-1-CPE", alarm_id="X1", event_min=-3),
-              action(3, "confirm", {"customer_id": "P-NH", "service_type": "internet"}, impact="no_impact"),
-              alarm(4, "NH-GZ-1-CPE", alarm_id="X2"),
-              complaint(5, "P-NH", "GZ", "internet", cid="K2"),
-              action(6, "ack", {"customer_id": "P-NH", "service_type": "internet"}, queue="prov.monitoring"),
-              action(7, "resolve", {"customer_id": "P-SZ", "service_type": "voice"}),
-              action(8, "resolve", {"customer_id": "P-SZ", "service_type": "voice"})]
-    assert_decides_as_replay(events, t(60), tmp_path)
+    assert_decides_as_replay(issue_13_cases(), t(60), tmp_path)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,74 +2,24 @@
 `faultline replay` does, ids aside — operator actions with every `select` form included, and
 their CL-4 refusals, when the faults a select may mean sit in different shards.
 
-Random event files on an inventory built for it: a provincial customer whose internet
-circuits are in three cities of three correlation groups (one of them cross-city), a GZ–SZ
-trunk that joins two cities into one group, ordinary customers sharing an FS access node,
-a customer with no circuit of the services it complains about, resources not in the
-inventory. Fault ids differ between the modes (`F-GZ-000001` against `F-000001`), so an
-action naming a fault by id names "the k-th fault opened" (by what it is, the same in both
-modes) and each mode is given its own id for it; refusals are compared with their fault ids
-replaced by what the faults are.
+Random event files (tests/select_files.py) on an inventory built for it: a provincial
+customer whose internet circuits are in three cities of three correlation groups (one of
+them cross-city), a GZ–SZ trunk that joins two cities into one group, ordinary customers
+sharing an FS access node, a customer with no circuit of the services it complains about,
+resources not in the inventory.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from collections import Counter
-
-import orjson
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from scenario import RULEBOOK, Inv, action, alarm, complaint, t
+from scenario import action, alarm, complaint, t
+from select_files import INVENTORY, event_files, refusals, run_mode
 
-from services.commands.replay import Replay
 from services.drivers.pipeline import Pipeline
 from services.drivers.sharding import Ask, select_shards
 from services.drivers.split import SplitPipeline
-from shared.clock import parse_time
 from shared.model import Select
 from tools.kafka_events import canonical
-
-TRUNK = "GD-POTN-GZ-SZ:1-1-1"
-
-
-def select_inventory() -> Inv:
-    return (Inv()
-            .customer("P-NH", "provincial", hq_city="GZ")
-            .customer("P-SZ", "provincial", hq_city="SZ")
-            .customer("C-FS-1").customer("C-FS-2").customer("C-FS-3").customer("C-FS-4", grade="silver")
-            .customer("C-DG-1", grade="bronze")
-            .resource(TRUNK, "transmission", "GZ", "province")
-            .resource("FS-OLT-1", "access", "FS")
-            # P-NH's internet: GZ (over the trunk), FS, and DG→GZ across cities (a complaint in
-            # GZ may join a fault of the GZ or of the DG shard, SV-5); voice in GZ, data DG→HZ.
-            .circuit("NH-GZ-1", "P-NH", a_city="GZ", paths=[["NH-GZ-1-CPE", TRUNK, "NH-GZ-1-PE"]])
-            .circuit("NH-FS-1", "P-NH", a_city="FS")
-            .circuit("NH-DG-1", "P-NH", a_city="DG", z_city="GZ", span="cross_city")
-            .circuit("NH-GZ-V", "P-NH", "voice", a_city="GZ")
-            .circuit("NH-DG-D", "P-NH", "data", a_city="DG", z_city="HZ", span="cross_city")
-            .circuit("SZ-INT-1", "P-SZ", a_city="SZ", paths=[["SZ-INT-1-CPE", TRUNK, "SZ-INT-1-PE"]])
-            .circuit("FS-1", "C-FS-1", a_city="FS", paths=[["FS-1-CPE", "FS-OLT-1", "FS-1-PE"]])
-            .circuit("FS-2", "C-FS-2", a_city="FS", paths=[["FS-2-CPE", "FS-OLT-1", "FS-2-PE"]])
-            .circuit("FS-3", "C-FS-3", a_city="FS", paths=[["FS-3-CPE", "FS-OLT-1", "FS-3-PE"]])
-            .circuit("FS-4", "C-FS-4", a_city="FS")
-            .circuit("DG-1", "C-DG-1", a_city="DG"))
-
-
-INV_DOC = select_inventory()
-INVENTORY = INV_DOC.build()
-RESOURCES = sorted(INVENTORY.resources) + ["GZ-PE-99:GE9/9/9"]
-CIRCUITS = sorted(INVENTORY.circuits) + ["XX-NOPE-1"]
-CUSTOMERS = sorted(INVENTORY.customers) + ["C-NOPE"]
-CITIES = ["GZ", "SZ", "FS", "DG", "HZ", "XX"]
-SERVICES = ["internet", "voice", "data"]
-QUEUES = ["prov.monitoring", "city.FS.monitoring", "city.GZ.monitoring", "prov.specialist.transmission"]
-EXTRA = {"confirm": [{"impact": "full_block"}, {"impact": "no_impact"}],
-         "attribution": [{"attribution": "not_ours"}, {"attribution": "ours"}],
-         "ack": [{"queue": q} for q in QUEUES],
-         "resolve": [{}],
-         "escalate": [{"reason": r} for r in ("ES-4", "ES-5", "ES-6", "ES-7")]}
 
 
 def test_the_inventory_puts_one_customers_service_in_three_shards():
@@ -77,118 +27,6 @@ def test_the_inventory_puts_one_customers_service_in_three_shards():
     assert {INVENTORY.group_of(c) for c in ("GZ", "SZ", "FS", "DG")} == {"GZ", "FS", "DG"}
     assert select_shards(INVENTORY, Select(customer_id="P-NH", service_type="internet")) == \
         Ask(("DG", "FS", "GZ", "HZ", "-"))
-
-
-@st.composite
-def selects(draw):
-    form = draw(st.sampled_from(["fault", "fault", "circuit", "customer", "customer", "customer_city",
-                                 "city"]))
-    if form == "fault":
-        return {"fault_ref": draw(st.integers(min_value=0, max_value=12))}
-    if form == "circuit":
-        return {"circuit_id": draw(st.sampled_from(CIRCUITS))}
-    if form == "city":
-        return {"city": draw(st.sampled_from(CITIES)), "service_type": draw(st.sampled_from(SERVICES))}
-    sel = {"customer_id": draw(st.sampled_from(CUSTOMERS)), "service_type": draw(st.sampled_from(SERVICES))}
-    if form == "customer_city":
-        sel["city"] = draw(st.sampled_from(CITIES))
-    return sel
-
-
-@st.composite
-def event_files(draw):
-    """Alarms, complaints and operator actions of every kind and select form, interleaved."""
-    events: list[dict] = []
-    minute = 0.0
-    active: list[tuple[str, str, str]] = []
-    for n in range(draw(st.integers(min_value=1, max_value=45))):
-        minute += draw(st.sampled_from([0, 0, 0.5, 1, 5, 14, 31]))
-        what = draw(st.sampled_from(["raise", "raise", "clear", "complaint", "complaint", "action",
-                                     "action", "action"]))
-        if what == "raise":
-            rid = draw(st.sampled_from(RESOURCES))
-            cause = draw(st.sampled_from(["LOS", "LINK_DOWN", "PACKET_LOSS", "FAN"]))
-            lag = draw(st.sampled_from([0, 0, 1, 45]))
-            events.append(alarm(minute, rid, cause, event_min=minute - lag, alarm_id=f"E{n}"))
-            active.append((rid, cause, f"E{n}"))
-        elif what == "clear" and active:
-            rid, cause, aid = active.pop(draw(st.integers(min_value=0, max_value=len(active) - 1)))
-            events.append(alarm(minute, rid, cause, "cleared", alarm_id=aid))
-        elif what == "complaint":
-            events.append(complaint(minute, draw(st.sampled_from(CUSTOMERS)), draw(st.sampled_from(CITIES)),
-                                    draw(st.sampled_from(SERVICES)),
-                                    channel=draw(st.sampled_from(["10086-8", "400", "direct"])),
-                                    scope=draw(st.sampled_from(["all_users", "partial"])),
-                                    cid=f"C{draw(st.integers(min_value=0, max_value=n))}"))
-        else:
-            kind = draw(st.sampled_from(sorted(EXTRA)))
-            events.append(action(minute, kind, draw(selects()), **draw(st.sampled_from(EXTRA[kind]))))
-    return events, t(minute + draw(st.sampled_from([1, 600])))
-
-
-# ---------------------------------------------------------------------- one mode's run
-
-
-FAULT_ID = re.compile(r"F-[A-Za-z0-9-]*?\d{6}\b")
-
-
-def fault_names(records: list[dict]) -> dict[str, str]:
-    """fault id → what the fault is (as tools/kafka_events.canonical names it)."""
-    return {r["fault_id"]: "|".join(str(r[k]) for k in ("kind", "circuit_id", "customer_id", "city",
-                                                          "service_type", "opened_at", "at"))
-            for r in records if r["type"] == "fault.opened"}
-
-
-def run_mode(pipeline_cls, events: list[dict], until: str) -> list[dict]:
-    return fed_lines(pipeline_cls, events, until)[0]
-
-
-def fed_lines(pipeline_cls, events: list[dict], until: str) -> tuple[list[dict], list[bytes]]:
-    """Replay the events line by line through one mode, giving a `fault_ref` select that mode's
-    id of the k-th fault opened so far (faults ordered by what they are, the same in both):
-    the records, and the lines as fed. The split pipeline's ids are production's (the same
-    shards, the same per-shard counters), so its lines are what production is sent."""
-    out = io.BytesIO()
-    replay = Replay(pipeline_cls(INVENTORY, RULEBOOK), out)
-    lines = []
-    for lineno, event in enumerate(events, 1):
-        if "fault_ref" in event.get("select", {}):
-            names = fault_names([orjson.loads(x) for x in out.getvalue().splitlines()])
-            ordered = sorted(names, key=names.get)
-            k = event["select"]["fault_ref"]
-            fault_id = ordered[k] if k < len(ordered) else "F-GZ-999999"     # unknown in both modes
-            event = {**event, "select": {"fault_id": fault_id}}
-        lines.append(orjson.dumps(event))
-        replay.feed_line(lineno, lines[-1])
-    replay.finish(parse_time(until))
-    return [orjson.loads(x) for x in out.getvalue().splitlines()], lines
-
-
-def canonical_reasons(reasons: list[str], records: list[dict]) -> Counter:
-    """Refusal reasons with their fault ids replaced by what the faults are (`records`: the
-    decisions that name them); a list of several sorted: each mode lists them in its own
-    opening order."""
-    names = fault_names(records)
-
-    def name(m: re.Match) -> str:
-        return names.get(m.group(0), "<unknown fault>")
-
-    def one(reason: str) -> str:
-        reason = FAULT_ID.sub(name, reason)
-        return re.sub(r"\(([^()]*)\); name one",
-                      lambda m: "(" + ", ".join(sorted(m.group(1).split(", "))) + "); name one", reason)
-
-    return Counter(one(r) for r in reasons)
-
-
-def refusals(records: list[dict]) -> Counter:
-    """Each refusal as (line, reason), canonical as canonical_reasons makes it."""
-    out: Counter = Counter()
-    for r in records:
-        if r["type"] == "input.rejected":
-            (reason,) = canonical_reasons([r["reason"]], records)
-            out[(r["line"], reason)] += 1
-    return out
 
 
 def assert_same_decisions(events: list[dict], until: str) -> None:
