@@ -23,6 +23,7 @@ log = logging.getLogger("faultline.router")
 HOLD_S = 0.3
 ASK_EVERY_S = 0.05          # end-offset checks while a ripe message waits on a quiet partition
 LAG_EVERY_S = 1.0
+EARLY_KEPT = 1000            # asks whose answers are kept before the ask is made
 WAIT_WARN_S = 30.0          # an ask unanswered this long is logged (and again as long again)
 
 
@@ -41,30 +42,19 @@ class RouterRunner(SessionLoop):
         self.healthy = False
         self.idle = False          # the last pass fetched nothing and holds nothing back
         self.name = "router"
-        self.asked_since = self.warned_at = 0.0
 
     def _down(self, *, failed: bool) -> None:
         self.healthy = self.idle = False
 
     async def _session(self, stop: asyncio.Event) -> None:
         order = ArrivalOrder(self.hold_s)
-        queue: deque[Msg] = deque()        # released in order, not yet routed: behind an ask
-        asking: Asking | None = None
+        behind = Behind()
         released_upto = -1
 
-        restart = False
-
         async def revoked(tps):
-            # Nothing held is committed: the partitions' next owner (maybe this member again)
-            # fetches it anew from the committed offsets, and routes it then, in order. (The
-            # single-active assignment revokes all at once; were a held message's partition
-            # kept, the session starts again from the committed offsets instead.)
-            nonlocal asking, released_upto, restart
+            nonlocal released_upto
             order.forget(tps)
-            held = [*queue, *([asking.msg] if asking is not None else [])]
-            restart = restart or any((m.topic, m.partition) not in tps for m in held)
-            queue.clear()
-            asking = None
+            behind.forget(tps)
             released_upto = -1
 
         # The shards' answers come on the router's own consumer: one active member owns them
@@ -77,15 +67,14 @@ class RouterRunner(SessionLoop):
             try:
                 while consumer is not None and not stop.is_set():
                     fetched = await consumer.fetch(timeout_ms=100, max_records=2000)
-                    if restart:
+                    if behind.restart:
                         raise RuntimeError("a rebalance revoked some partitions while later messages "
                                            "of others waited behind an ask: starting again from the "
                                            "committed offsets")
                     answers = [m for m in fetched if m.topic == ANSWERS]
                     if answers:
                         fetched = [m for m in fetched if m.topic != ANSWERS]
-                        if asking is not None:
-                            self._take(asking, answers)
+                        behind.take(answers)
                     order.add(fetched)
                     owned = {tp for tp in consumer.assignment() if tp[0] != ANSWERS}
                     ask = order.waiting_on(owned)
@@ -98,33 +87,14 @@ class RouterRunner(SessionLoop):
                     ready = order.release(owned)
                     if ready:
                         released_upto = self._count_late(ready, released_upto)
-                        queue.extend(ready)
-                    outs: list = []
-                    done: list[Msg] = []
-                    if asking is not None and not asking.waiting_on:
-                        outs.extend(asking.settled(self.inventory))
-                        done.append(asking.msg)
-                        asking = None
-                    while queue and asking is None:
-                        m = queue.popleft()
-                        # A message that cannot be routed is dead-lettered and committed like any
-                        # other: retrying it could only fail again, and would hold every later one.
-                        routed = route_or_dead(self.inventory, m)
-                        if isinstance(routed, Asking):
-                            asking = routed
-                            self.asked_since = time.monotonic()
-                            outs.extend(asking.asks())
-                        else:
-                            outs.extend(routed)
-                            done.append(m)
-                    if asking is not None:
-                        self._still_waiting(asking)
+                        behind.queue.extend(ready)
+                    outs, done = behind.route(self.inventory)
+                    behind.still_waiting()
                     if outs:
                         # One message per city for the lot (services/drivers/batches.py).
                         await self.producer.send_many([(topic, value, key, None, None)
                                                        for topic, value, key in pack_records(outs)])
-                    held = [*queue, *([asking.msg] if asking is not None else [])]
-                    points = _commit_points(done, order, held)
+                    points = _commit_points(done, order, behind.held())
                     points.update(next_offsets(answers))     # an answer lost is asked again
                     if points:
                         await commits.commit(points)
@@ -132,33 +102,9 @@ class RouterRunner(SessionLoop):
                     # Nothing came and nothing is held: all that reached the router is routed and on
                     # faultline.correlator.inputs (sent and acknowledged above), so a wall-clock tick of
                     # the shards now cannot overtake an earlier input (ShardRunner.ready_to_tick).
-                    self.idle = not fetched and not order.pending() and not queue and asking is None
+                    self.idle = not fetched and not order.pending() and not behind.held()
             finally:
                 await commits.settle()           # the last commit lands before the consumer stops
-
-    @staticmethod
-    def _take(asking: Asking, answers: list[Msg]) -> None:
-        """The answers to the ask under way (any other is an answer already settled: a
-        redelivery, or said again to an earlier session)."""
-        for m in answers:
-            try:
-                obj = orjson.loads(m.value)
-            except orjson.JSONDecodeError:
-                obj = None
-            said = checked_answer(obj.get("answer")) if type(obj) is dict else None
-            if said is None or type(obj.get("shard")) is not str:
-                log.warning("not an answer on %s[%d]@%d; passed", m.topic, m.partition, m.offset)
-                continue
-            if obj.get("ask") == asking.msg.coordinates:
-                asking.take(obj["shard"], said)
-
-    def _still_waiting(self, asking: Asking) -> None:
-        """Said every WAIT_WARN_S while an ask goes unanswered (a shard's process is down)."""
-        now = time.monotonic()
-        if now - self.asked_since >= WAIT_WARN_S and now - self.warned_at >= WAIT_WARN_S:
-            self.warned_at = now
-            log.warning("%s: waiting %.0f s for the answers of shard(s) %s; later inputs wait",
-                        asking.msg.coordinates, now - self.asked_since, ", ".join(asking.waiting_on))
 
     def _count_late(self, ready, released_upto: int) -> int:
         """A message whose time is before one already routed reached the broker more than the
@@ -175,6 +121,93 @@ class RouterRunner(SessionLoop):
                         "by %d ms (%s[%d]@%d); handled in arrival order", len(late), self.hold_s * 1000,
                         released_upto - worst.timestamp_ms, worst.topic, worst.partition, worst.offset)
         return released_upto
+
+
+class Behind:
+    """What waits behind an ask: messages released in order but not yet routed, the ask
+    under way (an input asked of several shards, services/drivers/city_router.py), and the
+    shards' answers kept by ask id until their ask takes them."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Msg] = deque()
+        self.asking: Asking | None = None
+        self.early: dict[str, dict[str, dict]] = {}
+        self.restart = False
+        self.asked_since = self.warned_at = 0.0
+
+    def route(self, inventory: Inventory) -> tuple[list, list[Msg]]:
+        """Route what waits, in order, up to the next ask not yet answered: the messages to
+        send, and the messages done (to commit)."""
+        outs: list = []
+        done: list[Msg] = []
+        while True:
+            if self.asking is not None:
+                if self.asking.waiting_on:
+                    break
+                outs.extend(self.asking.settled(inventory))
+                done.append(self.asking.msg)
+                self.asking = None
+            if not self.queue:
+                break
+            m = self.queue.popleft()
+            # A message that cannot be routed is dead-lettered and committed like any other:
+            # retrying it could only fail again, and would hold every later one.
+            routed = route_or_dead(inventory, m)
+            if isinstance(routed, Asking):
+                self.asking = routed
+                self.asked_since = time.monotonic()
+                outs.extend(routed.asks())
+                self._settle_from_early()            # answered before it was asked again
+            else:
+                outs.extend(routed)
+                done.append(m)
+        return outs, done
+
+    def held(self) -> list[Msg]:
+        return [*self.queue, *([self.asking.msg] if self.asking is not None else [])]
+
+    def take(self, answers: list[Msg]) -> None:
+        """Keep the answers by ask id until their ask takes them. An answer may come before
+        its ask is made again: to a router that stopped, redelivered with the ask. The
+        newest EARLY_KEPT asks' are kept; the others are asked again."""
+        for m in answers:
+            try:
+                obj = orjson.loads(m.value)
+            except orjson.JSONDecodeError:
+                obj = None
+            said = checked_answer(obj.get("answer")) if type(obj) is dict else None
+            if said is None or type(obj.get("shard")) is not str or type(obj.get("ask")) is not str:
+                log.warning("not an answer on %s[%d]@%d; passed", m.topic, m.partition, m.offset)
+                continue
+            self.early.setdefault(obj["ask"], {})[obj["shard"]] = said
+            while len(self.early) > EARLY_KEPT:
+                del self.early[next(iter(self.early))]
+        if self.asking is not None:
+            self._settle_from_early()
+
+    def _settle_from_early(self) -> None:
+        for shard, said in self.early.pop(self.asking.msg.coordinates, {}).items():
+            self.asking.take(shard, said)
+
+    def forget(self, tps: set[tuple[str, int]]) -> None:
+        """Partitions revoked: nothing held is committed, so their next owner (maybe this
+        member again) fetches it anew from the committed offsets and routes it then, in
+        order. (The single-active assignment revokes all at once; were a held message's
+        partition kept, the session starts again from the committed offsets instead.)"""
+        self.restart = self.restart or any((m.topic, m.partition) not in tps for m in self.held())
+        self.queue.clear()
+        self.asking = None
+
+    def still_waiting(self) -> None:
+        """Said every WAIT_WARN_S while an ask goes unanswered (a shard's process is down)."""
+        if self.asking is None:
+            return
+        now = time.monotonic()
+        if now - self.asked_since >= WAIT_WARN_S and now - self.warned_at >= WAIT_WARN_S:
+            self.warned_at = now
+            asking = self.asking
+            log.warning("%s: waiting %.0f s for the answers of shard(s) %s; later inputs wait",
+                        asking.msg.coordinates, now - self.asked_since, ", ".join(asking.waiting_on))
 
 
 def _commit_points(released, order: ArrivalOrder, held: list[Msg]) -> dict[tuple[str, int], int]:
