@@ -68,6 +68,9 @@ class Asking:
     at: float
     shards: tuple[str, ...]
     home: str
+    # Its place in the input order: (time, place among the messages of that time released
+    # before it). A shard orders faults opened by inputs of different shards by it.
+    position: list[int]
     answers: dict[str, dict] = field(default_factory=dict)
 
     def asks(self) -> list[Out]:
@@ -90,25 +93,16 @@ class Asking:
         if isinstance(where, Rejected):
             return [dead(self.msg, where.reason, self.body)]
         shard, pick = where
-        routed = {"at": self.at, "source": self.msg.coordinates, "input": self.body,
-                  "pos": position(self.msg)}
+        routed = {"at": self.at, "source": self.msg.coordinates, "input": self.body, "pos": self.position}
         if pick is not None:
             routed["pick"] = pick
         return [(CORRELATOR_INPUTS, orjson.dumps(routed), shard)]
 
 
-TOPIC_RANK = {ALARMS: 0, ACTIONS: 1}
-
-
-def position(msg: Msg) -> list[int]:
-    """A message's place in the input order (the order the router releases them in, Kafka's
-    same-millisecond ties aside): what a shard orders faults of different shards by."""
-    return [msg.timestamp_ms, TOPIC_RANK.get(msg.topic, 2), msg.partition, msg.offset]
-
-
-def route(inventory: Inventory, msg: Msg) -> list[Out] | Asking:
+def route(inventory: Inventory, msg: Msg, tie: int = 0) -> list[Out] | Asking:
     """What one message of faultline.alarms or faultline.actions becomes: messages to send
-    (the input to its shards, or a dead letter), or an Asking."""
+    (the input to its shards, or a dead letter), or an Asking. `tie`: how many messages of
+    the same time the router released before it (its place among them)."""
     source = msg.coordinates                     # the shard's dedup key for it
     try:
         obj = orjson.loads(msg.value)
@@ -134,22 +128,23 @@ def route(inventory: Inventory, msg: Msg) -> list[Out] | Asking:
     if isinstance(cities, Rejected):
         return [dead(msg, cities.reason, obj)]
     if isinstance(cities, Ask):
-        asking = Asking(msg, event, body, at, cities.shards, home_shard(inventory, event))
+        asking = Asking(msg, event, body, at, cities.shards, home_shard(inventory, event),
+                        [msg.timestamp_ms, tie])
         size = len(asking.asks()[0][1])
         if size > MAX_VALUE:
             return [dead(msg, f"message too large: {size} bytes routed, at most {MAX_VALUE}")]
         return asking
     # The same for every city.
-    value = orjson.dumps({"at": at, "source": source, "input": body, "pos": position(msg)})
+    value = orjson.dumps({"at": at, "source": source, "input": body, "pos": [msg.timestamp_ms, tie]})
     if len(value) > MAX_VALUE:
         return [dead(msg, f"message too large: {len(value)} bytes routed, at most {MAX_VALUE}")]
     return [(CORRELATOR_INPUTS, value, city) for city in cities]
 
 
-def route_or_dead(inventory: Inventory, msg: Msg) -> list[Out] | Asking:
+def route_or_dead(inventory: Inventory, msg: Msg, tie: int = 0) -> list[Out] | Asking:
     """route(), but an unexpected error while routing one message dead-letters that message."""
     try:
-        return route(inventory, msg)
+        return route(inventory, msg, tie)
     except Exception as err:
         log.exception("internal error while routing %s[%d]@%d; dead-lettered", msg.topic, msg.partition,
                       msg.offset)

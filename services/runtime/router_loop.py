@@ -134,6 +134,7 @@ class Behind:
         self.early: dict[str, dict[str, dict]] = {}
         self.restart = False
         self.asked_since = self.warned_at = 0.0
+        self.last_ms, self.tie = -1, 0        # the position of the last message routed
 
     def route(self, inventory: Inventory) -> tuple[list, list[Msg]]:
         """Route what waits, in order, up to the next ask not yet answered: the messages to
@@ -150,9 +151,11 @@ class Behind:
             if not self.queue:
                 break
             m = self.queue.popleft()
+            self.tie = self.tie + 1 if m.timestamp_ms == self.last_ms else 0
+            self.last_ms = m.timestamp_ms
             # A message that cannot be routed is dead-lettered and committed like any other:
             # retrying it could only fail again, and would hold every later one.
-            routed = route_or_dead(inventory, m)
+            routed = route_or_dead(inventory, m, self.tie)
             if isinstance(routed, Asking):
                 self.asking = routed
                 self.asked_since = time.monotonic()

@@ -51,12 +51,12 @@ def poisoned(monkeypatch) -> None:
     as a bug half-way through the rules would."""
     real = services.drivers.city_shards.on_input
 
-    def on_input(correlator, event, t):
+    def on_input(correlator, event, t, pick=None):
         if type(event) is Alarm and event.alarm_id == POISON:
             real(correlator, Alarm("gd-otn-nms-1", "half-way", "GZ-OTN-B:2-1-4", "LOS", "critical",
                                    "raised", event.event_time, ""), t)
             raise RuntimeError("boom in the rules")
-        return real(correlator, event, t)
+        return real(correlator, event, t, pick)
     monkeypatch.setattr(services.drivers.city_shards, "on_input", on_input)
 
 

@@ -72,7 +72,7 @@ def test_a_kind_nested_1000_deep_is_refused_by_its_own_reason_not_an_internal_er
 
 
 def test_an_unexpected_error_while_routing_is_dead_lettered(monkeypatch):
-    def broken(inventory, msg):
+    def broken(inventory, msg, tie=0):
         raise KeyError("nobody thought of this")
 
     monkeypatch.setattr(router, "route", broken)
