@@ -74,10 +74,12 @@ class Asking:
     answers: dict[str, dict] = field(default_factory=dict)
 
     def asks(self) -> list[Out]:
-        """The ask to each shard (its own source key: the input's is kept for the input)."""
-        value = orjson.dumps({"at": self.at, "source": self.msg.coordinates + "?",
-                              "ask": {"id": self.msg.coordinates, "input": self.body}})
-        return [(CORRELATOR_INPUTS, value, shard) for shard in self.shards]
+        """The ask to each shard, with a source key of its own (`<the input's>?<shard>`: the
+        input's is kept for the input, and every key names one entry of one shard's log)."""
+        ask = orjson.dumps({"id": self.msg.coordinates, "input": self.body})
+        return [(CORRELATOR_INPUTS, b'{"at":%s,"source":%s,"ask":%s}' % (
+            orjson.dumps(self.at), orjson.dumps(f"{self.msg.coordinates}?{shard}"), ask), shard)
+            for shard in self.shards]
 
     def take(self, shard: str, said: dict) -> None:
         if shard in self.shards:

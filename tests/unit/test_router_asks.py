@@ -43,7 +43,7 @@ def test_CL4_a_customer_select_without_a_city_is_asked_of_every_shard():
     asks = asking.asks()
     assert [k for _t, _v, k in asks] == list(EVERY_SHARD) and asking.shards == EVERY_SHARD
     body = orjson.loads(asks[0][1])
-    assert body == {"at": parse_time(t(5)), "source": asking.msg.coordinates + "?",
+    assert body == {"at": parse_time(t(5)), "source": asking.msg.coordinates + "?DG",
                     "ask": {"id": asking.msg.coordinates, "input": action(5, "resolve", NH_INTERNET)}}
 
 
