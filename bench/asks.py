@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
@@ -114,9 +115,12 @@ async def storm(topo, alarms: list[dict], rate: float, seed: int) -> float:
             complaints = asyncio.create_task(post_complaints())
             await asyncio.gather(*(post_alarms() for _ in range(4)))
             await svc.settle(3600)
+            took = time.perf_counter() - started
             posting = False
-            await complaints
-            return len(alarms) / (time.perf_counter() - started)
+            complaints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await complaints
+            return len(alarms) / took
         finally:
             await http.aclose()
             await svc.stop()

@@ -4,7 +4,8 @@ city shard. The runner (services/runtime/shard_runner.py) does the I/O around th
 faultline.correlator.inputs (key: city), from the router:
     {"at": <Unix s>, "source": "<topic>:<partition>:<offset>", "input": <CONTRACT §3 object>,
      "pos": [<place in the input order>…], "pick": "<fault id>"}      (pos, pick: optional)
-    {"at": …, "source": "…?", "ask": {"id": "<the input's source>", "input": <§3 object>}}
+    {"at": …, "source": "<the input's source>?<city>", "ask": {"id": "<the input's source>",
+     "input": <§3 object>}}                    (an ask: services/drivers/city_router.py)
     {"tick": <Unix s>}                                   (stream clock only)
 faultline.correlator.answers (key: city), correlate → router, one per ask:
     {"ask": "<id>", "shard": "<city>", "answer": <sharding.answer>}
@@ -55,6 +56,9 @@ class Step:
     inputs: list[tuple[str, dict, float]] = field(default_factory=list)   # (kind, body, at) kept
     # Read-model state no record carries, as (table, key, values) updates (shared.db.projection.apply_state)
     state: list[tuple[str, dict, dict]] = field(default_factory=list)
+    # Messages sent at once, before the step is stored: what the shard would say the same
+    # again if the step were lost (its inputs come again, and make the same state).
+    at_once: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def tick_message(t: float) -> bytes:
@@ -162,7 +166,10 @@ class CorrelateLogic:
     def _ask(self, core: CorrelatorShard, body: dict, seq: int) -> tuple[Step, float]:
         """The router asks what this shard holds about an input before it settles where the
         input goes (services/drivers/sharding.py, Ask): logged, as it fires the timers due
-        by then; the answer goes out with the step's other messages."""
+        by then. The answer goes at once, before the batch is stored: the router waits on
+        it, holding every later input, and were the batch lost the shard would make the
+        same state again from the same inputs (nothing after the ask reaches it before it
+        is settled) and say the same."""
         ask = body["ask"]
         event = decode_input(ask.get("input")) if type(ask) is dict else None
         if type(ask) is not dict or type(ask.get("id")) is not str:
@@ -173,7 +180,7 @@ class CorrelateLogic:
         outs, said = core.ask(ask["id"], event, float(body["at"]))
         step = self._step(core.shard, outs, seq)
         step.log = True
-        step.outgoing[ANSWERS] = [_answer_message(ask["id"], core.shard, said)]
+        step.at_once.append((ANSWERS, _answer_message(ask["id"], core.shard, said)))
         return step, core.clock
 
     def tick(self, core: CorrelatorShard, now: float, seq: int) -> Step:

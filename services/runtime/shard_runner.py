@@ -399,7 +399,7 @@ class ShardRunner(SessionLoop):
                 continue
             if source_key is not None and source_key in state.seen:
                 # A redelivery: already done. What it answered is said again (an ask of a
-                # router that stopped before it had every answer).
+                # router that stopped before it had every answer), with what is said at once.
                 again.extend((shard, topic, value)
                              for topic, value in self.logic.redelivered(state.core, body))
                 continue
@@ -425,6 +425,7 @@ class ShardRunner(SessionLoop):
                 continue
             if not (type(clock) in (int, float) and math.isfinite(clock)):
                 clock = 0.0                                       # never let it break the store
+            again.extend((shard, topic, value) for topic, value in step.at_once)
             inp = body.get("input")
             alarms += type(inp) is dict and inp.get("kind") == "alarm"
             last_clock = max(last_clock, clock)
@@ -432,9 +433,9 @@ class ShardRunner(SessionLoop):
                           None if source_key is not None or step.refused is None else unit.label, msg)
         if self.metrics is not None and alarms and not alone:     # a redone batch was counted once
             self.metrics.alarms.inc(alarms)
-        await self._store_or_isolate(batch, last_clock, units[first:], alone)
-        if again:                  # after the batch: nothing it stored is said before it is kept
+        if again:        # said at once (Step.at_once), or said again for a redelivery
             await self._send([(shard, Outgoing(0, topic, shard, [value])) for shard, topic, value in again])
+        await self._store_or_isolate(batch, last_clock, units[first:], alone)
 
     async def _store_or_isolate(self, batch: Batch, clock: float, units: list[_Unit], alone: bool,
                                 skip_timers: set[str] = frozenset()) -> None:

@@ -123,21 +123,22 @@ def test_a_shard_answers_a_redelivered_ask_as_it_first_did_after_a_snapshot_and_
     for seq, body in enumerate((raise_, ask), 1):
         step, _clock = logic.step(core, body, seq)
         steps.append(Entry(seq, "input", _clock, body, body["source"]))
-    first = step.outgoing[ANSWERS]
-    said = orjson.loads(first[0])
+    assert ANSWERS not in step.outgoing            # said at once, before the batch is stored
+    ((topic, first),) = step.at_once
+    said = orjson.loads(first)
     assert (said["ask"], said["shard"], [m[0] for m in said["answer"]["matches"]]) == \
         (asking.msg.coordinates, "FS", ["F-FS-000001"])
     clear = {"at": parse_time(t(3)), "source": "a:0:1@0",
              "input": alarm(3, "NH-FS-1-CPE", state="cleared", alarm_id="X1")}
     logic.step(core, clear, 3)
     assert core.correlator.open_faults == {}                    # the state moved on: the answer did not
-    assert logic.redelivered(core, ask) == [(ANSWERS, first[0])]
+    assert topic == ANSWERS and logic.redelivered(core, ask) == [(ANSWERS, first)]
     again = snapshots.load(snapshots.dump(core), logic)
-    assert logic.redelivered(again, ask) == [(ANSWERS, first[0])]
+    assert logic.redelivered(again, ask) == [(ANSWERS, first)]
     rebuilt = logic.new_shard("FS")
     for entry in steps:
         logic.rerun(rebuilt, entry)
-    assert logic.redelivered(rebuilt, ask) == [(ANSWERS, first[0])]
+    assert logic.redelivered(rebuilt, ask) == [(ANSWERS, first)]
     assert logic.redelivered(core, raise_) == []                # nothing to say again for an input
 
 

@@ -111,7 +111,8 @@ class Run:
             if isinstance(routed, Asking):           # as the router does: ask, then settle
                 for _t, v, city in routed.asks():
                     step = self._correlate(city, orjson.loads(v))
-                    for said in (step.outgoing.get(ANSWERS, []) if step is not None else []):
+                    for topic, said in (step.at_once if step is not None else []):
+                        assert topic == ANSWERS
                         said = orjson.loads(said)
                         routed.take(said["shard"], said["answer"])
                 routed = routed.settled(inventory)
