@@ -234,3 +234,32 @@ async def test_embedded_store_keeps_the_production_read_model(settings):
     assert n_orders == types.count("work_order.created")
     assert n_audit == len(stored)
     assert sorted(kept) == sorted((a["source"], a["alarm_id"], a["state"], 1) for a in FIBRE_CUT)
+
+
+async def test_CL4_a_customer_select_across_cities_is_decided_over_http_as_replay_decides_it(settings):
+    """Issue 13 on `faultline run`: China Southern's internet lines are in GZ's shard and in
+    SZ's. With only the SZ line down, {customer_id, service_type} means its fault (202, the
+    ack taken); with a GZ line down too, it matches two, in two shards: 422 with replay's
+    refusal naming both, kept in `rejected` (the router's) and dead-lettered."""
+    nh = {"customer_id": "C-NH", "service_type": "internet"}
+    async with live_service(settings, FakeClock(T0 + 5)) as svc:
+        down = await svc.client.post("/alarms", json=alarm("SZ-CPE-0001", "sz-1"), params=WAIT)
+        assert down.status_code == 202
+        escalate = {"kind": "escalate", "select": nh, "reason": "ES-6"}
+        meant = await svc.client.post("/actions", json=escalate, params=WAIT)
+        assert meant.status_code == 202 and meant.json()["accepted"] == 1
+        down = await svc.client.post("/alarms", json=alarm("GZ-CPE-0001", "gz-1"), params=WAIT)
+        assert down.status_code == 202
+        confirm = {"kind": "confirm", "select": nh, "impact": "no_impact"}
+        refused = await svc.client.post("/actions", json=confirm, params=WAIT)
+        await svc.settle()
+        stored = await all_decisions(svc.client)
+        kept = await refusals(svc.runtime)
+    reason = refused.json()["reasons"][0]["reason"]
+    assert refused.status_code == 422 and reason == (
+        "select {customer_id=C-NH, service_type=internet} matches 2 open faults (F-SZ-000001, "
+        "F-GZ-000001); name one by fault_id")
+    escalations = [d["record"] for d in stored if d["record"]["type"] == "escalation"]
+    assert [(e["fault_id"], e["reason"]) for e in escalations] == [("F-SZ-000001", "ES-6")]
+    assert [(r.stage, r.source_key, r.reason) for r in kept] == [
+        ("router", refused.json()["input_ids"][0], reason)]
