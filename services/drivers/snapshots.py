@@ -64,7 +64,7 @@ from services.drivers.city_shards import CorrelatorShard, DispatcherShard
 from shared.inventory import Circuit, Customer, Inventory, Resource
 from shared.rulebook import Rulebook
 
-FORMAT = 2          # 2: a correlate shard keeps its answers to the router's asks
+FORMAT = 1
 MAGIC = b"faultline-shard-snapshot"
 
 # Attributes of the shard wrappers that the fresh shard of the live logic supplies (its
@@ -376,4 +376,18 @@ def load_sized(blob: bytes, logic: Any) -> tuple[CorrelatorShard | DispatcherSha
     for attr in _ENGINE_CONFIG:             # the live logic's, even where the dumped one had none
         if hasattr(engine, attr):
             setattr(loaded, attr, getattr(engine, attr))
+    if isinstance(fresh, CorrelatorShard):
+        _upgrade(loaded)
     return fresh, len(body)
+
+
+def _upgrade(correlator: Any) -> None:
+    """State a blob of this format dumped before the router's asks lacks (a shard's `answers`
+    come from the fresh shard): where the input order stands, and each fault's place in it —
+    `()`, before every input since (what the log would re-make, were the blob refused, is
+    lost once the log is pruned: so the format stays, and old blobs load)."""
+    if not hasattr(correlator, "position"):
+        correlator.position = ()
+    for fault in correlator.faults.values():
+        if not hasattr(fault, "position"):
+            fault.position = ()

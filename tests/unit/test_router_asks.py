@@ -231,3 +231,20 @@ async def test_CL4_the_router_holds_later_inputs_behind_an_ask_and_settles_it_af
     assert len(reader.asks()) == 2 * len(EVERY_SHARD) and {i["ask"]["id"] for i in reader.asks()} == {ask_id}
     await reader.consumer.stop()
     await producer.stop()
+
+
+def test_a_snapshot_from_before_asks_loads_and_answers():
+    """A correlate shard's snapshot dumped before issue 13 (no answers, no input positions)
+    loads in the same format — refusing it would lose the state of a pruned log — and the
+    shard answers asks: its faults count as opened before every later input."""
+    logic = CorrelateLogic(INVENTORY, RULEBOOK)
+    core = logic.new_shard("FS")
+    logic.step(core, {"at": parse_time(t(0)), "source": "a:0:0@0", "input": alarm(0, "NH-FS-1-CPE")}, 1)
+    del core.answers, core.correlator.position                 # as an older version's state
+    for fault in core.correlator.faults.values():
+        del fault.position
+    old = snapshots.load(snapshots.dump(core), logic)
+    assert old.answers == {} and old.correlator.position == ()
+    step, _clock = logic.step(old, _ask_body(_asking(action(2, "resolve", NH_INTERNET))), 2)
+    ((_topic, said),) = step.at_once
+    assert orjson.loads(said)["answer"]["matches"] == [["F-FS-000001", parse_time(t(0)), [], 1]]
