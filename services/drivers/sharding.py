@@ -194,7 +194,8 @@ def checked_answer(value: object) -> dict | None:
     """A shard's answer as it came over the bus, if it has the shape `answer` gives it."""
     def match(m: object) -> bool:
         return (type(m) is list and len(m) == 4 and type(m[0]) is str and type(m[1]) in (int, float)
-                and type(m[2]) is list and type(m[3]) is int)
+                and type(m[2]) is list and len(m[2]) <= 8 and all(type(p) is int for p in m[2])
+                and type(m[3]) is int)
 
     if type(value) is not dict:
         return None

@@ -91,7 +91,9 @@ def test_SV5_a_complaint_goes_to_the_shard_that_had_it_else_to_its_earliest_faul
 
 @pytest.mark.parametrize("said", [None, 1, [], {}, {"matches": None}, {"matches": [["F", 1.0, [1]]]},
                                   {"matches": [[1, 1.0, [1], 1]]}, {"seen": "yes", "join": None},
-                                  {"seen": True, "join": ["F", "x", [1], 1]}, {"matches": [["F", 1, {}, 1]]}])
+                                  {"seen": True, "join": ["F", "x", [1], 1]}, {"matches": [["F", 1, {}, 1]]},
+                                  {"matches": [["F", 1, ["x"], 1]]},
+                                  {"matches": [["F", 1, list(range(9)), 1]]}])
 def test_an_answer_not_of_the_shape_a_shard_gives_is_not_taken(said):
     assert checked_answer(said) is None
 
