@@ -65,3 +65,37 @@ class PoisonCorrelate(CorrelateLogic):
             super().step(core, half, seq)
             raise RuntimeError("boom in the rules")
         return super().step(core, body, seq)
+
+
+class RouterDouble:
+    """The router's routing of one message at a time, its asks answered at once by a split
+    pipeline fed the same inputs (the shards' state at each input), for tests that feed a
+    shard runner what the router would send it without running the router."""
+
+    def __init__(self, inventory, rulebook) -> None:
+        from services.drivers.split import SplitPipeline
+
+        self.inventory = inventory
+        self.shards = SplitPipeline(inventory, rulebook)
+
+    def route(self, msg) -> list[tuple[str, bytes, str | None]]:
+        from services.drivers.city_router import Asking, route
+        from services.drivers.envelope import decode_input
+        from shared.model import Rejected
+        from shared.topics import CORRELATOR_INPUTS
+
+        routed = route(self.inventory, msg)
+        if isinstance(routed, Asking):
+            for shard in routed.shards:
+                outs, said = self.shards.shard(shard)[0].ask("-", routed.event, routed.at)
+                self.shards._deliver(shard, outs, [])
+                routed.take(shard, said)
+            routed = routed.settled(self.inventory)
+        inputs = [orjson.loads(v) for t, v, _k in routed if t == CORRELATOR_INPUTS]
+        if inputs and "tick" in inputs[0]:
+            self.shards.advance(inputs[0]["tick"])
+        elif inputs:
+            event = decode_input(inputs[0]["input"])
+            if not isinstance(event, Rejected):
+                self.shards.submit(event, inputs[0]["at"])
+        return routed

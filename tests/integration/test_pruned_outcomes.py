@@ -17,11 +17,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from runner_doubles import Recorder, bench
+from runner_doubles import Recorder, RouterDouble, bench
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.drivers.city_router import route
 from services.drivers.sharding import all_shards
 from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
 from services.http.reads import input_outcomes
@@ -54,9 +53,10 @@ def storm():
     inventory = parse_inventory(topo.doc)
     routed: list[Msg] = []
     cities: dict[str, list[str]] = {}
+    router = RouterDouble(inventory, RULEBOOK)
     for i, (topic, value, key, _p, ts) in enumerate(messages(lines, bench.BASE.replace(hour=13).isoformat())):
         msg = Msg(topic, 0, i, key, value, ts)
-        for j, (out_topic, v, city) in enumerate(route(inventory, msg)):
+        for j, (out_topic, v, city) in enumerate(router.route(msg)):
             if out_topic == CORRELATOR_INPUTS:
                 routed.append(Msg(CORRELATOR_INPUTS, 0, len(routed), city, v, ts + j))
                 if "source" in orjson.loads(v):          # a stream-clock tick has none: not traced

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from runner_doubles import POISON, PoisonCorrelate, Recorder, bench
+from runner_doubles import POISON, PoisonCorrelate, Recorder, RouterDouble, bench
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.drivers import snapshots
-from services.drivers.city_router import route
 from services.drivers.stage_logic import CorrelateLogic, DispatchLogic
 from services.runtime.shard_log import Retention, ShardLog, Snapshot
 from services.runtime.shard_runner import ShardRunner
@@ -52,8 +51,9 @@ def storm():
     lines, _bad = bench.gen_storm(topo, 4000, rng, hours=2.0)
     inventory = parse_inventory(topo.doc)
     routed: list[Msg] = []
+    router = RouterDouble(inventory, RULEBOOK)
     for i, (topic, value, key, _p, ts) in enumerate(messages(lines, bench.BASE.replace(hour=13).isoformat())):
-        for j, (out_topic, v, city) in enumerate(route(inventory, Msg(topic, 0, i, key, value, ts))):
+        for j, (out_topic, v, city) in enumerate(router.route(Msg(topic, 0, i, key, value, ts))):
             if out_topic == CORRELATOR_INPUTS:
                 routed.append(Msg(CORRELATOR_INPUTS, 0, len(routed), city, v, ts + j))
     return topo, inventory, routed
@@ -370,9 +370,10 @@ async def test_a_shard_whose_log_was_pruned_to_nothing_is_still_listed_and_opens
     logic = CorrelateLogic(inventory, RULEBOOK)
     r, _ = runner(logic, engine, snapshot_every=0)
     lines = (SAMPLES / "replay_events.jsonl").read_bytes().splitlines()
+    router = RouterDouble(inventory, RULEBOOK)
     routed = [Msg(CORRELATOR_INPUTS, 0, n, city, v, ts)
               for n, (topic, value, key, _p, ts) in enumerate(messages(lines, None))
-              for t, v, city in route(inventory, Msg(topic, 0, n, key, value, ts)) if t == CORRELATOR_INPUTS]
+              for t, v, city in router.route(Msg(topic, 0, n, key, value, ts)) if t == CORRELATOR_INPUTS]
     await r.process(routed)
     gz = r.shards["GZ"]
     await r.log.save_snapshot(Snapshot("GZ", gz.seq, r.fingerprint, snapshots.dump(gz.core)),
@@ -398,9 +399,10 @@ async def _pruned_gz(db, name: str, retention: str = "delete") -> tuple:
     r, _ = runner(CorrelateLogic(inventory, RULEBOOK), engine, snapshot_every=3, retention=retention,
                   retention_entries=1)
     lines = (SAMPLES / "replay_events.jsonl").read_bytes().splitlines()
+    router = RouterDouble(inventory, RULEBOOK)
     for n, (topic, value, key, _p, ts) in enumerate(messages(lines, "2026-11-25T19:00:00+08:00")):
         routed = [Msg(CORRELATOR_INPUTS, 0, n, city, v, ts)
-                  for t, v, city in route(inventory, Msg(topic, 0, n, key, value, ts))
+                  for t, v, city in router.route(Msg(topic, 0, n, key, value, ts))
                   if t == CORRELATOR_INPUTS]
         await r.process(routed)
     return engine, r
