@@ -158,7 +158,7 @@ def test_CL4_SV5_the_cases_of_issue_13_decide_in_faultline_run_as_in_replay(tmp_
     assert_decides_as_replay(issue_13_cases(), t(60), tmp_path)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(event_files())
 def test_CL4_random_select_files_decide_in_faultline_run_as_in_replay(file):
     events, until = file

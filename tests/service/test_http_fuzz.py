@@ -32,7 +32,7 @@ from services.http.guard import HttpLimits
 from shared.inventory import load_inventory
 from shared.rulebook import load_rulebook
 
-EXAMPLES = int(os.environ.get("FAULTLINE_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("FAULTLINE_FUZZ_EXAMPLES", "20"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                 suppress_health_check=list(HealthCheck))
 LIMITS = HttpLimits(max_body_bytes=64 * 1024, body_timeout_s=5)     # small, so "huge" stays fast
