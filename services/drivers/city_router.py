@@ -38,7 +38,7 @@ import orjson
 from alarm_ingest.normalized import alarm_from_dict
 from services.drivers.dead_letters import MAX_VALUE, NOTHING, dead_letter
 from services.drivers.envelope import decode_input
-from services.drivers.sharding import Ask, all_shards, home_shard, settle
+from services.drivers.sharding import Ask, all_shards, checked_answer, settle
 from services.drivers.split import shards_for
 from services.drivers.stage_logic import tick_message
 from shared.clock import TimeFormatError, parse_time
@@ -67,7 +67,6 @@ class Asking:
     body: dict                     # its CONTRACT §3 object
     at: float
     shards: tuple[str, ...]
-    home: str
     # Its place in the input order: (time, place among the messages of that time released
     # before it). A shard orders faults opened by inputs of different shards by it.
     position: list[int]
@@ -76,13 +75,16 @@ class Asking:
     def asks(self) -> list[Out]:
         """The ask to each shard, with a source key of its own (`<the input's>?<shard>`: the
         input's is kept for the input, and every key names one entry of one shard's log)."""
-        ask = orjson.dumps({"id": self.msg.coordinates, "input": self.body})
-        return [(CORRELATOR_INPUTS, b'{"at":%s,"source":%s,"ask":%s}' % (
-            orjson.dumps(self.at), orjson.dumps(f"{self.msg.coordinates}?{shard}"), ask), shard)
-            for shard in self.shards]
+        source = self.msg.coordinates
+        return [(CORRELATOR_INPUTS, orjson.dumps({"at": self.at, "source": f"{source}?{shard}",
+                                                  "ask": {"id": source, "input": self.body}}), shard)
+                for shard in self.shards]
 
-    def take(self, shard: str, said: dict) -> None:
-        if shard in self.shards:
+    def take(self, shard: str, said: object) -> None:
+        """A shard's answer, if it is one of the shards asked and the answer has the shape a
+        shard gives for this kind of input (any other is passed, and the shard waited on)."""
+        said = checked_answer(said, type(self.event) is Complaint)
+        if shard in self.shards and said is not None:
             self.answers[shard] = said
 
     @property
@@ -91,7 +93,7 @@ class Asking:
 
     def settled(self, inventory: Inventory) -> list[Out]:
         """Once every shard has answered: the input to the shard it means, or its refusal."""
-        where = settle(self.event, self.answers, self.home)
+        where = settle(inventory, self.event, self.answers)
         if isinstance(where, Rejected):
             return [dead(self.msg, where.reason, self.body)]
         shard, pick = where
@@ -130,8 +132,7 @@ def route(inventory: Inventory, msg: Msg, tie: int = 0) -> list[Out] | Asking:
     if isinstance(cities, Rejected):
         return [dead(msg, cities.reason, obj)]
     if isinstance(cities, Ask):
-        asking = Asking(msg, event, body, at, cities.shards, home_shard(inventory, event),
-                        [msg.timestamp_ms, tie])
+        asking = Asking(msg, event, body, at, cities.shards, [msg.timestamp_ms, tie])
         size = len(asking.asks()[0][1])
         if size > MAX_VALUE:
             return [dead(msg, f"message too large: {size} bytes routed, at most {MAX_VALUE}")]

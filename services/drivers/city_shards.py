@@ -48,6 +48,15 @@ class CorrelatorShard:
         # of now. The router asks again only what it had not finished when it stopped.
         self.answers: dict[str, dict] = {}
 
+    def _advance(self, t: float, out: list) -> float:
+        """The clock to t (never back: T-5), firing the timers due by then first (T-3); the
+        clock it is at."""
+        if self.clock is not None and t < self.clock:
+            t = self.clock
+        self._fire_until(t, out)
+        self.clock = t
+        return t
+
     def _fire_until(self, t: float, out: list) -> None:
         corr = self.correlator
         for _source, at in due_in_order((corr,), (t, INF, INF), lambda: self.clock):
@@ -68,11 +77,8 @@ class CorrelatorShard:
         """An input arriving at clock t (never before the shard's clock: T-5). `pick`: the
         fault an asked input was settled to mean (services/drivers/sharding.py); `position`:
         the input's place in the whole input order."""
-        if self.clock is not None and t < self.clock:
-            t = self.clock
         out: list = []
-        self._fire_until(t, out)
-        self.clock = t
+        t = self._advance(t, out)
         self.correlator.position = position
         result = on_input(self.correlator, event, t, pick)
         if isinstance(result, Rejected):
@@ -95,10 +101,7 @@ class CorrelatorShard:
         an action's select matches, or whether it had the complaint and what it would join.
         Kept as the answer to `ask_id` (the newest ANSWERS_KEPT)."""
         out: list = []
-        if self.clock is not None and t < self.clock:
-            t = self.clock
-        self._fire_until(t, out)
-        self.clock = t
+        self._advance(t, out)
         corr = self.correlator
         if type(event) is Complaint:
             seen, join = complaint_seen(corr, event)
@@ -128,11 +131,7 @@ class CorrelatorShard:
     def tick(self, t: float) -> list:
         """Advance the clock to t: fire due timers, then tell the dispatcher the time."""
         out: list = []
-        if self.clock is not None and t < self.clock:
-            t = self.clock
-        self._fire_until(t, out)
-        self.clock = t
-        out.append((TICK, t))
+        out.append((TICK, self._advance(t, out)))
         return out
 
 

@@ -19,7 +19,7 @@ An alarm goes to every group owning a circuit whose path holds the resource (eac
 only its own circuits). An operator action goes to the group named in its fault id, owning its
 circuit, or holding its city's SF-6b fault. Where the answer depends on which faults are open —
 a select by customer and service, whose faults may sit in several groups, and a complaint
-(its id is had once whatever the city; SV-5 joins the earliest open fault of the customer's
+(its id counts once whatever the city; SV-5 joins the earliest open fault of the customer's
 service in the city, maybe on another group's cross-city circuit) — the router asks every
 group that may hold one at the input's place in the order and sends it to the one the answers
 settle on (Ask, settle; services/drivers/city_router.py).
@@ -93,8 +93,8 @@ def fault_shard(fault_id: str) -> str | None:
 class Ask:
     """An input whose effect depends on state held by several shards, so they are asked at
     its place in the input order before it goes to one of them (`settle`): an operator
-    action whose select may match faults in any of them, or a complaint (a complaint id is
-    had once whatever its city, and SV-5 joins the earliest open fault of the customer's
+    action whose select may match faults in any of them, or a complaint (a complaint id
+    counts once whatever its city, and SV-5 joins the earliest open fault of the customer's
     service in the city, which may be on a circuit of another city's shard)."""
 
     shards: tuple[str, ...]
@@ -108,21 +108,13 @@ def complaint_route(inventory: Inventory, complaint: Complaint) -> list[str] | A
     return Ask(tuple(all_shards(inventory)))
 
 
-def home_shard(inventory: Inventory, event: Action | Complaint) -> str:
-    """Where an asked complaint goes when no shard had it and none holds a fault it joins:
-    its city's shard (complaint_shard), which keeps the city's SF-6b count (SV-6)."""
-    if type(event) is Complaint:
-        return complaint_shard(inventory, event.customer_id, event.city, event.service_type)
-    return UNMAPPED             # an action always settles to a match or a refusal
-
-
 def select_shards(inventory: Inventory, sel: Select) -> list[str] | Ask | Rejected:
     """Where the open faults an operator's `select` (CONTRACT §3) can match are kept: one
     shard, several to ask (Ask), or none — then replay's own refusal, as no shard can
     hold a match (CL-4).
 
     A fault lives in the shard of its circuit's A-end city, a complaint fault in the shard
-    of the complaint's city or of the fault it joined. So a fault id names its shard, a
+    its complaint was settled to (complaint_shard). So a fault id names its shard, a
     circuit its A-end city's; a customer's faults of a service in a city are in the shards
     of the customer's circuits with an end there and in that city's (a complaint without
     such a circuit); without a city, a complaint fault may be in any city's shard, so every
@@ -168,12 +160,13 @@ def answer(event: Action | Complaint, seen: bool, found: Sequence[Fault]) -> dic
     return {"matches": matches}
 
 
-def settle(event: Action | Complaint, answers: Mapping[str, dict],
-           home: str) -> tuple[str, str | None] | Rejected:
+def settle(inventory: Inventory, event: Action | Complaint,
+           answers: Mapping[str, dict]) -> tuple[str, str | None] | Rejected:
     """Where an asked input goes, with the fault it means (`pick`), from every asked shard's
     answer: an action's one match, else CL-4's refusal naming them all in opening order;
     a complaint to the shard that had it already (where it changes nothing), else with the
-    earliest open fault to join (SV-5), else to `home`, its city's shard (CP-1, SV-6)."""
+    earliest open fault to join (SV-5), else to its city's shard (complaint_shard: CP-1,
+    SV-6)."""
     def order(shard: str, m: list) -> tuple:
         return (tuple(m[2]), m[3], shard)
 
@@ -183,15 +176,18 @@ def settle(event: Action | Complaint, answers: Mapping[str, dict],
             return seen[0], None
         joins = sorted((a["join"][1], *order(shard, a["join"]), a["join"][0])
                        for shard, a in answers.items() if a["join"] is not None)
-        return (joins[0][-2], joins[0][-1]) if joins else (home, None)
+        if joins:
+            return joins[0][-2], joins[0][-1]
+        return complaint_shard(inventory, event.customer_id, event.city, event.service_type), None
     found = sorted((*order(shard, m), m[0]) for shard, a in answers.items() for m in a["matches"])
     if len(found) == 1:
         return found[0][-2], found[0][-1]
     return not_one_match(event.select, [fault_id for *_k, fault_id in found])
 
 
-def checked_answer(value: object) -> dict | None:
-    """A shard's answer as it came over the bus, if it has the shape `answer` gives it."""
+def checked_answer(value: object, complaint: bool) -> dict | None:
+    """A shard's answer as it came over the bus, if it has the shape `answer` gives it for a
+    complaint (`complaint`) or an action."""
     def match(m: object) -> bool:
         return (type(m) is list and len(m) == 4 and type(m[0]) is str and type(m[1]) in (int, float)
                 and type(m[2]) is list and len(m[2]) <= 8 and all(type(p) is int for p in m[2])
@@ -199,8 +195,8 @@ def checked_answer(value: object) -> dict | None:
 
     if type(value) is not dict:
         return None
-    if "matches" in value:
-        ok = type(value["matches"]) is list and all(match(m) for m in value["matches"])
+    if not complaint:
+        ok = type(value.get("matches")) is list and all(match(m) for m in value["matches"])
     else:
         ok = type(value.get("seen")) is bool and (value.get("join") is None or match(value["join"]))
     return value if ok else None

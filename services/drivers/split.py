@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from services.drivers.city_shards import NOTICE, RECORD, TICK, CorrelatorShard, DispatcherShard
-from services.drivers.sharding import Ask, alarm_shards, complaint_route, home_shard, select_shards, settle
+from services.drivers.sharding import Ask, alarm_shards, complaint_route, select_shards, settle
 from shared.facts import decode_notice, encode_notice
 from shared.inventory import Inventory
 from shared.model import Action, Alarm, Complaint, Rejected
@@ -81,7 +81,7 @@ class SplitPipeline:
             for city in cities.shards:
                 outs, answers[city] = self.shard(city)[0].ask("-", event, now)
                 self._deliver(city, outs, records)
-            settled = settle(event, answers, home_shard(self.inventory, event))
+            settled = settle(self.inventory, event, answers)
             if isinstance(settled, Rejected):
                 return records, settled
             cities, pick = [settled[0]], settled[1]

@@ -12,7 +12,7 @@ import orjson
 
 from services.drivers.batches import pack_records
 from services.drivers.city_router import ROUTED_TOPICS, ArrivalOrder, Asking, route_or_dead
-from services.drivers.sharding import checked_answer
+from services.drivers.sharding import all_shards
 from services.runtime.sessions import Commits, SessionLoop, joined
 from shared.inventory import Inventory
 from shared.topics import ANSWERS
@@ -24,6 +24,7 @@ HOLD_S = 0.3
 ASK_EVERY_S = 0.05          # end-offset checks while a ripe message waits on a quiet partition
 LAG_EVERY_S = 1.0
 EARLY_KEPT = 1000            # asks whose answers are kept before the ask is made
+MAX_ASK_ID = 1024           # an ask id is a message's coordinates: longer is not one
 WAIT_WARN_S = 30.0          # an ask unanswered this long is logged (and again as long again)
 
 
@@ -48,7 +49,7 @@ class RouterRunner(SessionLoop):
 
     async def _session(self, stop: asyncio.Event) -> None:
         order = ArrivalOrder(self.hold_s)
-        behind = Behind()
+        behind = Behind(all_shards(self.inventory))
         released_upto = -1
 
         async def revoked(tps):
@@ -128,7 +129,8 @@ class Behind:
     under way (an input asked of several shards, services/drivers/city_router.py), and the
     shards' answers kept by ask id until their ask takes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, shards: list[str]) -> None:
+        self.shards = frozenset(shards)      # who may answer: the inventory's shards
         self.queue: deque[Msg] = deque()
         self.asking: Asking | None = None
         self.early: dict[str, dict[str, dict]] = {}
@@ -170,19 +172,21 @@ class Behind:
         return [*self.queue, *([self.asking.msg] if self.asking is not None else [])]
 
     def take(self, answers: list[Msg]) -> None:
-        """Keep the answers by ask id until their ask takes them. An answer may come before
-        its ask is made again: to a router that stopped, redelivered with the ask. The
-        newest EARLY_KEPT asks' are kept; the others are asked again."""
+        """Keep the answers by ask id until their ask takes them (Asking.take checks their
+        shape). An answer may come before its ask is made again: to a router that stopped,
+        redelivered with the ask. The newest EARLY_KEPT asks' are kept, from the inventory's
+        shards only, so what is kept stays bounded; the others are asked again."""
         for m in answers:
             try:
                 obj = orjson.loads(m.value)
             except orjson.JSONDecodeError:
                 obj = None
-            said = checked_answer(obj.get("answer")) if type(obj) is dict else None
-            if said is None or type(obj.get("shard")) is not str or type(obj.get("ask")) is not str:
+            if (type(obj) is not dict or type(obj.get("shard")) is not str
+                    or obj["shard"] not in self.shards or type(obj.get("ask")) is not str
+                    or len(obj["ask"]) > MAX_ASK_ID or "answer" not in obj):
                 log.warning("not an answer on %s[%d]@%d; passed", m.topic, m.partition, m.offset)
                 continue
-            self.early.setdefault(obj["ask"], {})[obj["shard"]] = said
+            self.early.setdefault(obj["ask"], {})[obj["shard"]] = obj["answer"]
             while len(self.early) > EARLY_KEPT:
                 del self.early[next(iter(self.early))]
         if self.asking is not None:

@@ -16,7 +16,7 @@ from services.drivers import snapshots
 from services.drivers.city_router import Asking, route_or_dead
 from services.drivers.sharding import UNMAPPED, checked_answer
 from services.drivers.stage_logic import CorrelateLogic, Entry
-from services.runtime.router_loop import RouterRunner
+from services.runtime.router_loop import Behind, RouterRunner
 from shared.clock import parse_time
 from shared.topics import ACTIONS, ALARMS, ANSWERS, CORRELATOR_INPUTS, DEADLETTER
 from shared.transport.local import LocalTransport
@@ -95,7 +95,23 @@ def test_SV5_a_complaint_goes_to_the_shard_that_had_it_else_to_its_earliest_faul
                                   {"matches": [["F", 1, ["x"], 1]]},
                                   {"matches": [["F", 1, list(range(9)), 1]]}])
 def test_an_answer_not_of_the_shape_a_shard_gives_is_not_taken(said):
-    assert checked_answer(said) is None
+    assert checked_answer(said, complaint=False) is None and checked_answer(said, complaint=True) is None
+
+
+def test_an_answer_of_the_other_kinds_shape_or_from_a_stranger_is_not_taken():
+    """An action's ask takes only {matches}; the router keeps answers only from the
+    inventory's shards, with an ask id a message could have (what it keeps stays bounded)."""
+    asking = _asking(action(5, "resolve", NH_INTERNET))
+    asking.take("FS", {"seen": True, "join": None})
+    assert "FS" in asking.waiting_on
+    behind = Behind(list(EVERY_SHARD))
+    strangers = [{"ask": "a", "shard": ["FS"], "answer": {"matches": []}},
+                 {"ask": "a", "shard": "XX", "answer": {"matches": []}},
+                 {"ask": "a" * 2000, "shard": "FS", "answer": {"matches": []}},
+                 {"ask": "a", "shard": "FS"}, [], "x"]
+    behind.take([Msg(ANSWERS, 0, i, None, orjson.dumps(v), 0) for i, v in enumerate(strangers)]
+                + [Msg(ANSWERS, 0, 9, None, b"{not json", 0)])
+    assert behind.early == {}
 
 
 def test_a_select_no_shard_can_match_is_refused_at_once_with_replays_words():
